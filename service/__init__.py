@@ -1,0 +1,1 @@
+"""The bylinecheck application: configuration, API, pipeline, batching, store, webhooks, audit, CLI."""

@@ -1,0 +1,68 @@
+"""The app factory: wires settings, store, pipeline and routers; the lifespan owns their lives."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from detectors.contract import Detector
+from detectors.energy import EnergyMeter
+from service.api import checks, health
+from service.api.errors import install_error_handlers
+from service.api.limits import BodyLimitMiddleware
+from service.config import Settings
+from service.domain import Scope
+from service.metrics import Metrics
+from service.pipeline import Pipeline
+from service.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def bootstrap_key(store: Store, settings: Settings) -> str | None:
+    """On first start with no key, create an admin key and print it once to stderr."""
+    if not settings.bootstrap_api_key or store.count_api_keys() > 0:
+        return None
+    token = store.create_api_key("bootstrap", [Scope.ADMIN, Scope.CHECK, Scope.AUDIT])
+    sys.stderr.write(f"\nbylinecheck: created the first API key (shown once, store it now):\n  {token}\n\n")
+    return token
+
+
+def create_app(
+    settings: Settings,
+    *,
+    detectors: Mapping[str, Detector[Any]] | None = None,
+    meter: EnergyMeter | None = None,
+) -> FastAPI:
+    """Build the app. ``detectors``/``meter`` replace the ones built from settings (tests, benchmarks)."""
+    metrics = Metrics()
+    store = Store(settings.database_url, settings.secret_key.get_secret_value())
+    pipeline = Pipeline(settings, store, detectors=detectors, meter=meter, metrics=metrics)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        store.migrate()
+        bootstrap_key(store, settings)
+        await pipeline.start()
+        try:
+            yield
+        finally:
+            await pipeline.close()
+            store.close()
+
+    app = FastAPI(title="bylinecheck", version="0.1.0", lifespan=lifespan,
+                  description="Is this article, and its byline, real? Calibrated scores, evidence, and energy.")
+    app.state.settings = settings
+    app.state.store = store
+    app.state.pipeline = pipeline
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.include_router(health.router)
+    app.include_router(checks.router)
+    return app

@@ -1,0 +1,239 @@
+"""Micro-batching per detector and device, with limits, deadlines and energy windows.
+
+Caveats first: every submitted future resolves — with a result, with the item's own error, or with
+the batch's error — even when a batch fails or the worker dies (then :attr:`MicroBatcher.is_alive`
+turns False and ``/readyz`` reports it). The queue is bounded (full: :class:`OverloadedError`, 429),
+and a request whose deadline passed while it waited fails with :class:`DeadlineExceededError` (504)
+before any inference is spent on it.
+
+Each batch runs on its device's *lane*, a single thread shared by every detector on that device:
+preprocess, then ``forward`` inside an energy window, then postprocess. The window's reading is
+shared among the batch's items in proportion to their ``work`` (tokens, pixels), so the shares add
+up to the measured total.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from detectors.contract import Detector, DetectorOutput, InvalidItemError, Prepared
+from detectors.energy import EnergyMeter, EnergyReading
+from service.errors import BadInputError, DeadlineExceededError, OverloadedError, UnavailableError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EnergyShare:
+    """One item's part of a batch's energy reading."""
+
+    joules: float
+    share: float
+    batch_size: int
+    reading: EnergyReading
+
+
+@dataclass(frozen=True)
+class BatchedResult:
+    output: DetectorOutput
+    energy: EnergyShare
+
+
+@dataclass
+class _Pending:
+    item: Any
+    deadline: float
+    future: asyncio.Future[BatchedResult]
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """What the batcher reports to metrics after each batch."""
+
+    detector: str
+    size: int
+    reading: EnergyReading
+
+
+class ItemRejectedError(BadInputError):
+    status_code = 422
+    code = "item_rejected"
+
+
+class MicroBatcher:
+    """Groups concurrent submissions for one detector into batches of up to ``max_batch_size``."""
+
+    def __init__(
+        self,
+        detector: Detector[Any],
+        meter: EnergyMeter,
+        lane: Executor,
+        *,
+        max_batch_size: int,
+        max_wait_s: float,
+        max_queue: int,
+        retry_after_s: int = 1,
+        on_batch: Any = None,
+    ) -> None:
+        if max_batch_size < 1 or max_queue < 1:
+            raise ValueError("max_batch_size and max_queue must be >= 1")
+        if max_wait_s < 0:
+            raise ValueError("max_wait_s must be >= 0")
+        self.detector = detector
+        self.meter = meter
+        self.lane = lane
+        self.max_batch_size = min(max_batch_size, detector.max_batch_size)
+        self.max_wait_s = max_wait_s
+        self.retry_after_s = retry_after_s
+        self.on_batch = on_batch
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_queue)
+        self._task: asyncio.Task[None] | None = None
+        self.failure: str | None = None
+
+    @property
+    def is_alive(self) -> bool:
+        return self._task is not None and not self._task.done() and self.failure is None
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.detector.name}")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._fail_waiting(UnavailableError("service shutting down"))
+
+    async def submit(self, item: Any, deadline: float) -> BatchedResult:
+        """Queue ``item``; ``deadline`` is a ``time.monotonic()`` instant."""
+        if not self.is_alive:
+            raise UnavailableError(f"detector {self.detector.name} worker is not running")
+        future: asyncio.Future[BatchedResult] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait(_Pending(item=item, deadline=deadline, future=future))
+        except asyncio.QueueFull:
+            raise OverloadedError(
+                f"{self.detector.name} queue is full", headers={"Retry-After": str(self.retry_after_s)}
+            ) from None
+        return await future
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                batch = await self._collect()
+                live = self._drop_expired(batch)
+                if live:
+                    await self._process(live)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the worker must never die silently
+            self.failure = f"{type(exc).__name__}: {exc}"
+            logger.exception("batcher for %s died", self.detector.name)
+            self._fail_waiting(UnavailableError(f"detector {self.detector.name} worker died"))
+
+    async def _collect(self) -> list[_Pending]:
+        batch = [await self._queue.get()]
+        until = time.monotonic() + self.max_wait_s
+        while len(batch) < self.max_batch_size:
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                while len(batch) < self.max_batch_size and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    @staticmethod
+    def _drop_expired(batch: list[_Pending]) -> list[_Pending]:
+        now = time.monotonic()
+        live = []
+        for pending in batch:
+            if pending.future.done():
+                continue
+            if pending.deadline <= now:
+                pending.future.set_exception(DeadlineExceededError("deadline passed before inference"))
+            else:
+                live.append(pending)
+        return live
+
+    async def _process(self, batch: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            outcome = await loop.run_in_executor(self.lane, self._run_batch, [p.item for p in batch])
+        except Exception as exc:
+            logger.exception("batch of %d failed in %s", len(batch), self.detector.name)
+            for pending in batch:
+                _resolve(pending.future, exc=UnavailableError(f"inference failed: {type(exc).__name__}"))
+            return
+        except BaseException:  # worker death or cancellation: answer the batch, then let it end the loop
+            for pending in batch:
+                _resolve(pending.future, exc=UnavailableError(f"detector {self.detector.name} worker stopped"))
+            raise
+        results, reading = outcome
+        for pending, result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                _resolve(pending.future, exc=result)
+            else:
+                _resolve(pending.future, value=result)
+        if self.on_batch is not None and reading is not None:
+            self.on_batch(BatchStats(detector=self.detector.name, size=len(batch), reading=reading))
+
+    def _run_batch(self, items: Sequence[Any]) -> tuple[list[BatchedResult | BaseException], EnergyReading | None]:
+        """Runs on the lane thread: preprocess each, forward the good ones, share the energy."""
+        prepared: list[Prepared | BaseException] = []
+        for item in items:
+            try:
+                prepared.append(self.detector.preprocess(item))
+            except InvalidItemError as exc:
+                prepared.append(ItemRejectedError(f"{exc.code}: {exc}"))
+            except Exception as exc:
+                logger.warning("preprocess failed in %s: %s", self.detector.name, type(exc).__name__)
+                prepared.append(ItemRejectedError(f"could not prepare item: {type(exc).__name__}"))
+        good = sorted((i for i, p in enumerate(prepared) if not isinstance(p, BaseException)),
+                      key=lambda i: _work(prepared[i]))
+        if not good:
+            return [p for p in prepared if isinstance(p, BaseException)], None
+        batch = [prepared[i] for i in good]
+        token = self.meter.begin()
+        raw = self.detector.forward(batch)  # type: ignore[arg-type]
+        reading = self.meter.end(token)
+        outputs = self.detector.postprocess(batch, raw)  # type: ignore[arg-type]
+        total_work = sum(max(_work(p), 1e-9) for p in batch)
+        results: list[BatchedResult | BaseException] = list(prepared)  # type: ignore[arg-type]
+        for i, p, out in zip(good, batch, outputs, strict=True):
+            share = max(_work(p), 1e-9) / total_work
+            results[i] = BatchedResult(
+                output=out,
+                energy=EnergyShare(joules=reading.joules * share, share=share, batch_size=len(batch), reading=reading),
+            )
+        return results, reading
+
+    def _fail_waiting(self, exc: Exception) -> None:
+        while not self._queue.empty():
+            _resolve(self._queue.get_nowait().future, exc=exc)
+
+
+def _work(prepared: Any) -> float:
+    return float(getattr(prepared, "work", 1.0))
+
+
+def _resolve(future: asyncio.Future[BatchedResult], *, value: BatchedResult | None = None,
+             exc: BaseException | None = None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(value)  # type: ignore[arg-type]

@@ -1,0 +1,185 @@
+"""The ``bylinecheck`` command line: serve, check, audit, keys, train, eval."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from service.config import Settings
+from service.domain import CheckRequest, HeadshotUpload, Scope
+from service.errors import ServiceError
+from service.inputs import decode_text
+from service.store import Store
+
+app = typer.Typer(no_args_is_help=True, help="bylinecheck: is this article, and its byline, real?")
+keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys.")
+train_app = typer.Typer(no_args_is_help=True, help="Train the shipped models from ../shared/datasets.")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate detectors on labelled data.")
+app.add_typer(keys_app, name="keys")
+app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
+console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+@app.command()
+def serve(host: Annotated[str | None, typer.Option()] = None, port: Annotated[int | None, typer.Option()] = None,
+          workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1) -> None:
+    """Start the HTTP service (SQLite, in-process queue and CPU by default)."""
+    import logging
+
+    import uvicorn
+
+    from service.api import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings()
+    if workers > 1:
+        uvicorn.run("service.api.asgi:app", host=host or settings.host, port=port or settings.port, workers=workers)
+        return
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+
+
+@app.command()
+def check(
+    text: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="UTF-8 text file")] = None,
+    byline: Annotated[str | None, typer.Option()] = None,
+    headshot: Annotated[list[Path] | None, typer.Option(exists=True, dir_okay=False)] = None,
+) -> None:
+    """Check one article (and headshots) without a server; prints the report as JSON."""
+    from service.runner import open_pipeline
+
+    async def run() -> dict[str, object]:
+        request = CheckRequest(
+            text=decode_text(text.read_bytes()) if text else None, byline=byline, source="cli",
+            headshots=tuple(HeadshotUpload(p.read_bytes(), p.name) for p in headshot or []),
+        )
+        async with open_pipeline(_settings()) as pipeline:
+            return await pipeline.check(request)
+
+    try:
+        report = asyncio.run(run())
+    except ServiceError as exc:
+        console.print(f"[red]{exc.code}[/red]: {exc.message}")
+        raise typer.Exit(2) from None
+    sys.stdout.write(json.dumps(report, indent=2) + "\n")
+
+
+@app.command()
+def audit(
+    input_path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL of articles")],
+    out: Annotated[Path, typer.Option("--out", help="JSONL of reports")],
+    concurrency: Annotated[int, typer.Option(min=1, max=256)] = 8,
+) -> None:
+    """Check every row of a JSONL archive and write one report per row."""
+    from service.audit import read_rows, run_audit
+
+    total = sum(1 for _ in read_rows(input_path))
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("checking", total=total)
+        written = asyncio.run(run_audit(_settings(), input_path, out, concurrency=concurrency,
+                                        progress=lambda n: progress.advance(task, n)))
+    console.print(f"wrote {written} reports to {out}")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option()],
+    scope: Annotated[list[Scope] | None, typer.Option(help="check, audit, admin (repeatable)")] = None,
+) -> None:
+    """Create an API key and print it (it is stored hashed and cannot be shown again)."""
+    settings = _settings()
+    store = Store(settings.database_url, settings.secret_key.get_secret_value())
+    store.migrate()
+    token = store.create_api_key(name, scope or [Scope.CHECK])
+    store.close()
+    sys.stdout.write(token + "\n")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    settings = _settings()
+    store = Store(settings.database_url, settings.secret_key.get_secret_value())
+    store.migrate()
+    for key_id, name, scopes, revoked in store.list_api_keys():
+        sys.stdout.write(f"{key_id}\t{name}\t{scopes}\t{'revoked' if revoked else 'active'}\n")
+    store.close()
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    settings = _settings()
+    store = Store(settings.database_url, settings.secret_key.get_secret_value())
+    store.migrate()
+    found = store.revoke_api_key(key_id)
+    store.close()
+    if not found:
+        raise typer.Exit(1)
+
+
+@train_app.command("text")
+def train_text(
+    data: Annotated[Path, typer.Option(help="../shared/datasets/text")] = Path("../shared/datasets/text"),
+    out: Annotated[Path, typer.Option()] = Path("weights/text"),
+    seed: int = 0,
+    budget_s: float = 1200.0,
+) -> None:
+    """Reproduce the shipped text detector (needs the train extra)."""
+    from detectors.text.training import train_text_model
+
+    sys.stdout.write(json.dumps(train_text_model(data, out, seed=seed, budget_s=budget_s), indent=2) + "\n")
+
+
+@train_app.command("faces")
+def train_faces(
+    data: Annotated[Path, typer.Option(help="../shared/datasets/faces")] = Path("../shared/datasets/faces"),
+    out: Annotated[Path, typer.Option()] = Path("weights/face"),
+    seed: int = 0,
+    budget_s: float = 1200.0,
+) -> None:
+    """Reproduce the shipped face detector (needs the train extra)."""
+    from detectors.face.training import train_face_model
+
+    sys.stdout.write(json.dumps(train_face_model(data, out, seed=seed, budget_s=budget_s), indent=2) + "\n")
+
+
+@eval_app.command("text")
+def eval_text(input_path: Annotated[Path, typer.Option("--input", exists=True, dir_okay=False)]) -> None:
+    """AUROC, TPR at 1%/5% FPR, FPR at the threshold, ECE and coverage: overall, per domain, per generator."""
+    from detectors.text.evaluation import evaluate_rows, format_evaluation
+
+    from detectors.contract import Device
+    from detectors.text import build_text_detector
+
+    detector = build_text_detector(_settings().weights_dir / "text")
+    detector.load(Device())
+    rows = [json.loads(line) for line in input_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    sys.stdout.write(format_evaluation(evaluate_rows(detector, rows)) + "\n")
+
+
+@eval_app.command("faces")
+def eval_faces(
+    real: Annotated[Path, typer.Option(exists=True, file_okay=False)],
+    synthetic: Annotated[Path, typer.Option(exists=True, file_okay=False)],
+) -> None:
+    """AUROC, TPR at 1% FPR, FPR at the threshold, coverage; also after JPEG q60 + half size."""
+    from detectors.face.evaluation import evaluate_dirs, format_evaluation
+
+    from detectors.contract import Device
+    from detectors.face import build_face_detector
+
+    detector = build_face_detector(_settings().weights_dir / "face")
+    detector.load(Device())
+    sys.stdout.write(format_evaluation(evaluate_dirs(detector, real, synthetic)) + "\n")

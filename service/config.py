@@ -1,0 +1,103 @@
+"""The one settings object. Every value comes from ``BYLINECHECK_*`` environment variables or defaults.
+
+Caveats first: :class:`Settings` is never created at import time; the CLI (or a test) builds one and
+passes it down explicitly (``create_app(settings)``). Nothing else in the code reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PLACEHOLDER_SECRET = "change-me"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+    TEST = "test"
+
+
+class EnergyBackend(StrEnum):
+    AUTO = "auto"
+    NVML = "nvml"
+    RAPL = "rapl"
+    CPU_TIME = "cpu-time"
+
+
+class DeviceSetting(StrEnum):
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class Settings(BaseSettings):
+    """All configuration. Units are in the names (``_s`` seconds, ``_bytes``, ``_w`` watts)."""
+
+    model_config = SettingsConfigDict(env_prefix="BYLINECHECK_", env_file=None, extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'bylinecheck.sqlite3'}"
+    weights_dir: Path = REPO_ROOT / "weights"
+    device: DeviceSetting = DeviceSetting.CPU
+    cuda_index: int = 0
+    intra_op_threads: int = Field(default=0, ge=0, description="0 = ONNX Runtime default")
+
+    # Micro-batching.
+    max_batch_size: int = Field(default=16, ge=1, le=1024)
+    max_wait_s: float = Field(default=0.01, ge=0.0, le=1.0)
+    max_queue: int = Field(default=256, ge=1)
+    request_deadline_s: float = Field(default=30.0, gt=0.0)
+    retry_after_s: int = Field(default=1, ge=1)
+
+    # Input limits.
+    max_text_chars: int = Field(default=200_000, ge=1)
+    max_image_bytes: int = Field(default=15 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    max_headshots: int = Field(default=8, ge=0)
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+
+    # Energy accounting.
+    energy_backend: EnergyBackend = EnergyBackend.AUTO
+    rapl_root: Path = Path("/sys/class/powercap")
+    cpu_core_power_w: float = Field(
+        default=6.75,
+        gt=0.0,
+        description="Per-core power for the CPU-time estimate: Intel Xeon Platinum 8380 TDP 270 W / 40 cores.",
+    )
+    cpu_core_power_source: str = "Intel Xeon Platinum 8380 TDP (270 W) / 40 cores"
+    grid_gco2e_per_kwh: float = Field(
+        default=480.0,
+        ge=0.0,
+        description="World average 2023 carbon intensity of electricity, Ember Global Electricity Review 2024.",
+    )
+    grid_source: str = "Ember, Global Electricity Review 2024 (world average, 2023)"
+    smartphone_charge_kwh: float = Field(
+        default=0.022,
+        gt=0.0,
+        description="EPA figure as used in the 2024 version of 'Power Hungry Processing' (was 0.012 before 2024).",
+    )
+
+    # Auth.
+    bootstrap_api_key: bool = True
+    secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+
+    # Headshots.
+    keep_headshot_images: bool = False
+    headshot_retention_days: int = Field(default=30, ge=0)
+    reuse_embedding_max_distance: float = Field(default=0.45, gt=0.0)
+    reuse_phash_max_distance: int = Field(default=10, ge=0, le=64)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.environment is Environment.PRODUCTION and self.secret_key.get_secret_value() == PLACEHOLDER_SECRET:
+            raise ValueError("BYLINECHECK_SECRET_KEY is the placeholder; set a real secret in production")
+        if self.max_wait_s > self.request_deadline_s:
+            raise ValueError("max_wait_s must not exceed request_deadline_s")
+        return self

@@ -1,0 +1,47 @@
+"""Typed domain objects shared by the entry points (API, webhooks, audit). A leaf module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+
+class Scope(StrEnum):
+    CHECK = "check"
+    AUDIT = "audit"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class HeadshotUpload:
+    """An uploaded headshot exactly as received (provenance is read from these bytes)."""
+
+    data: bytes
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """One article with its byline; ``text`` None means headshots only."""
+
+    text: str | None
+    byline: str | None = None
+    bio: str | None = None
+    headshots: tuple[HeadshotUpload, ...] = ()
+    idempotency_key: str | None = None
+    source: str = "api"
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """A validated upload: RGB pixels (H, W, 3) uint8 plus facts about the file."""
+
+    pixels: np.ndarray
+    format: str
+    width: int
+    height: int
+    sha256: str
+    original: bytes = field(repr=False, default=b"")

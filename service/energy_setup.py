@@ -1,0 +1,51 @@
+"""Choose the energy meter for a device from settings, and turn joules into the report's units."""
+
+from __future__ import annotations
+
+import logging
+
+from detectors.contract import Device, DeviceKind
+from detectors.energy import CpuTimeMeter, EnergyMeter, NvmlMeter, RaplMeter
+from service.config import EnergyBackend, Settings
+
+logger = logging.getLogger(__name__)
+
+JOULES_PER_KWH = 3.6e6
+
+
+def build_meter(settings: Settings, device: Device, nvml: object | None = None) -> EnergyMeter:
+    """NVML on CUDA, else RAPL where readable, else the CPU-time estimate (``auto``).
+
+    ``nvml`` lets tests hand in a fake NVML module; otherwise ``pynvml`` (nvidia-ml-py, the ``gpu``
+    extra) is imported here. Asking explicitly for a backend that is unavailable raises.
+    """
+    fallback = CpuTimeMeter(settings.cpu_core_power_w, settings.cpu_core_power_source, device.label)
+    backend = settings.energy_backend
+    if backend is EnergyBackend.CPU_TIME:
+        return fallback
+    if backend in (EnergyBackend.NVML, EnergyBackend.AUTO) and (device.kind is DeviceKind.CUDA or nvml):
+        try:
+            return NvmlMeter(nvml or _import_nvml(), device.index, fallback)
+        except Exception as exc:
+            if backend is EnergyBackend.NVML:
+                raise
+            logger.warning("NVML unavailable (%s); trying RAPL", type(exc).__name__)
+    if backend in (EnergyBackend.RAPL, EnergyBackend.AUTO):
+        try:
+            return RaplMeter(settings.rapl_root, fallback)
+        except (FileNotFoundError, OSError):
+            if backend is EnergyBackend.RAPL:
+                raise
+    return fallback
+
+
+def _import_nvml() -> object:
+    try:
+        import pynvml
+    except ImportError as exc:
+        raise ImportError("NVML energy needs nvidia-ml-py: install bylinecheck[gpu]") from exc
+    return pynvml
+
+
+def kwh(joules: float) -> float:
+    return joules / JOULES_PER_KWH

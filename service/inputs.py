@@ -1,0 +1,101 @@
+"""Validation of submitted text and images. Every failure is a :class:`BadInputError` (a 4xx).
+
+Caveats first: the image type is sniffed from the bytes, never from a filename or a declared
+content type; the pixel count is checked from the header before any pixel is decoded (our own
+decompression-bomb guard, below Pillow's); truncated files fail on a full decode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from service.config import Settings
+from service.domain import DecodedImage
+from service.errors import (
+    CorruptImageError,
+    DecompressionBombError,
+    EmptyTextError,
+    ImageTooLargeError,
+    InvalidEncodingError,
+    TextTooLongError,
+    UnsupportedImageError,
+)
+
+_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """``JPEG``, ``PNG`` or ``WEBP`` from the leading bytes; None for anything else."""
+    for magic, kind in _MAGIC.items():
+        if data.startswith(magic):
+            return kind
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def decode_text(raw: bytes) -> str:
+    """Strict UTF-8 (a BOM is dropped). Raises InvalidEncodingError."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidEncodingError(f"text is not valid UTF-8 (byte {exc.start})") from None
+
+
+def validate_text(text: str, settings: Settings) -> str:
+    """Returns the text unchanged; raises EmptyTextError / TextTooLongError / InvalidEncodingError."""
+    if len(text) > settings.max_text_chars:
+        raise TextTooLongError(f"text has {len(text)} characters; the limit is {settings.max_text_chars}")
+    if "\x00" in text:
+        raise InvalidEncodingError("text contains NUL characters")
+    if not text.strip():
+        raise EmptyTextError("text is empty")
+    return text
+
+
+def decode_image(data: bytes, settings: Settings) -> DecodedImage:
+    """Validate and decode an upload to RGB. Raises a BadInputError subclass on any problem."""
+    if len(data) > settings.max_image_bytes:
+        raise ImageTooLargeError(f"image has {len(data)} bytes; the limit is {settings.max_image_bytes}")
+    kind = sniff_image_type(data)
+    if kind is None:
+        raise UnsupportedImageError("only JPEG, PNG and WebP images are accepted")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=[kind])
+            _check_header(image, settings)
+            image.load()
+            rgb = ImageOps.exif_transpose(image).convert("RGB")
+        except (DecompressionBombError, UnsupportedImageError):
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise DecompressionBombError(str(exc)) from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
+            raise CorruptImageError(f"image could not be decoded: {type(exc).__name__}") from None
+    pixels = np.asarray(rgb, dtype=np.uint8)
+    return DecodedImage(
+        pixels=pixels,
+        format=kind,
+        width=int(pixels.shape[1]),
+        height=int(pixels.shape[0]),
+        sha256=hashlib.sha256(data).hexdigest(),
+        original=data,
+    )
+
+
+def _check_header(image: Image.Image, settings: Settings) -> None:
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise CorruptImageError("image has no pixels")
+    if width * height > settings.max_image_pixels:
+        raise DecompressionBombError(
+            f"image is {width}x{height} pixels; the limit is {settings.max_image_pixels} pixels"
+        )
+    if getattr(image, "n_frames", 1) > 1:
+        raise UnsupportedImageError("animated or multi-frame images are not accepted as headshots")

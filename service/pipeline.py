@@ -1,0 +1,216 @@
+"""The check pipeline: one library used by the API, the webhooks and the audit.
+
+Flow of :meth:`Pipeline.check`: validate (4xx before any work) → idempotency look-up → route text
+to the text detector and every headshot to the face detector (micro-batched, energy-metered) and
+to the provenance readers → combine into a report with a verdict → store (idempotent).
+
+Caveats first: a missing detector is never replaced by a made-up score (that part abstains with
+``detector_unavailable``); deadlines and queue limits surface as 504 / 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from detectors.contract import Detector, ImageItem, TextItem, Verdict
+from detectors.energy import EnergyMeter
+from service import headshots as evidence
+from service.batching import BatchedResult, MicroBatcher
+from service.config import Settings
+from service.domain import CheckRequest, DecodedImage
+from service.energy_setup import build_meter
+from service.errors import ConflictError, InvalidRequestError, TooManyHeadshotsError
+from service.inputs import decode_image, validate_text
+from service.metrics import Metrics
+from service.registry import DetectorSlot, device_from_settings, load_slots
+from service.reports import abstained_text, energy_part, energy_section, text_section
+from service.schemas import EnergyPart, HeadshotReport, ReadyStatus, Report, TextReport
+from service.store.repository import HeadshotFingerprint, HeadshotRecord, Store, byline_key
+from service.verdict import combine, headshot_verdict
+
+logger = logging.getLogger(__name__)
+
+UNAVAILABLE = "detector_unavailable"
+
+
+@dataclass(frozen=True)
+class _HeadshotOutcome:
+    report: HeadshotReport
+    parts: tuple[EnergyPart, ...]
+    record: HeadshotRecord
+
+
+def new_check_id() -> str:
+    """Time-ordered id: 13 hex digits of milliseconds, then 12 random hex digits."""
+    return f"chk_{int(time.time() * 1000):013x}{secrets.token_hex(6)}"
+
+
+def request_hash(text: str | None, request: CheckRequest, images: Sequence[DecodedImage]) -> str:
+    digest = hashlib.sha256()
+    for part in (text or "", request.byline or "", request.bio or "", *(i.sha256 for i in images)):
+        digest.update(part.encode())
+        digest.update(b"\x1f")
+    return digest.hexdigest()
+
+
+class Pipeline:
+    """Owns the detectors, their batchers and the inference lane; ``start``/``close`` bracket its life."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        detectors: Mapping[str, Detector[Any]] | None = None,
+        meter: EnergyMeter | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics or Metrics()
+        self._provided = detectors
+        self._meter = meter
+        self.device = device_from_settings(settings)
+        self.slots: dict[str, DetectorSlot] = {}
+        self.batchers: dict[str, MicroBatcher] = {}
+        self._lane: ThreadPoolExecutor | None = None
+
+    async def start(self) -> None:
+        self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lane-{self.device.label}")
+        self.slots = await asyncio.to_thread(load_slots, self.settings, self.device, self._provided)
+        meter = self._meter or build_meter(self.settings, self.device)
+        for role, slot in self.slots.items():
+            if slot.detector is None:
+                continue
+            batcher = MicroBatcher(
+                slot.detector, meter, self._lane, max_batch_size=self.settings.max_batch_size,
+                max_wait_s=self.settings.max_wait_s, max_queue=self.settings.max_queue,
+                retry_after_s=self.settings.retry_after_s, on_batch=self.metrics.observe_batch,
+            )
+            batcher.start()
+            self.batchers[role] = batcher
+
+    async def close(self) -> None:
+        for batcher in self.batchers.values():
+            await batcher.close()
+        if self._lane is not None:
+            self._lane.shutdown(wait=True, cancel_futures=True)
+
+    def readiness(self) -> ReadyStatus:
+        workers = {role: b.is_alive for role, b in self.batchers.items()}
+        for role, batcher in self.batchers.items():
+            self.metrics.queue_depth.labels(role).set(batcher.queue_depth)
+        detectors = {role: slot.status for role, slot in self.slots.items()}
+        ready = bool(self.slots) and all(s.is_ready for s in self.slots.values()) and all(workers.values())
+        return ReadyStatus(ready=ready, detectors=detectors, workers=workers)
+
+    def detector_versions(self) -> dict[str, str]:
+        return {role: f"{s.detector.name}@{s.detector.version}" for role, s in self.slots.items() if s.detector}
+
+    async def check(self, request: CheckRequest, api_key_id: str | None = None) -> dict[str, Any]:
+        """Run one check and store it. Returns the report as JSON-ready dict."""
+        started = time.perf_counter()
+        text, images = await self._validated(request)
+        req_hash = request_hash(text, request, images)
+        if request.idempotency_key:
+            existing = await asyncio.to_thread(self.store.find_idempotent, api_key_id, request.idempotency_key)
+            if existing is not None:
+                return _replayed(existing.report, existing.request_hash, req_hash)
+        deadline = time.monotonic() + self.settings.request_deadline_s
+        candidates = await asyncio.to_thread(self.store.headshot_fingerprints, byline_key(request.byline)) \
+            if images else []
+        outcomes = await asyncio.gather(
+            self._judge_text(text, deadline),
+            *(self._judge_headshot(i, img, deadline, candidates) for i, img in enumerate(images)),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        report = self._report(request, outcomes)  # type: ignore[arg-type]
+        stored = await asyncio.to_thread(
+            self.store.save_check, report, request_hash=req_hash, api_key_id=api_key_id,
+            idempotency_key=request.idempotency_key, source=request.source,
+            headshots=[o.record for o in outcomes[1:]],  # type: ignore[union-attr]
+        )
+        self.metrics.checks.labels(stored.report["verdict"], request.source).inc()
+        self.metrics.check_latency.observe(time.perf_counter() - started)
+        return _replayed(stored.report, stored.request_hash, req_hash)
+
+    async def _validated(self, request: CheckRequest) -> tuple[str | None, list[DecodedImage]]:
+        text = validate_text(request.text, self.settings) if request.text is not None else None
+        if text is None and not request.headshots:
+            raise InvalidRequestError("a check needs text, at least one headshot, or both")
+        if len(request.headshots) > self.settings.max_headshots:
+            raise TooManyHeadshotsError(f"at most {self.settings.max_headshots} headshots per check")
+        images = await asyncio.to_thread(lambda: [decode_image(h.data, self.settings) for h in request.headshots])
+        return text, images
+
+    async def _judge_text(self, text: str | None, deadline: float) -> tuple[TextReport | None, tuple[EnergyPart, ...]]:
+        if text is None:
+            return None, ()
+        batcher = self.batchers.get("text")
+        if batcher is None:
+            return abstained_text(UNAVAILABLE), ()
+        result: BatchedResult = await batcher.submit(TextItem(text=text), deadline)
+        return text_section(result.output), (energy_part(result),)
+
+    async def _judge_headshot(self, index: int, image: DecodedImage, deadline: float,
+                              candidates: Sequence[HeadshotFingerprint]) -> _HeadshotOutcome:
+        findings, phash = await asyncio.to_thread(
+            lambda: (evidence.provenance(image.original), evidence.phash(image.pixels)))
+        batcher = self.batchers.get("face")
+        result = None
+        if batcher is not None:
+            result = await batcher.submit(ImageItem(pixels=image.pixels, original=image.original), deadline)
+        out = result.output if result else None
+        proves_ai = any(f.strength == evidence.PROVES_AI for f in findings)
+        verdict, reasons = headshot_verdict(out.verdict if out else Verdict.ABSTAIN, proves_ai)
+        reuse = evidence.find_reuse(phash, out.embedding if out else None, candidates, self.settings)
+        report = HeadshotReport(
+            index=index,
+            synthetic_probability=out.probability if out else None,
+            verdict=verdict,
+            abstain_reason=None if verdict is not Verdict.ABSTAIN else (out.abstain_reason if out else UNAVAILABLE),
+            face_box=out.region.as_list() if out and out.region else None,
+            provenance=findings,
+            model=f"{out.detector}@{out.version}" if out else None,
+            threshold=out.threshold if out else None,
+            raw_score=out.raw_score if out else None,
+            family=out.family if out else None,
+            width=image.width, height=image.height, sha256=image.sha256, phash=phash,
+            reuse=reuse, reasons=reasons,
+        )
+        record = HeadshotRecord(
+            idx=index, sha256=image.sha256, phash=phash,
+            embedding=evidence.embedding_bytes(out.embedding if out else None),
+            image=image.original if self.settings.keep_headshot_images else None, verdict=verdict.value,
+        )
+        return _HeadshotOutcome(report, (energy_part(result),) if result else (), record)
+
+    def _report(self, request: CheckRequest, outcomes: Sequence[Any]) -> dict[str, Any]:
+        text_report, text_parts = outcomes[0]
+        heads: list[_HeadshotOutcome] = list(outcomes[1:])
+        verdict, reasons = combine(text_report, [h.report for h in heads])
+        parts = [*text_parts, *(p for h in heads for p in h.parts)]
+        report = Report(
+            id=new_check_id(), created_at=datetime.now(UTC), verdict=verdict, reasons=reasons,
+            byline=request.byline, text=text_report, headshots=[h.report for h in heads],
+            energy=energy_section(parts, self.settings), detectors=self.detector_versions(),
+        )
+        return report.model_dump(mode="json")
+
+
+def _replayed(report: dict[str, Any], stored_hash: str, new_hash: str) -> dict[str, Any]:
+    if stored_hash != new_hash:
+        raise ConflictError("Idempotency-Key was already used with a different request")
+    return report

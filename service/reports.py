@@ -1,0 +1,77 @@
+"""Turn detector outputs and energy shares into the report's sections."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from detectors.contract import DetectorOutput, Verdict
+from service.batching import BatchedResult
+from service.config import Settings
+from service.energy_setup import kwh
+from service.schemas import EnergyPart, EnergyReport, SentenceScore, TextReport
+
+
+def abstained_text(reason: str, model: str | None = None) -> TextReport:
+    return TextReport(ai_probability=None, verdict=Verdict.ABSTAIN, abstain_reason=reason, model=model)
+
+
+def text_section(out: DetectorOutput) -> TextReport:
+    return TextReport(
+        ai_probability=out.probability,
+        verdict=out.verdict,
+        abstain_reason=out.abstain_reason,
+        sentences=[SentenceScore(start=s.start, end=s.end, ai_probability=s.probability) for s in out.spans],
+        model=f"{out.detector}@{out.version}",
+        threshold=out.threshold,
+        raw_score=out.raw_score,
+        score_direction=out.direction.value,
+        evidence_words=out.evidence,
+        flags=list(out.flags),
+    )
+
+
+def energy_part(result: BatchedResult) -> EnergyPart:
+    reading = result.energy.reading
+    return EnergyPart(
+        detector=f"{result.output.detector}@{result.output.version}",
+        joules=result.energy.joules,
+        method=reading.method.value,
+        source=reading.source.value,
+        device=reading.device,
+        window_s=reading.window_s,
+        batch_size=result.energy.batch_size,
+        share=result.energy.share,
+        below_resolution=reading.below_resolution,
+        note=reading.note,
+    )
+
+
+def energy_section(parts: Sequence[EnergyPart], settings: Settings) -> EnergyReport:
+    """Sum the parts. ``share`` is this check's fraction of the energy of the batches it ran in."""
+    if not parts:
+        return EnergyReport(
+            joules=None, method="none", source="none", device=None, window_s=0.0, batch_size=0, share=0.0,
+            kwh=None, gco2e=None, grid_gco2e_per_kwh=settings.grid_gco2e_per_kwh, grid_source=settings.grid_source,
+            smartphone_charges=None, smartphone_charge_kwh=settings.smartphone_charge_kwh,
+        )
+    joules = sum(p.joules for p in parts)
+    batch_joules = sum(p.joules / p.share for p in parts if p.share > 0)
+    main = max(parts, key=lambda p: p.joules)
+    energy_kwh = kwh(joules)
+    return EnergyReport(
+        joules=joules,
+        method="measured" if all(p.method == "measured" for p in parts) else "estimated",
+        source=main.source,
+        device=main.device,
+        window_s=sum(p.window_s for p in parts),
+        batch_size=max(p.batch_size for p in parts),
+        share=joules / batch_joules if batch_joules > 0 else 1.0,
+        kwh=energy_kwh,
+        gco2e=energy_kwh * settings.grid_gco2e_per_kwh,
+        grid_gco2e_per_kwh=settings.grid_gco2e_per_kwh,
+        grid_source=settings.grid_source,
+        smartphone_charges=energy_kwh / settings.smartphone_charge_kwh,
+        smartphone_charge_kwh=settings.smartphone_charge_kwh,
+        below_resolution=any(p.below_resolution for p in parts),
+        parts=list(parts),
+    )

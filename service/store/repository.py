@@ -1,0 +1,259 @@
+"""The store: API keys, checks (reports) and headshot fingerprints, on SQLAlchemy.
+
+Caveats first: SQLite is the embedded default (WAL mode, busy timeout); PostgreSQL works by URL.
+Schema changes go through Alembic (``Store.migrate``). Saving a check is idempotent on
+``(api_key_id, idempotency_key)``. Headshot images are kept only when the settings say so.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import unicodedata
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.domain import Scope
+from service.store.models import ApiKeyRow, CheckRow, HeadshotRow
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+
+
+def byline_key(name: str | None) -> str | None:
+    """Normalised byline for matching: NFKC, case-folded, inner whitespace collapsed."""
+    if name is None:
+        return None
+    key = " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+    return key or None
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    id: str
+    name: str
+    scopes: frozenset[Scope]
+
+
+@dataclass(frozen=True)
+class StoredCheck:
+    id: str
+    request_hash: str
+    report: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HeadshotFingerprint:
+    """What a new check needs to know about an earlier headshot to detect reuse."""
+
+    check_id: str
+    idx: int
+    byline_key: str | None
+    byline: str | None
+    phash: str | None
+    embedding: bytes | None
+
+
+@dataclass(frozen=True)
+class HeadshotRecord:
+    idx: int
+    sha256: str
+    phash: str | None
+    embedding: bytes | None
+    image: bytes | None
+    verdict: str
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    """Owns the engine; ``close()`` disposes it."""
+
+    def __init__(self, url: str, pepper: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._pepper = pepper.encode()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    # API keys ---------------------------------------------------------------------------------
+
+    def _hash_secret(self, secret: str) -> str:
+        return hmac.new(self._pepper, secret.encode(), hashlib.sha256).hexdigest()
+
+    def create_api_key(self, name: str, scopes: Sequence[Scope]) -> str:
+        """Create a key and return its plaintext ``bck_<id>_<secret>`` (shown once, stored hashed)."""
+        key_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        with self.session() as session:
+            session.add(ApiKeyRow(id=key_id, name=name, secret_hash=self._hash_secret(secret),
+                                  scopes=",".join(sorted(s.value for s in scopes)), created_at=_now()))
+        return f"bck_{key_id}_{secret}"
+
+    def verify_api_key(self, token: str) -> ApiKeyInfo | None:
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != "bck":
+            return None
+        with self.session() as session:
+            row = session.get(ApiKeyRow, parts[1])
+            if row is None or row.revoked:
+                return None
+            if not hmac.compare_digest(row.secret_hash, self._hash_secret(parts[2])):
+                return None
+            return ApiKeyInfo(id=row.id, name=row.name, scopes=frozenset(Scope(s) for s in row.scopes.split(",") if s))
+
+    def count_api_keys(self) -> int:
+        with self.session() as session:
+            return int(session.scalar(select(func.count()).select_from(ApiKeyRow)) or 0)
+
+    def list_api_keys(self) -> list[tuple[str, str, str, bool]]:
+        with self.session() as session:
+            rows = session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at)).all()
+            return [(r.id, r.name, r.scopes, r.revoked) for r in rows]
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        with self.session() as session:
+            row = session.get(ApiKeyRow, key_id)
+            if row is None:
+                return False
+            row.revoked = True
+            return True
+
+    # Checks -----------------------------------------------------------------------------------
+
+    def find_idempotent(self, api_key_id: str | None, idempotency_key: str) -> StoredCheck | None:
+        with self.session() as session:
+            row = session.scalar(select(CheckRow).where(CheckRow.api_key_id == api_key_id,
+                                                         CheckRow.idempotency_key == idempotency_key))
+            return None if row is None else StoredCheck(row.id, row.request_hash, row.report)
+
+    def save_check(
+        self,
+        report: dict[str, Any],
+        *,
+        request_hash: str,
+        api_key_id: str | None,
+        idempotency_key: str | None,
+        source: str,
+        headshots: Sequence[HeadshotRecord],
+    ) -> StoredCheck:
+        """Insert the report; on an idempotency collision return the row already stored."""
+        key = byline_key(report.get("byline"))
+        row = CheckRow(
+            id=report["id"], created_at=datetime.fromisoformat(report["created_at"]), api_key_id=api_key_id,
+            idempotency_key=idempotency_key, request_hash=request_hash, source=source, byline=report.get("byline"),
+            byline_key=key, verdict=report["verdict"],
+            text_probability=(report.get("text") or {}).get("ai_probability"),
+            energy_j=report["energy"]["joules"], detector_versions=report.get("detectors", {}), report=report,
+        )
+        try:
+            with self.session() as session:
+                session.add(row)
+                session.flush()
+                for h in headshots:
+                    session.add(HeadshotRow(check_id=row.id, idx=h.idx, created_at=row.created_at, byline_key=key,
+                                            sha256=h.sha256, phash=h.phash, embedding=h.embedding, image=h.image,
+                                            verdict=h.verdict))
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            existing = self.find_idempotent(api_key_id, idempotency_key)
+            if existing is None:
+                raise
+            return existing
+        return StoredCheck(row.id, request_hash, report)
+
+    def get_check(self, check_id: str) -> dict[str, Any] | None:
+        with self.session() as session:
+            row = session.get(CheckRow, check_id)
+            return None if row is None else row.report
+
+    def list_checks(self, byline: str | None, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first; ``cursor`` is opaque (from the previous page)."""
+        query = select(CheckRow).order_by(CheckRow.created_at.desc(), CheckRow.id.desc())
+        key = byline_key(byline)
+        if key is not None:
+            query = query.where(CheckRow.byline_key == key)
+        if cursor:
+            created, check_id = _decode_cursor(cursor)
+            query = query.where((CheckRow.created_at < created)
+                                | ((CheckRow.created_at == created) & (CheckRow.id < check_id)))
+        with self.session() as session:
+            rows = session.scalars(query.limit(limit + 1)).all()
+        page = rows[:limit]
+        next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
+        return [r.report for r in page], next_cursor
+
+    def headshot_fingerprints(self, exclude_byline_key: str | None, limit: int = 100_000) -> list[HeadshotFingerprint]:
+        """Earlier headshots under other bylines (the reuse candidates), newest first."""
+        query = (select(HeadshotRow, CheckRow.byline).join(CheckRow, CheckRow.id == HeadshotRow.check_id)
+                 .order_by(HeadshotRow.created_at.desc()).limit(limit))
+        if exclude_byline_key is not None:
+            query = query.where((HeadshotRow.byline_key != exclude_byline_key) | HeadshotRow.byline_key.is_(None))
+        with self.session() as session:
+            return [HeadshotFingerprint(h.check_id, h.idx, h.byline_key, byline, h.phash, h.embedding)
+                    for h, byline in session.execute(query).all()]
+
+    def purge_headshot_images(self, older_than: datetime) -> int:
+        """Drop kept images older than ``older_than`` (hashes stay). Returns rows changed."""
+        with self.session() as session:
+            rows = session.scalars(select(HeadshotRow).where(HeadshotRow.created_at < older_than,
+                                                             HeadshotRow.image.is_not(None))).all()
+            for row in rows:
+                row.image = None
+            return len(rows)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _encode_cursor(row: CheckRow) -> str:
+    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    from service.errors import InvalidRequestError
+
+    try:
+        created, check_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), check_id
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequestError("invalid cursor") from None
