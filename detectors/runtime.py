@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from detectors.contract import Device, DeviceKind, DetectorError
+from detectors.contract import DetectorError, Device, DeviceKind
 
 
 class RuntimeUnavailableError(DetectorError):
