@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from service.api import create_app
 from service.config import Settings
 from service.domain import Scope
+from tests.browser import browser_page  # noqa: F401 - fixture
 from tests.fakes import FakeFaceDetector, FakeTextDetector
 
 REPO = Path(__file__).resolve().parents[1]
