@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -137,3 +138,26 @@ class ReadyStatus(BaseModel):
     ready: bool
     detectors: dict[str, str]
     workers: dict[str, bool]
+
+
+class BylineCheck(BaseModel):
+    id: str
+    created_at: datetime
+    verdict: Verdict
+    text_ai_probability: float | None
+
+
+class BylineHeadshot(BaseModel):
+    check_id: str
+    index: int
+    sha256: str | None
+    phash: str | None
+    verdict: Verdict
+    synthetic_probability: float | None
+
+
+class BylineProfile(BaseModel):
+    byline: str
+    checks: list[BylineCheck]
+    headshots: list[BylineHeadshot]
+    reuse: list[dict[str, Any]]

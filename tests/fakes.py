@@ -162,3 +162,22 @@ def png_bytes(size: tuple[int, int] = (64, 64), mode: str = "RGB") -> bytes:
     buf = io.BytesIO()
     Image.new(mode, size).save(buf, "PNG")
     return buf.getvalue()
+
+
+def portrait_bytes(seed: int, size: int = 512, quality: int = 92) -> bytes:
+    """A structured (not noise) test picture: gradient, an oval and seeded shapes; stable under resizing."""
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    base = np.stack([x * 200 + 30, y * 180 + 40, (1 - x) * 150 + 50], axis=-1).astype(np.uint8)
+    image = Image.fromarray(base)
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):
+        x0, y0 = rng.integers(0, size * 3 // 4, 2)
+        w, h = rng.integers(size // 8, size // 3, 2)
+        draw.ellipse([int(x0), int(y0), int(x0 + w), int(y0 + h)], fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+    draw.ellipse([size // 3, size // 4, 2 * size // 3, 3 * size // 4], fill=(220, 180, 150))
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from detectors.contract import Detector
 from detectors.energy import EnergyMeter
-from service.api import checks, health
+from service.api import bylines, checks, health
 from service.api.errors import install_error_handlers
 from service.api.limits import BodyLimitMiddleware
 from service.config import Settings
@@ -65,4 +65,5 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(checks.router)
+    app.include_router(bylines.router)
     return app

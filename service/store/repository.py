@@ -257,3 +257,25 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(created), check_id
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequestError("invalid cursor") from None
+
+
+def byline_profile(store: Store, name: str, limit: int = 200) -> dict[str, Any]:
+    """An author's checks (newest first), their headshots, and every reuse match found for them."""
+    reports, _ = store.list_checks(name, limit, None)
+    headshots: list[dict[str, Any]] = []
+    reuse: list[dict[str, Any]] = []
+    for report in reports:
+        for h in report.get("headshots", []):
+            headshots.append({"check_id": report["id"], "index": h["index"], "sha256": h.get("sha256"),
+                              "phash": h.get("phash"), "verdict": h["verdict"],
+                              "synthetic_probability": h.get("synthetic_probability")})
+            reuse.extend({"check_id": report["id"], "index": h["index"], "other_check_id": m["check_id"],
+                          "other_byline": m["byline"], "other_index": m["headshot_index"],
+                          "similarity": m["similarity"], "method": m["method"]} for m in h.get("reuse", []))
+    return {
+        "byline": name,
+        "checks": [{"id": r["id"], "created_at": r["created_at"], "verdict": r["verdict"],
+                    "text_ai_probability": (r.get("text") or {}).get("ai_probability")} for r in reports],
+        "headshots": headshots,
+        "reuse": reuse,
+    }
