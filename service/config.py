@@ -94,6 +94,32 @@ class Settings(BaseSettings):
     reuse_embedding_max_distance: float = Field(default=0.45, gt=0.0)
     reuse_phash_max_distance: int = Field(default=10, ge=0, le=64)
 
+    # Webhooks (inbound CMS events, durable queue, outbound callbacks). See docs/webhooks.md.
+    webhook_secrets: dict[str, list[SecretStr]] = Field(
+        default_factory=dict,
+        description="source -> secrets, newest first (rotation): ghost = the Ghost secret; "
+        "wordpress/standard = 'whsec_<base64>'. JSON in BYLINECHECK_WEBHOOK_SECRETS.",
+    )
+    webhook_tolerance_s: int = Field(default=300, ge=1, description="Accepted clock skew of signed timestamps")
+    redis_url: SecretStr | None = Field(default=None, description="Use RedisHuey at this URL instead of SqliteHuey")
+    queue_path: Path = REPO_ROOT / "var" / "queue.sqlite3"
+    queue_in_process: bool | None = Field(
+        default=None, description="Run queue workers inside the API process; None = yes except in production")
+    queue_workers: int = Field(default=1, ge=1, le=64)
+    queue_poll_max_s: float = Field(default=1.0, gt=0.0, le=60.0)
+    job_max_attempts: int = Field(default=5, ge=1)
+    job_retry_base_s: float = Field(default=2.0, gt=0.0)
+    job_retry_max_s: float = Field(default=600.0, gt=0.0)
+    fetch_allow_hosts: list[str] = Field(default_factory=list, description="Hosts headshot URLs may be fetched from")
+    private_allow_hosts: list[str] = Field(
+        default_factory=list, description="Hosts allowed to resolve to private/loopback addresses (fetch and callbacks)")
+    allow_private_fetch: bool = Field(default=False, description="Allow every private address (development only)")
+    fetch_timeout_s: float = Field(default=5.0, gt=0.0)
+    callback_timeout_s: float = Field(default=10.0, gt=0.0)
+    callback_max_age_s: float = Field(default=86_400.0, gt=0.0, description="Give up on a callback after this long")
+    callback_retry_base_s: float = Field(default=5.0, gt=0.0)
+    callback_retry_max_s: float = Field(default=3_600.0, gt=0.0)
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.environment is Environment.PRODUCTION and self.secret_key.get_secret_value() == PLACEHOLDER_SECRET:

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from detectors.contract import Detector, ImageItem, TextItem, Verdict
 from detectors.energy import EnergyMeter
@@ -128,19 +128,20 @@ class Pipeline:
         deadline = time.monotonic() + self.settings.request_deadline_s
         candidates = await asyncio.to_thread(self.store.headshot_fingerprints, byline_key(request.byline)) \
             if images else []
-        outcomes = await asyncio.gather(
+        gathered = await asyncio.gather(
             self._judge_text(text, deadline),
             *(self._judge_headshot(i, img, deadline, candidates) for i, img in enumerate(images)),
             return_exceptions=True,
         )
-        for outcome in outcomes:
+        for outcome in gathered:
             if isinstance(outcome, BaseException):
                 raise outcome
-        report = self._report(request, outcomes)  # type: ignore[arg-type]
+        text_outcome = cast(tuple[TextReport | None, tuple[EnergyPart, ...]], gathered[0])
+        heads = [cast(_HeadshotOutcome, o) for o in gathered[1:]]
+        report = self._report(request, text_outcome, heads)
         stored = await asyncio.to_thread(
             self.store.save_check, report, request_hash=req_hash, api_key_id=api_key_id,
-            idempotency_key=request.idempotency_key, source=request.source,
-            headshots=[o.record for o in outcomes[1:]],  # type: ignore[union-attr]
+            idempotency_key=request.idempotency_key, source=request.source, headshots=[h.record for h in heads],
         )
         self.metrics.checks.labels(stored.report["verdict"], request.source).inc()
         self.metrics.check_latency.observe(time.perf_counter() - started)
@@ -197,9 +198,9 @@ class Pipeline:
         )
         return _HeadshotOutcome(report, (energy_part(result),) if result else (), record)
 
-    def _report(self, request: CheckRequest, outcomes: Sequence[Any]) -> dict[str, Any]:
-        text_report, text_parts = outcomes[0]
-        heads: list[_HeadshotOutcome] = list(outcomes[1:])
+    def _report(self, request: CheckRequest, text_outcome: tuple[TextReport | None, tuple[EnergyPart, ...]],
+                heads: Sequence[_HeadshotOutcome]) -> dict[str, Any]:
+        text_report, text_parts = text_outcome
         verdict, reasons = combine(text_report, [h.report for h in heads])
         parts = [*text_parts, *(p for h in heads for p in h.parts)]
         report = Report(
