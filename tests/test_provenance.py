@@ -342,6 +342,17 @@ def test_camera_make_and_model_suggest_camera() -> None:
     assert finding.detail == {"make": "Canon", "model": "Canon EOS R5"}
 
 
+def test_png_exif_chunk_is_read() -> None:
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "NIKON CORPORATION", "NIKON Z 6"
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buf, "PNG", exif=exif.tobytes())
+
+    assert [(f.kind, f.value) for f in read_provenance(buf.getvalue())] == [
+        (FindingKind.EXIF_CAMERA, "NIKON CORPORATION NIKON Z 6")
+    ]
+
+
 @pytest.mark.parametrize(
     ("software", "name"),
     [("Adobe Firefly", "Adobe Firefly"), ("Midjourney v6", "Midjourney"), ("DALL·E 3", "DALL-E")],

@@ -2,18 +2,21 @@
 
 Caveats first: EXIF is unsigned and trivially edited; a camera Make/Model only *suggests* a camera (and is what a
 careful forger would add), a generator name only *suggests* AI. Read with Pillow's lazy ``Image.open`` (no pixel
-decode). AUTOMATIC1111's web UI stores its generation parameters in ``UserComment`` when it saves JPEG or WebP
+decode), except PNG, whose eXIf chunk our own chunk walker finds (Pillow's PNG ``getexif`` decodes the image).
+AUTOMATIC1111's web UI stores its generation parameters in ``UserComment`` when it saves JPEG or WebP
 (``UNICODE`` header, UTF-16); they are recognised by ``Steps:`` plus ``Sampler:`` or ``CFG scale:``.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 
 from PIL import Image
 
 from .findings import Finding, FindingKind, Strength
 from .generators import generator_name
+from .png_text import PNG_SIGNATURE, png_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +29,9 @@ TAG_USER_COMMENT = 0x9286
 MAX_TAG_CHARS = 20_000
 
 
-def read_exif(image: Image.Image) -> list[Finding]:
-    """Findings from the EXIF of an opened (not necessarily decoded) image."""
-    exif = image.getexif()
+def read_exif(data: bytes) -> list[Finding]:
+    """Findings from the EXIF of an image file (PNG: its eXIf chunk; other formats: through Pillow)."""
+    exif = _png_exif(data) if data.startswith(PNG_SIGNATURE) else Image.open(io.BytesIO(data)).getexif()
     findings = _software(exif.get(TAG_SOFTWARE)) + _camera(exif.get(TAG_MAKE), exif.get(TAG_MODEL))
     comments = {
         "ImageDescription": exif.get(TAG_IMAGE_DESCRIPTION),
@@ -37,6 +40,15 @@ def read_exif(image: Image.Image) -> list[Finding]:
     for tag, raw in comments.items():
         findings += _generator_comment(tag, _text(raw))
     return findings
+
+
+def _png_exif(data: bytes) -> Image.Exif:
+    """The eXIf chunk parsed, without decoding pixels (Pillow's PNG getexif decodes the whole image)."""
+    exif = Image.Exif()
+    body = next((body for ctype, body in png_chunks(data) if ctype == b"eXIf"), None)
+    if body is not None:
+        exif.load(body)
+    return exif
 
 
 def _text(raw: object) -> str:

@@ -46,11 +46,12 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_TEXT_CHUNK_BYTES = 2_000_000
 MAX_CHUNKS = 10_000
 _TEXT_TYPES = (b"tEXt", b"zTXt", b"iTXt")
+_CHECKED_TYPES = (*_TEXT_TYPES, b"eXIf")  # only these are copied and CRC-checked; pixel data is skipped
 _A1111_MODEL = re.compile(r"(?:^|, )Model: ([^,\n]{1,100})")
 
 
-def png_text_chunks(data: bytes) -> Iterator[tuple[str, str]]:
-    """(key, text) of each readable text chunk, in file order; stops quietly at the first truncated chunk."""
+def png_chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(type, body) of each chunk with a good CRC, in file order; stops quietly at the first truncated chunk."""
     if not data.startswith(PNG_SIGNATURE):
         return
     offset = len(PNG_SIGNATURE)
@@ -62,14 +63,21 @@ def png_text_chunks(data: bytes) -> Iterator[tuple[str, str]]:
         if body_end + 4 > len(data):
             logger.debug("truncated PNG chunk %r: stopped reading", ctype)
             return
-        body = data[offset + 8 : body_end]
-        if ctype in _TEXT_TYPES and _crc_ok(ctype, body, data[body_end : body_end + 4]):
-            entry = _text_entry(ctype, body)
-            if entry is not None:
-                yield entry
+        if ctype in _CHECKED_TYPES:
+            body = data[offset + 8 : body_end]
+            if _crc_ok(ctype, body, data[body_end : body_end + 4]):
+                yield ctype, body
         if ctype == b"IEND":
             return
         offset = body_end + 4
+
+
+def png_text_chunks(data: bytes) -> Iterator[tuple[str, str]]:
+    """(key, text) of each readable text chunk, in file order."""
+    for ctype, body in png_chunks(data):
+        entry = _text_entry(ctype, body) if ctype in _TEXT_TYPES else None
+        if entry is not None:
+            yield entry
 
 
 def _crc_ok(ctype: bytes, body: bytes, crc: bytes) -> bool:

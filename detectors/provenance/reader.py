@@ -64,7 +64,7 @@ def read_provenance(data: bytes, *, trust_anchors_pem: str | None = None) -> lis
         findings += _safely("c2pa", lambda: read_c2pa(data, mime, trust_anchors_pem))
     findings += _safely("xmp", lambda: read_xmp(data))
     findings += _safely("png_text", lambda: read_png_text(data))
-    findings += _safely("exif", lambda: read_exif(_open(data)))
+    findings += _safely("exif", lambda: read_exif(data))
     findings += _safely("watermark", lambda: _watermark(data))
     return strongest_first(findings)
 
