@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     bootstrap_api_key: bool = True
     secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
 
+    # Rate limits per API key (0 disables).
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    rate_limit_burst: int = Field(default=60, ge=1)
+
     # Headshots.
     keep_headshot_images: bool = False
     headshot_retention_days: int = Field(default=30, ge=0)

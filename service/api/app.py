@@ -12,13 +12,16 @@ from fastapi import FastAPI
 
 from detectors.contract import Detector
 from detectors.energy import EnergyMeter
-from service.api import bylines, checks, health
+from service.api import bylines, checks, health, pages
 from service.api.errors import install_error_handlers
 from service.api.limits import BodyLimitMiddleware
+from service.api.security import SecurityHeadersMiddleware
 from service.config import Settings
 from service.domain import Scope
+from service.maintenance import RetentionSweeper
 from service.metrics import Metrics
 from service.pipeline import Pipeline
+from service.ratelimit import RateLimiter
 from service.store import Store
 
 logger = logging.getLogger(__name__)
@@ -43,15 +46,18 @@ def create_app(
     metrics = Metrics()
     store = Store(settings.database_url, settings.secret_key.get_secret_value())
     pipeline = Pipeline(settings, store, detectors=detectors, meter=meter, metrics=metrics)
+    sweeper = RetentionSweeper(store, settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         store.migrate()
         bootstrap_key(store, settings)
         await pipeline.start()
+        sweeper.start()
         try:
             yield
         finally:
+            await sweeper.close()
             await pipeline.close()
             store.close()
 
@@ -61,9 +67,12 @@ def create_app(
     app.state.store = store
     app.state.pipeline = pipeline
     app.state.metrics = metrics
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(health.router)
     app.include_router(checks.router)
     app.include_router(bylines.router)
+    app.include_router(pages.router)
     return app

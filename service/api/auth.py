@@ -25,6 +25,7 @@ def require(scope: Scope) -> Callable[[Request], ApiKeyInfo]:
             raise AuthError("invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
         if scope not in info.scopes and Scope.ADMIN not in info.scopes:
             raise ForbiddenError(f"this key lacks the '{scope.value}' scope")
+        request.app.state.rate_limiter.take(info.id)
         return info
 
     return dependency
