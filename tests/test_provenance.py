@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
 import random
 import struct
 import zlib
@@ -263,6 +264,13 @@ def test_xmp_in_png_itxt_is_read() -> None:
     assert kinds(read_provenance(png(info))) == {(FindingKind.IPTC_DIGITAL_SOURCE_TYPE, Strength.PROVES_AI)}
 
 
+def test_xmp_in_compressed_png_itxt_is_read() -> None:
+    info = PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", dst_element("compositeWithTrainedAlgorithmicMedia").decode(), zip=True)
+
+    assert kinds(read_provenance(png(info))) == {(FindingKind.IPTC_DIGITAL_SOURCE_TYPE, Strength.SUGGESTS_AI)}
+
+
 def test_xmp_with_entities_is_refused_not_expanded() -> None:
     bomb = (
         b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><!DOCTYPE x [<!ENTITY a "trainedAlgorithmicMedia">'
@@ -421,6 +429,15 @@ def test_garbage_app1_xmp_gives_no_finding() -> None:
     segment = b"\xff\xe1" + struct.pack(">H", len(junk) + 2) + junk
 
     assert read_provenance(plain[:2] + segment + plain[2:]) == []
+
+
+def test_unreadable_metadata_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="detectors.provenance")
+    bad = xmp_packet("<rdf:Description>unclosed")
+
+    assert read_provenance(jpeg(xmp=bad)) == []
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG]
+    assert "unreadable XMP packet" in caplog.text
 
 
 def test_five_megabyte_xmp_is_ignored() -> None:

@@ -3,9 +3,9 @@
 Caveats first: XMP is unsigned, so anyone can write or strip it; a declaration of ``trainedAlgorithmicMedia`` is
 still treated as proof (see :mod:`.findings`) because nobody writes it by accident. Packets are found by scanning
 the raw bytes for ``<x:xmpmeta`` ... ``</x:xmpmeta>`` (XMP is stored uncompressed in JPEG APP1, PNG iTXt, WebP,
-TIFF and HEIF), at most :data:`MAX_PACKETS` of them, each at most :data:`MAX_PACKET_BYTES`; larger packets are
-ignored. Packets are parsed with defusedxml (no DTDs, no entity expansion, no external entities); a packet that
-is not well-formed XML yields nothing.
+TIFF and HEIF; compressed PNG iTXt packets are inflated first), at most :data:`MAX_PACKETS` of them, each at most
+:data:`MAX_PACKET_BYTES`; larger packets are ignored. Packets are parsed with defusedxml (no DTDs, no entity
+expansion, no external entities); a packet that is not well-formed XML yields nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from defusedxml import ElementTree as SafeET
 
 from .findings import Finding, FindingKind, Strength, source_type_code, source_type_strength
+from .png_text import png_text_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ IPTC_EXT_NS = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 _TAG = f"{{{IPTC_EXT_NS}}}DigitalSourceType"
 _RESOURCE = f"{{{RDF_NS}}}resource"
+PNG_XMP_KEY = "XML:com.adobe.xmp"
 _OPENERS = (b"<x:xmpmeta", b"<x:xapmeta")
 _CLOSERS = (b"</x:xmpmeta>", b"</x:xapmeta>")
 
@@ -71,7 +73,7 @@ def _values_of(element: ET.Element) -> list[str]:
 def read_xmp(data: bytes) -> list[Finding]:
     """Findings from every XMP packet's ``DigitalSourceType``; malformed packets are skipped (logged at debug)."""
     findings: list[Finding] = []
-    for packet in xmp_packets(data):
+    for packet in [*xmp_packets(data), *_compressed_png_packets(data)]:
         try:
             declared = declared_source_types(packet)
         except Exception as exc:  # defusedxml raises several unrelated types (ParseError, DTDForbidden, ...)
@@ -82,6 +84,12 @@ def read_xmp(data: bytes) -> list[Finding]:
             if strength is not None:
                 findings.append(_finding(value, strength))
     return findings
+
+
+def _compressed_png_packets(data: bytes) -> list[bytes]:
+    """XMP in compressed PNG iTXt chunks, which the raw scan cannot see (uncompressed ones it already saw)."""
+    texts = [text.encode() for key, text in png_text_chunks(data) if key == PNG_XMP_KEY]
+    return [packet for packet in texts if packet not in data and len(packet) <= MAX_PACKET_BYTES]
 
 
 def _finding(value: str, strength: Strength) -> Finding:
