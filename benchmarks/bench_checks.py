@@ -116,12 +116,26 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
     }
 
 
-def main() -> None:
+def peer_comparison(texts: list[str], image: bytes, settings: Settings, results: list[dict[str, Any]]) -> dict[str, Any]:
+    import numpy as np
+
+    from benchmarks.peer_baseline import run_peer_baseline
+
+    pixels = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
+    peer = run_peer_baseline(texts, [pixels] * len(texts), settings.cpu_core_power_w)
+    best = max(r["checks_per_cpu_s"] or 0.0 for r in results)
+    peer["ratio_checks_per_cpu_s"] = best / peer["checks_per_cpu_s"]
+    return peer
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=64, help="requests per concurrency level")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
+    parser.add_argument("--peer", action="store_true", help="also run the peer baseline (needs the train extra)")
+    parser.add_argument("--peer-items", type=int, default=16)
+    args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bylinecheck-bench-"))
     settings = Settings(database_url=f"sqlite:///{tmp / 'bench.sqlite3'}", port=free_port(), bootstrap_api_key=False,
                         max_queue=1024)
@@ -141,7 +155,14 @@ def main() -> None:
         print(f"{r['concurrency']:>5} {r['requests']:>5} {r['errors']:>4} {r['checks_per_s']:>9.2f} "
               f"{(r['checks_per_cpu_s'] or 0):>9.2f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
               f"{(energy if energy is not None else float('nan')):>8.3f}")
-    payload = {"cpu_count": os.cpu_count(), "results": results, "workload": "800-word article + 1024x1024 JPEG"}
+    payload: dict[str, Any] = {"cpu_count": os.cpu_count(), "results": results,
+                               "workload": "800-word article + 1024x1024 JPEG"}
+    if args.peer:
+        payload["peer"] = peer_comparison(texts[: args.peer_items], image, settings, results)
+        peer = payload["peer"]
+        print(f"peer baseline: {peer['checks_per_cpu_s']:.3f} checks/CPU-s, {peer['text_ms']:.0f} ms text + "
+              f"{peer['image_ms']:.0f} ms image, {peer['energy_j_per_check_estimated']:.2f} J/check (estimated)")
+        print(f"ratio ours/peer (checks per CPU-second, best level): {peer['ratio_checks_per_cpu_s']:.2f}x")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(payload, indent=2))

@@ -1,4 +1,4 @@
-"""The ``bylinecheck`` command line: serve, check, audit, keys, train, eval."""
+"""The ``bylinecheck`` command line: serve, worker, check, audit, keys, train, eval."""
 
 from __future__ import annotations
 
@@ -48,6 +48,17 @@ def serve(host: Annotated[str | None, typer.Option()] = None, port: Annotated[in
         uvicorn.run("service.api.asgi:app", host=host or settings.host, port=port or settings.port, workers=workers)
         return
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+
+
+@app.command()
+def worker() -> None:
+    """Run queue workers (webhook jobs and callbacks) in this process; restart it after a crash."""
+    import logging
+
+    from service.webhooks.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_worker(_settings())
 
 
 @app.command()
@@ -158,10 +169,9 @@ def train_faces(
 @eval_app.command("text")
 def eval_text(input_path: Annotated[Path, typer.Option("--input", exists=True, dir_okay=False)]) -> None:
     """AUROC, TPR at 1%/5% FPR, FPR at the threshold, ECE and coverage: overall, per domain, per generator."""
-    from detectors.text.evaluation import evaluate_rows, format_evaluation
-
     from detectors.contract import Device
     from detectors.text import build_text_detector
+    from detectors.text.evaluation import evaluate_rows, format_evaluation
 
     detector = build_text_detector(_settings().weights_dir / "text")
     detector.load(Device())
@@ -175,11 +185,18 @@ def eval_faces(
     synthetic: Annotated[Path, typer.Option(exists=True, file_okay=False)],
 ) -> None:
     """AUROC, TPR at 1% FPR, FPR at the threshold, coverage; also after JPEG q60 + half size."""
-    from detectors.face.evaluation import evaluate_dirs, format_evaluation
-
     from detectors.contract import Device
     from detectors.face import build_face_detector
+    from detectors.face.evaluation import evaluate_dirs, format_evaluation
 
     detector = build_face_detector(_settings().weights_dir / "face")
     detector.load(Device())
     sys.stdout.write(format_evaluation(evaluate_dirs(detector, real, synthetic)) + "\n")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context) -> None:
+    """Service benchmark at concurrency 1, 8, 32 (see benchmarks/bench_checks.py; --peer adds the baseline)."""
+    from benchmarks.bench_checks import main as bench_main
+
+    bench_main(list(ctx.args))
