@@ -144,11 +144,13 @@ def credentials() -> SigningCredentials:
     return SigningCredentials(leaf.public_bytes(pem) + root.public_bytes(pem), key, root.public_bytes(pem).decode())
 
 
-def c2pa_jpeg(creds: SigningCredentials, source_type: str, generator: str = "bylinecheck-tests") -> bytes:
+def c2pa_jpeg(
+    creds: SigningCredentials, source_type: str, generator: str = "bylinecheck-tests", mime: str = "image/jpeg"
+) -> bytes:
     manifest = {
         "claim_generator_info": [{"name": generator, "version": "1.0"}],
         "title": "headshot.jpg",
-        "format": "image/jpeg",
+        "format": mime,
         "assertions": [
             {
                 "label": "c2pa.actions",
@@ -159,7 +161,8 @@ def c2pa_jpeg(creds: SigningCredentials, source_type: str, generator: str = "byl
     signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, creds.chain_pem, creds.key_pem, None))
     out = io.BytesIO()
     with signer, c2pa.Builder.from_json(json.dumps(manifest)) as builder:
-        builder.sign(signer, "image/jpeg", io.BytesIO(jpeg((96, 96))), out)
+        source = jpeg((96, 96)) if mime == "image/jpeg" else png(size=(96, 96))
+        builder.sign(signer, mime, io.BytesIO(source), out)
     return out.getvalue()
 
 
@@ -167,8 +170,9 @@ def c2pa_findings(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.kind is FindingKind.C2PA]
 
 
-def test_signed_c2pa_declaring_trained_algorithmic_media_proves_ai(credentials: SigningCredentials) -> None:
-    findings = c2pa_findings(read_provenance(c2pa_jpeg(credentials, "trainedAlgorithmicMedia")))
+@pytest.mark.parametrize("mime", ["image/jpeg", "image/png"])
+def test_signed_c2pa_declaring_trained_algorithmic_media_proves_ai(credentials: SigningCredentials, mime: str) -> None:
+    findings = c2pa_findings(read_provenance(c2pa_jpeg(credentials, "trainedAlgorithmicMedia", mime=mime)))
 
     assert [(f.value, f.strength) for f in findings] == [("trainedAlgorithmicMedia", Strength.PROVES_AI)]
     assert findings[0].detail["validation_state"] == "Valid"  # sound signature, signer on no trust list
@@ -255,6 +259,13 @@ def test_xmp_other_source_types(code: str, strength: Strength) -> None:
 
 def test_xmp_saying_nothing_about_generation_gives_no_finding() -> None:
     assert read_provenance(jpeg(xmp=dst_attribute("humanEdits"))) == []
+
+
+def test_xmp_in_webp_is_read() -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(buf, "WEBP", xmp=dst_element("trainedAlgorithmicMedia"))
+
+    assert kinds(read_provenance(buf.getvalue())) == {(FindingKind.IPTC_DIGITAL_SOURCE_TYPE, Strength.PROVES_AI)}
 
 
 def test_xmp_in_png_itxt_is_read() -> None:
