@@ -62,6 +62,18 @@ def worker() -> None:
 
 
 @app.command()
+def migrate() -> None:
+    """Upgrade the database schema to the latest migrations (run before starting a new version)."""
+    settings = _settings()
+    store = Store(settings.database_url, settings.secret_key.get_secret_value())
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    console.print("database schema is up to date")
+
+
+@app.command()
 def check(
     text: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="UTF-8 text file")] = None,
     byline: Annotated[str | None, typer.Option()] = None,

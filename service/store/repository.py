@@ -21,7 +21,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +29,8 @@ from service.domain import Scope
 from service.store.models import ApiKeyRow, CheckRow, HeadshotRow
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+# PostgreSQL advisory lock held while migrating, so replicas starting together migrate one at a time.
+MIGRATION_LOCK_ID = 0x6279_6C6E  # "byln"
 
 
 def byline_key(name: str | None) -> str | None:
@@ -97,11 +99,18 @@ class Store:
         self._pepper = pepper.encode()
 
     def migrate(self) -> None:
-        """Bring the schema to every head revision (feature branches each add their own chain off 0001)."""
+        """Bring the schema to every head revision (feature branches each add their own chain off 0001).
+
+        On PostgreSQL, replicas starting together are serialised by a transaction-scoped advisory lock
+        (DDL is transactional there), so the later ones find the schema current. On SQLite, run
+        ``bylinecheck migrate`` once before starting several processes.
+        """
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_ID})
             config.attributes["connection"] = connection
             command.upgrade(config, "heads")
 
