@@ -14,6 +14,8 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   if [ -n "$extras" ]; then
     .venv/bin/python -m pip install -q -e ".[$extras]"
+    # invisible-watermark declares torch and opencv-python (which clash with ours): tests use only its algorithm.
+    case ",$extras," in *,dev,*) .venv/bin/python -m pip install -q --no-deps invisible-watermark==0.2.0 ;; esac
   else
     .venv/bin/python -m pip install -q -e .
   fi
