@@ -25,6 +25,7 @@ def settings(tmp_path: Path) -> Settings:
         bootstrap_api_key=False,
         energy_backend="cpu-time",
         max_wait_s=0.02,
+        queue_path=tmp_path / "queue.sqlite3",
     )
 
 

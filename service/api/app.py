@@ -23,6 +23,8 @@ from service.metrics import Metrics
 from service.pipeline import Pipeline
 from service.ratelimit import RateLimiter
 from service.store import Store
+from service.webhooks import WebhookService
+from service.webhooks import router as webhooks_router
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ def create_app(
     metrics = Metrics()
     store = Store(settings.database_url, settings.secret_key.get_secret_value())
     pipeline = Pipeline(settings, store, detectors=detectors, meter=meter, metrics=metrics)
+    webhooks = WebhookService(settings, store, pipeline)
     sweeper = RetentionSweeper(store, settings)
 
     @asynccontextmanager
@@ -53,11 +56,13 @@ def create_app(
         store.migrate()
         bootstrap_key(store, settings)
         await pipeline.start()
+        await webhooks.start()
         sweeper.start()
         try:
             yield
         finally:
             await sweeper.close()
+            await webhooks.close()
             await pipeline.close()
             store.close()
 
@@ -67,12 +72,14 @@ def create_app(
     app.state.store = store
     app.state.pipeline = pipeline
     app.state.metrics = metrics
+    app.state.webhooks = webhooks
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(health.router)
     app.include_router(checks.router)
+    app.include_router(webhooks_router)
     app.include_router(bylines.router)
     app.include_router(pages.router)
     return app
