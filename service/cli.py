@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from service.config import Settings
 from service.domain import CheckRequest, HeadshotUpload, Scope
@@ -100,21 +99,34 @@ def check(
 
 @app.command()
 def audit(
-    input_path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL of articles")],
-    out: Annotated[Path, typer.Option("--out", help="JSONL of reports")],
+    archive: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="WXR, Ghost JSON, JSONL or CSV export")],
+    out: Annotated[Path, typer.Option("--out", help="folder for the outputs, or OUT.jsonl (others written beside it)")],
+    fmt: Annotated[str, typer.Option("--format", help="auto | wxr | ghost | jsonl | csv")] = "auto",
+    headshots: Annotated[Path | None, typer.Option(exists=True, help="folder of headshots, or a CSV/JSON mapping")] = None,
+    engine: Annotated[str, typer.Option(help="local | ray")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="address of an existing Ray cluster")] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=256)] = 8,
+    fresh: Annotated[bool, typer.Option(help="start a new audit instead of resuming")] = False,
 ) -> None:
-    """Check every row of a JSONL archive and write one report per row."""
-    from service.audit import read_rows, run_audit
+    """Audit an archive: one report per article, a per-author roll-up (CSV) and an HTML report. Resumable."""
+    from service.audit import ArchiveFormat, AuditOptions, EngineName, OutputPaths, run_audit
+    from service.audit import Progress as AuditProgress
+    from service.audit.progress import audit_progress
 
-    total = sum(1 for _ in read_rows(input_path))
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("checking", total=total)
-        written = asyncio.run(run_audit(_settings(), input_path, out, concurrency=concurrency,
-                                        progress=lambda n: progress.advance(task, n)))
-    console.print(f"wrote {written} reports to {out}")
+    try:
+        options = AuditOptions(fmt=ArchiveFormat(fmt), headshots=headshots, engine=EngineName(engine),
+                               ray_address=ray_address, concurrency=concurrency, fresh=fresh)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    with audit_progress(console) as (start, advance):
+        try:
+            written = asyncio.run(run_audit(_settings(), archive, out, options=options,
+                                            progress=AuditProgress(start=start, advance=advance)))
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/yellow]: run the same command again to resume")
+            raise typer.Exit(130) from None
+    paths = OutputPaths.for_out(out)
+    console.print(f"wrote {written} reports to {paths.jsonl}; authors: {paths.authors_csv}; report: {paths.html}")
 
 
 @keys_app.command("create")
