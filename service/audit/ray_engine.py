@@ -44,8 +44,11 @@ class CheckActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[bytes]]:
         jobs: list[ArticleJob] = [pickle.loads(blob) for blob in batch["job"]]
-        results = self.loop.run_until_complete(asyncio.gather(*(check_job(self.pipeline, j) for j in jobs)))
+        results = self.loop.run_until_complete(self._check(jobs))
         return {"result": [pickle.dumps(r) for r in results]}
+
+    async def _check(self, jobs: list[ArticleJob]) -> list[ItemResult]:
+        return list(await asyncio.gather(*(check_job(self.pipeline, j) for j in jobs)))
 
     def __del__(self) -> None:
         try:
