@@ -12,6 +12,15 @@ if ! command -v chromium >/dev/null 2>&1; then
     exit 1
   fi
 fi
+# The Redis queue test runs a real redis-server (Debian package), started by the test on a free port.
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get install -y -q redis-server >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; })
+  else
+    echo "redis-server missing: install Debian's redis-server package (sudo apt-get install redis-server)" >&2
+    exit 1
+  fi
+fi
 mkdir -p test-output
 .venv/bin/ruff check .
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

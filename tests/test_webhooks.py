@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from service.api import create_app
-from service.config import Settings
 from service.domain import Scope
 from service.webhooks.errors import InvalidSignatureError, MissingSignatureError, StaleTimestampError, UnsafeUrlError
 from service.webhooks.fetch import check_url
@@ -30,7 +29,7 @@ from tests.webhook_support import (
     OLD_STANDARD_SECRET,
     STANDARD_SECRET,
     WORDPRESS_SECRET,
-    Receiver,
+    Harness,
     ghost_body,
     ghost_headers,
     receiver_running,
@@ -38,53 +37,9 @@ from tests.webhook_support import (
     standard_headers,
     verify_callback,
     wait_until,
+    webhook_settings,
     wordpress_body,
 )
-
-TERMINAL = {"done", "dead"}
-
-
-def webhook_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "environment": "test", "database_url": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "queue_path": tmp_path / "queue.sqlite3", "bootstrap_api_key": False, "energy_backend": "cpu-time",
-        "max_wait_s": 0.01, "queue_poll_max_s": 0.1,
-        "webhook_secrets": {"ghost": [GHOST_SECRET], "standard": [STANDARD_SECRET, OLD_STANDARD_SECRET],
-                            "wordpress": [WORDPRESS_SECRET]},
-        "fetch_allow_hosts": ["127.0.0.1"], "private_allow_hosts": ["127.0.0.1"],
-        "job_retry_base_s": 0.05, "job_max_attempts": 2, "callback_retry_base_s": 0.05, "callback_timeout_s": 5.0,
-    }
-    return Settings(**{**values, **overrides})
-
-
-class Harness:
-    def __init__(self, client: TestClient, receiver: Receiver) -> None:
-        self.client = client
-        self.receiver = receiver
-        app: Any = client.app
-        self.app = app
-        self.admin = {"Authorization": "Bearer " + app.state.store.create_api_key("admin", [Scope.ADMIN])}
-
-    def subscribe(self, path: str = "/callback") -> dict[str, Any]:
-        response = self.client.post("/v1/webhooks/subscribers", json={"url": self.receiver.url(path)},
-                                    headers=self.admin)
-        assert response.status_code == 201, response.text
-        return dict(response.json())
-
-    def send(self, source: str, body: bytes, headers: dict[str, str]) -> Any:
-        return self.client.post(f"/v1/webhooks/{source}", content=body, headers=headers)
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        response = self.client.get(f"/v1/jobs/{job_id}", headers=self.admin)
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-    def wait_job(self, job_id: str) -> dict[str, Any]:
-        return dict(wait_until(lambda: (j := self.job(job_id))["status"] in TERMINAL and j, 20, f"job {job_id}"))
-
-    def reports(self) -> list[dict[str, Any]]:
-        items, _ = self.app.state.store.list_checks(None, 100, None)
-        return list(items)
 
 
 @pytest.fixture

@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+from fastapi.testclient import TestClient
+
+from service.config import Settings
+from service.domain import Scope
 
 GHOST_SECRET = "ghost-secret-0123456789"
 STANDARD_SECRET = "whsec_" + base64.b64encode(b"standard-secret-bytes-0123").decode()
@@ -123,10 +129,13 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             gate = receiver.gates.get(self.path)
             if gate is not None:
                 gate.wait(30)
-            self.send_response(status)
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            try:
+                self.send_response(status)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client died while we held the answer back (the SIGKILL tests)
 
         do_GET = _answer  # noqa: N815 - http.server's naming
         do_POST = _answer  # noqa: N815
@@ -152,3 +161,49 @@ def receiver_running() -> Iterator[Receiver]:
             gate.set()
         server.shutdown()
         server.server_close()
+
+
+TERMINAL = {"done", "dead"}
+
+
+def webhook_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test", "database_url": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "queue_path": tmp_path / "queue.sqlite3", "bootstrap_api_key": False, "energy_backend": "cpu-time",
+        "max_wait_s": 0.01, "queue_poll_max_s": 0.1,
+        "webhook_secrets": {"ghost": [GHOST_SECRET], "standard": [STANDARD_SECRET, OLD_STANDARD_SECRET],
+                            "wordpress": [WORDPRESS_SECRET]},
+        "fetch_allow_hosts": ["127.0.0.1"], "private_allow_hosts": ["127.0.0.1"],
+        "job_retry_base_s": 0.05, "job_max_attempts": 2, "callback_retry_base_s": 0.05, "callback_timeout_s": 5.0,
+    }
+    return Settings(**{**values, **overrides})
+
+
+class Harness:
+    def __init__(self, client: TestClient, receiver: Receiver) -> None:
+        self.client = client
+        self.receiver = receiver
+        app: Any = client.app
+        self.app = app
+        self.admin = {"Authorization": "Bearer " + app.state.store.create_api_key("admin", [Scope.ADMIN])}
+
+    def subscribe(self, path: str = "/callback") -> dict[str, Any]:
+        response = self.client.post("/v1/webhooks/subscribers", json={"url": self.receiver.url(path)},
+                                    headers=self.admin)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def send(self, source: str, body: bytes, headers: dict[str, str]) -> Any:
+        return self.client.post(f"/v1/webhooks/{source}", content=body, headers=headers)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        response = self.client.get(f"/v1/jobs/{job_id}", headers=self.admin)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def wait_job(self, job_id: str) -> dict[str, Any]:
+        return dict(wait_until(lambda: (j := self.job(job_id))["status"] in TERMINAL and j, 20, f"job {job_id}"))
+
+    def reports(self) -> list[dict[str, Any]]:
+        items, _ = self.app.state.store.list_checks(None, 100, None)
+        return list(items)
