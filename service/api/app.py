@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from detectors.contract import Detector
 from detectors.energy import EnergyMeter
-from service.api import bylines, checks, health, pages
+from service.api import audits, bylines, checks, health, pages
 from service.api.errors import install_error_handlers
 from service.api.limits import BodyLimitMiddleware
 from service.api.security import SecurityHeadersMiddleware
@@ -82,4 +82,5 @@ def create_app(
     app.include_router(webhooks_router)
     app.include_router(bylines.router)
     app.include_router(pages.router)
+    app.include_router(audits.router)
     return app
