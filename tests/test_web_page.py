@@ -7,7 +7,6 @@ The results view is saved to ``test-output/web-results.png``.
 
 from __future__ import annotations
 
-import io
 import socket
 import threading
 import time
@@ -20,19 +19,19 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from service.api import create_app
 from service.config import Settings
 from service.domain import Scope
 from tests.browser import OUTPUT
-from tests.fakes import FakeFaceDetector, FakeTextDetector, jpeg_bytes
+from tests.fakes import FakeFaceDetector, FakeTextDetector
 
 pytestmark = pytest.mark.slow
 
 HUMAN = ("The council met on Tuesday. It voted to repair the bridge on Main Street before winter comes. "
          "The clerk read <script>alert(1)</script> aloud.")
-AI = "🙂 Let us delve into this. We delve deeper.\nThen we delve again into the rich tapestry of the topic."
+AI = "Let us delve into 𝐀𝐈 ethics. We delve deeper.\nThen we delve again into the rich tapestry of the topic."
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
@@ -71,8 +70,16 @@ def live_app(settings: Settings) -> Iterator[LiveApp]:
 
 
 def headshot_file(tmp_path: Path) -> Path:
-    """A portrait-shaped (240x320) JPEG whose EXIF names a camera: a provenance finding to show."""
-    image = Image.open(io.BytesIO(jpeg_bytes((40, 90, 120), size=(240, 320))))
+    """A portrait-shaped (240x320) drawing of a head whose EXIF names a camera: a provenance finding to show.
+
+    Its red channel is low, so FakeFaceDetector calls it likely human.
+    """
+    image = Image.new("RGB", (240, 320), (28, 58, 92))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse([20, 230, 220, 420], fill=(40, 52, 70))
+    draw.rectangle([100, 190, 140, 250], fill=(120, 92, 80))
+    draw.ellipse([66, 76, 174, 210], fill=(128, 98, 84))
+    draw.ellipse([62, 60, 178, 128], fill=(36, 28, 26))
     exif = Image.Exif()
     exif[0x010F] = "Canon"
     exif[0x0110] = "Canon EOS R5"
@@ -141,7 +148,7 @@ def test_editor_checks_human_and_ai_text_with_a_headshot(browser_page: Any, live
 
     submit(page, AI, "Drew Ortiz", headshot, "likely_ai")
     marks = mark_texts(page)
-    assert marks[0]["text"] == "🙂 Let us delve into this."  # code-point offsets, not UTF-16
+    assert marks[0]["text"] == "Let us delve into 𝐀𝐈 ethics."  # code-point offsets, not UTF-16
     assert marks[0]["title"] == "AI probability 100.0%"
     assert "sent-high" in marks[0]["cls"]
     assert page.locator("#results .legend").is_visible()
@@ -152,10 +159,15 @@ def test_editor_checks_human_and_ai_text_with_a_headshot(browser_page: Any, live
     energy = page.inner_text("#results .energy-line")
     for expected in (" J · ", "gCO2e", "of a smartphone charge", "estimated (cpu-time-estimate"):
         assert expected in energy
-    assert "Text: likely ai-made." in page.inner_text("#results .reasons")
+    assert "Text: Likely AI-made." in page.inner_text("#results .reasons")
     reuse_link = page.locator("#results .reuse a")
     assert reuse_link.inner_text() == "Jane Roe"
     page.locator("#results").screenshot(path=str(OUTPUT / "web-results.png"))
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    check_face_box(page)
+    page.locator("#results").screenshot(path=str(OUTPUT / "web-results-phone.png"))
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     page.wait_for_function("document.querySelectorAll('#recent-body tbody tr').length === 2")
     reuse_link.click()
@@ -166,7 +178,14 @@ def test_editor_checks_human_and_ai_text_with_a_headshot(browser_page: Any, live
     page.goto(live_app.url + "/bylines/Drew%20Ortiz")
     page.wait_for_selector("#author-body .reuse a")
     assert page.inner_text("#author-body .reuse a") == "Jane Roe"
+    page.screenshot(path=str(OUTPUT / "web-author.png"), full_page=True)
+    page.click("#author-body tbody a[href^='/?check=']")
+    page.wait_for_selector("#results .report .verdict-line .verdict-likely_ai")
+    assert page.locator("#results .headshot-placeholder + .face-box").count() == 1  # the image is not kept
     assert problems == []
+
+    page.goto(live_app.url + "/bylines/Nobody%20Here")  # the profile's 404 falls back to /v1/checks?byline=
+    page.wait_for_selector("#author-body >> text=No checks under this byline yet.")
 
 
 def test_security_headers_on_pages_assets_and_api(live_app: LiveApp) -> None:
@@ -186,6 +205,9 @@ def test_security_headers_on_pages_assets_and_api(live_app: LiveApp) -> None:
             assert "camera=()" in resp.headers["permissions-policy"]
             assert "access-control-allow-origin" not in resp.headers
         assert client.get("/v1/checks").status_code == 401
+        docs_csp = client.get("/docs").headers["content-security-policy"]  # Swagger UI comes from its CDN
+        assert "https://cdn.jsdelivr.net" in docs_csp
+        assert "frame-ancestors 'none'" in docs_csp
         assert client.get("/static/..%2Fapi%2Fapp.py").status_code == 404
         assert client.options("/v1/checks", headers={"Origin": "https://evil.example",
                                                       "Access-Control-Request-Method": "POST"}).status_code == 405

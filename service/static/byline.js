@@ -51,7 +51,7 @@ function checksTable(checks) {
       el("td", {}, el("time", { datetime: c.created_at }, when(c.created_at))),
       el("td", {}, verdictBadge(c.verdict)),
       el("td", {}, percent(c.text_ai_probability)),
-      el("td", {}, el("code", {}, c.id)))));
+      el("td", {}, el("a", { href: `/?check=${encodeURIComponent(c.id)}` }, el("code", {}, c.id))))));
 }
 
 function headshotsTable(headshots) {

@@ -132,29 +132,59 @@ function recentRow(report) {
     el("td", {}, view));
 }
 
-async function loadRecent() {
+function recentTable() {
+  return el("div", { class: "table-scroll" }, el("table", { class: "recent" },
+    el("caption", { class: "visually-hidden" }, "Recent checks, newest first"),
+    el("thead", {}, el("tr", {}, ["When", "Byline", "Verdict", "Text AI probability", "Headshots", "Report"].map(
+      (h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {})));
+}
+
+/** The newest checks; `cursor` (from the previous page) appends older ones. */
+async function loadRecent(cursor = null) {
   const body = $("recent-body");
   const error = $("recent-error");
   try {
-    const page = await api("/v1/checks?limit=20");
+    const page = await api(`/v1/checks?limit=20${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
     showError(error, null);
-    clear(body);
-    if (!page.items.length) {
-      body.append(el("p", { class: "muted" }, "No checks yet."));
-      return;
+    if (!cursor) {
+      clear(body);
+      if (!page.items.length) {
+        body.append(el("p", { class: "muted" }, "No checks yet."));
+        return;
+      }
+      body.append(recentTable());
     }
-    body.append(el("div", { class: "table-scroll" }, el("table", { class: "recent" },
-      el("thead", {}, el("tr", {}, ["When", "Byline", "Verdict", "Text AI probability", "Headshots", ""].map(
-        (h) => el("th", { scope: "col" }, h)))),
-      el("tbody", {}, page.items.map(recentRow)))));
+    body.querySelector("tbody").append(...page.items.map(recentRow));
+    body.querySelector(".more")?.remove();
+    if (page.next_cursor) {
+      const more = el("button", { type: "button", class: "secondary more" }, "Older checks");
+      more.addEventListener("click", () => loadRecent(page.next_cursor));
+      body.append(more);
+    }
   } catch (err) {
     showError(error, err);
+  }
+}
+
+/** A report named in the address (`/?check=chk_…`, linked from author pages). */
+async function loadLinkedCheck() {
+  const id = new URLSearchParams(window.location.search).get("check");
+  if (!id) return;
+  try {
+    showResult(await api(`/v1/checks/${encodeURIComponent(id)}`), null, []);
+  } catch (err) {
+    clear($("results-body"));
+    const error = el("p", { class: "error", role: "alert" });
+    showError(error, err);
+    $("results-body").append(error);
   }
 }
 
 function onKey(key) {
   if (key) {
     loadRecent();
+    loadLinkedCheck();
     return;
   }
   clear($("recent-body"));
@@ -170,7 +200,7 @@ function setupForm() {
     renderChosen();
     showError($("form-error"), null);
   });
-  $("refresh-recent").addEventListener("click", loadRecent);
+  $("refresh-recent").addEventListener("click", () => loadRecent());
 }
 
 setupDropZone();

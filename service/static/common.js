@@ -127,8 +127,10 @@ export function sig(value, digits = 3) {
   if (value === null || value === undefined) return "n/a";
   if (value === 0) return "0";
   const abs = Math.abs(value);
-  if (abs >= 1e-4 && abs < 1e6) return String(Number(value.toPrecision(digits)));
-  return value.toExponential(digits - 1);
+  if (abs >= 1e-3 && abs < 1e6) return String(Number(value.toPrecision(digits)));
+  const [mantissa, exponent] = value.toExponential(digits - 1).split("e");
+  const superscript = String(Number(exponent)).replace(/[-0-9]/g, (c) => "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"["-0123456789".indexOf(c)]);
+  return `${mantissa}×10${superscript}`;
 }
 
 export function bylineHref(name) {

@@ -25,12 +25,12 @@ export function reasonText(code) {
     return `${what} was not judged: ${words(abstain[3])}.`;
   }
   const text = code.match(/^text_(likely_ai|uncertain|likely_human)$/);
-  if (text) return `Text: ${VERDICT_LABELS[text[1]].toLowerCase()}.`;
+  if (text) return `Text: ${VERDICT_LABELS[text[1]]}.`;
   const head = code.match(/^headshot_(\d+)_(.+)$/);
   if (!head) return words(code);
   const n = Number(head[1]) + 1;
   const rest = head[2];
-  if (VERDICT_LABELS[rest]) return `Headshot ${n}: ${VERDICT_LABELS[rest].toLowerCase()}.`;
+  if (VERDICT_LABELS[rest]) return `Headshot ${n}: ${VERDICT_LABELS[rest]}.`;
   if (rest === "reused_under_other_byline") return `Headshot ${n} was used before under another byline.`;
   if (rest === "provenance_declares_ai") return `Headshot ${n}'s provenance metadata declares it AI-generated.`;
   return `Headshot ${n}: ${words(rest)}.`;
@@ -139,7 +139,7 @@ function reuseWarnings(matches) {
 
 function headshotCard(h, url) {
   return el("figure", { class: "headshot" },
-    faceFrame(h, url),
+    el("div", { class: "headshot-image" }, faceFrame(h, url)),
     el("figcaption", {},
       el("p", {}, el("strong", {}, `Headshot ${h.index + 1}: `), verdictBadge(h.verdict), " ",
         h.synthetic_probability === null ? `Not judged: ${words(h.abstain_reason || "no reason given")}.`
