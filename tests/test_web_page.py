@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from PIL import Image, ImageDraw
 
 from service.api import create_app
+from service.api.security import security_headers
 from service.config import Settings
 from service.domain import Scope
 from tests.browser import OUTPUT
@@ -244,3 +245,11 @@ def test_key_errors_are_explained_and_the_key_lasts_the_session(browser_page: An
     page.keyboard.press("Tab")  # the site name, a link home
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "api-key"
+
+
+def test_the_self_contained_audit_report_may_style_inline_but_never_run_scripts() -> None:
+    csp = dict(security_headers("/v1/audits/aud_1/report.html"))[b"content-security-policy"].decode()
+    assert "default-src 'none'" in csp
+    assert "style-src 'unsafe-inline'" in csp
+    assert "script" not in csp
+    assert dict(security_headers("/v1/audits/aud_1"))[b"content-security-policy"].decode().startswith("default-src 'self'")

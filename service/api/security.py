@@ -1,14 +1,16 @@
 """Security headers on every HTTP response (ASGI middleware).
 
 Caveats first: FastAPI's own ``/docs`` and ``/redoc`` pages load Swagger UI / ReDoc from a CDN and run an
-inline script, so those two paths get a looser policy naming that CDN; every other response, the editors'
-page included, gets the strict one (same-origin scripts and styles only, images also from ``blob:`` and
-``data:``, no framing). Responses rendered by Starlette's outermost error middleware (an unhandled 500)
-are not seen here. CORS stays off: no ``Access-Control-*`` header is ever added.
+inline script, so those two paths get a looser policy naming that CDN; the self-contained audit report
+(``/v1/audits/{id}/report.html``) carries its CSS inline, so it may use inline styles but run no script and
+load nothing. Every other response, the editors' page included, gets the strict policy (same-origin scripts
+and styles only, images also from ``blob:`` and ``data:``, no framing). Responses rendered by Starlette's
+outermost error middleware (an unhandled 500) are not seen here. CORS stays off: no ``Access-Control-*`` header is ever added.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 CONTENT_SECURITY_POLICY = (
@@ -21,7 +23,12 @@ DOCS_CONTENT_SECURITY_POLICY = (
     "https://cdn.jsdelivr.net https://fonts.googleapis.com; font-src https://fonts.gstatic.com; "
     "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
+DOCUMENT_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+_SELF_CONTAINED_DOCUMENT = re.compile(r"^/v1/audits/[^/]+/report\.html$")
 PERMISSIONS_POLICY = (
     "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), "
     "accelerometer=(), gyroscope=(), magnetometer=(), display-capture=(), fullscreen=(self)"
@@ -30,7 +37,9 @@ PERMISSIONS_POLICY = (
 
 def security_headers(path: str) -> list[tuple[bytes, bytes]]:
     """The headers for a response to ``path``, as ASGI byte pairs."""
-    csp = DOCS_CONTENT_SECURITY_POLICY if path in DOCS_PATHS else CONTENT_SECURITY_POLICY
+    csp = (DOCS_CONTENT_SECURITY_POLICY if path in DOCS_PATHS
+           else DOCUMENT_CONTENT_SECURITY_POLICY if _SELF_CONTAINED_DOCUMENT.match(path)
+           else CONTENT_SECURITY_POLICY)
     headers = {
         "content-security-policy": csp,
         "x-content-type-options": "nosniff",
