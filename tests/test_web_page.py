@@ -7,6 +7,7 @@ The results view is saved to ``test-output/web-results.png``.
 
 from __future__ import annotations
 
+import base64
 import socket
 import threading
 import time
@@ -253,3 +254,29 @@ def test_the_self_contained_audit_report_may_style_inline_but_never_run_scripts(
     assert "style-src 'unsafe-inline'" in csp
     assert "script" not in csp
     assert dict(security_headers("/v1/audits/aud_1"))[b"content-security-policy"].decode().startswith("default-src 'self'")
+
+
+def test_a_text_file_and_dropped_images_fill_the_form(browser_page: Any, live_app: LiveApp, tmp_path: Path) -> None:
+    page = browser_page
+    page.goto(live_app.url + "/")
+    article = tmp_path / "article.txt"
+    article.write_bytes("\ufeffThe council met on Tuesday.\nIt voted.".encode())
+    page.set_input_files("#text-file", str(article))
+    page.wait_for_function("document.getElementById('text').value.length > 0")
+    assert page.input_value("#text") == "The council met on Tuesday.\nIt voted."
+
+    jpeg = base64.b64encode(headshot_file(tmp_path).read_bytes()).decode()
+    drop = page.evaluate_handle("""jpeg => {
+        const bytes = Uint8Array.from(atob(jpeg), c => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], "dropped.jpg", {type: "image/jpeg"}));
+        dt.items.add(new File(["not an image"], "notes.txt", {type: "text/plain"}));
+        return dt;
+    }""", jpeg)
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": drop})
+    page.wait_for_selector("#headshot-list li")
+    assert "dropped.jpg" in page.inner_text("#headshot-list")
+    assert "notes.txt" in page.inner_text("#form-error")
+    page.click("#headshot-list button")
+    assert page.locator("#headshot-list li").count() == 0
+    assert page.evaluate("document.activeElement.id") == "headshots"

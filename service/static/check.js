@@ -61,7 +61,11 @@ function setupTextFile() {
   $("text-file").addEventListener("change", async (event) => {
     const file = event.target.files[0];
     if (!file) return;
-    $("text").value = (await file.text()).replace(/^\uFEFF/, "");
+    const text = (await file.text()).replace(/^\uFEFF/, "");
+    $("text").value = text;
+    const error = $("form-error");
+    error.hidden = !text.includes("\uFFFD");
+    error.textContent = error.hidden ? "" : `${file.name} is not valid UTF-8: some characters were replaced with �. Save it as UTF-8 and load it again.`;
   });
 }
 
