@@ -253,3 +253,13 @@ def test_subscribers_need_admin_and_a_safe_url(harness: Harness) -> None:
     metadata = harness.client.post("/v1/webhooks/subscribers", json={"url": "http://169.254.169.254/"},
                                    headers=harness.admin)
     assert (metadata.status_code, metadata.json()["error"]["code"]) == (422, "unsafe_url")
+
+
+def test_a_missing_or_refused_headshot_leaves_a_text_only_check(harness: Harness) -> None:
+    for n, url in enumerate([harness.receiver.url("/404.jpg"), f"http://localhost:{harness.receiver.port}/x.jpg"]):
+        harness.receiver.responses["/404.jpg"] = [(404, b"no avatar")]
+        body = wordpress_body(post_id=100 + n, avatar_url=url)
+        response = harness.send("wordpress", body, standard_headers(body, f"wp-missing-{n}", secret=WORDPRESS_SECRET))
+        job = harness.wait_job(response.json()["job"]["id"])
+        assert job["status"] == "done"
+        assert harness.app.state.store.get_check(job["report_id"])["headshots"] == []

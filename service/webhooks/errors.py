@@ -10,7 +10,8 @@
     └── UnknownSourceError      404 unknown_source
     InvalidRequestError (422)
     ├── InvalidPayloadError     422 invalid_payload
-    └── UnsafeUrlError          422 unsafe_url       (private address, host not allowed, bad scheme)
+    ├── UnsafeUrlError          422 unsafe_url       (private address, host not allowed, bad scheme)
+    └── FetchRefusedError       422 fetch_refused    (the URL answered 4xx: retrying will not help)
     UnavailableError (503)
     └── FetchError              503 fetch_failed     (timeout, too large, non-2xx: worth a retry)
 """
@@ -42,6 +43,10 @@ class InvalidPayloadError(InvalidRequestError):
 
 class UnsafeUrlError(InvalidRequestError):
     code = "unsafe_url"
+
+
+class FetchRefusedError(InvalidRequestError):
+    code = "fetch_refused"
 
 
 class FetchError(UnavailableError):

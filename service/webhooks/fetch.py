@@ -5,7 +5,8 @@ to that checked address (Host header and TLS SNI keep the name), so DNS rebindin
 connect does not help. Refused: loopback, private (RFC 1918, ULA), link-local (incl. the cloud metadata
 address 169.254.169.254), CGNAT, multicast, reserved and unspecified addresses, unless the host is in
 ``settings.private_allow_hosts`` or ``settings.allow_private_fetch`` is set. Redirects are not followed.
-Raises :class:`UnsafeUrlError` (never worth a retry) or :class:`FetchError` (timeouts, size, non-2xx).
+Raises :class:`UnsafeUrlError` or :class:`FetchRefusedError` (4xx; never worth a retry) or
+:class:`FetchError` (timeouts, size, 5xx: worth a retry).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from service.config import Settings
-from service.webhooks.errors import FetchError, UnsafeUrlError
+from service.webhooks.errors import FetchError, FetchRefusedError, UnsafeUrlError
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
@@ -88,6 +89,8 @@ def fetch_bytes(url: str, settings: Settings, *, max_bytes: int) -> bytes:
         with httpx.Client(timeout=settings.fetch_timeout_s, follow_redirects=False) as client:
             response = client.send(_request(target, "GET"), stream=True)
             try:
+                if 400 <= response.status_code < 500:
+                    raise FetchRefusedError(f"headshot URL answered {response.status_code}")
                 if response.status_code != 200:
                     raise FetchError(f"headshot URL answered {response.status_code}")
                 data = bytearray()

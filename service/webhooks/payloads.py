@@ -49,7 +49,13 @@ class Article:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Article:
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+        def opt(key: str) -> str | None:
+            value = data.get(key)
+            return None if value is None else str(value)
+
+        return cls(event_type=str(data.get("event_type") or "article"), text=opt("text"), title=opt("title"),
+                   byline=opt("byline"), external_id=opt("external_id"), headshot_b64=opt("headshot_b64"),
+                   headshot_url=opt("headshot_url"))
 
 
 class _TextExtractor(HTMLParser):

@@ -80,6 +80,11 @@ def aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
+def _latest(*times: datetime | None) -> datetime | None:
+    present = [t for t in times if t is not None]
+    return max(present) if present else None
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{int(now().timestamp() * 1000):013x}{secrets.token_hex(8)}"
 
@@ -188,7 +193,7 @@ class WebhookStore:
         with self.store.session() as session:
             rows = session.execute(select(OutboxRow.id, OutboxRow.next_attempt_at, OutboxRow.lease_until)
                                    .where(OutboxRow.status == "pending")).all()
-            return [Pending(i, max((aware(t) for t in (at, lease) if t is not None), default=None)) for i, at, lease in rows]
+            return [Pending(i, _latest(aware(at), aware(lease))) for i, at, lease in rows]
 
     def lease_delivery(self, outbox_id: str, lease_s: float) -> Delivery | None:
         """Take the row for ``lease_s`` seconds if it is pending and not leased; ``None`` otherwise."""

@@ -29,7 +29,7 @@ from service.config import Settings
 from service.domain import CheckRequest, HeadshotUpload
 from service.errors import BadInputError, ServiceError
 from service.pipeline import Pipeline
-from service.webhooks.errors import FetchError, UnsafeUrlError
+from service.webhooks.errors import FetchError, FetchRefusedError, UnsafeUrlError
 from service.webhooks.fetch import fetch_bytes, post_json
 from service.webhooks.queue import WorkQueue
 from service.webhooks.repository import Delivery, Job, WebhookStore, now
@@ -43,8 +43,9 @@ T = TypeVar("T")
 
 def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
     """Equal-jitter exponential backoff: half of ``base * 2**(attempt-1)`` (capped) plus a random half."""
-    ceiling = min(max_s, base_s * 2 ** max(0, attempt - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
+    ceiling = min(max_s, base_s * 2.0 ** max(0, attempt - 1))
+    jitter: float = random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
+    return ceiling / 2 + jitter
 
 
 def callback_body(payload: dict[str, Any]) -> bytes:
@@ -112,7 +113,7 @@ class JobRunner:
             return ()
         try:
             data = fetch_bytes(article.headshot_url, self.settings, max_bytes=self.settings.max_image_bytes)
-        except UnsafeUrlError as exc:
+        except (UnsafeUrlError, FetchRefusedError) as exc:
             logger.warning("job %s: headshot URL refused (%s); checking the text only", job.id, exc.message)
             return ()
         return (HeadshotUpload(data, article.headshot_url.rsplit("/", 1)[-1][:200] or "headshot"),)
