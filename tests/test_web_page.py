@@ -165,6 +165,7 @@ def test_editor_checks_human_and_ai_text_with_a_headshot(browser_page: Any, live
     reuse_link = page.locator("#results .reuse a")
     assert reuse_link.inner_text() == "Jane Roe"
     page.locator("#results").screenshot(path=str(OUTPUT / "web-results.png"))
+    page.screenshot(path=str(OUTPUT / "web-page.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     check_face_box(page)
