@@ -24,6 +24,8 @@ eval_app = typer.Typer(no_args_is_help=True, help="Evaluate detectors on labelle
 app.add_typer(keys_app, name="keys")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
+models_app = typer.Typer(no_args_is_help=True, help="Declared (bring-your-own) detectors.")
+app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 
 
@@ -224,3 +226,42 @@ def bench(ctx: typer.Context) -> None:
     from benchmarks.bench_checks import main as bench_main
 
     bench_main(list(ctx.args))
+
+
+@models_app.command("export")
+def models_export(
+    name: Annotated[str, typer.Argument(help="A declared detector (BYLINECHECK_CUSTOM_DETECTORS)")],
+    out: Annotated[Path | None, typer.Option(help="Output folder; default <path>-onnx")] = None,
+) -> None:
+    """Convert a declared transformers classifier to ONNX (inference without torch); writes its manifest."""
+    from service.model_admin import AdminError, export_model
+
+    try:
+        result = export_model(_settings(), name, out)
+    except AdminError as exc:
+        console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(2) from None
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+
+
+@app.command()
+def calibrate(
+    input_path: Annotated[Path, typer.Option("--input", exists=True, dir_okay=False,
+                                             help="JSONL rows: text or image (path) + label human|ai")],
+    detector: Annotated[str | None, typer.Option(help="Declared detector to calibrate")] = None,
+    ensemble: Annotated[str | None, typer.Option(help="Role (text|image) whose stacker to fit")] = None,
+    target_fpr: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.01,
+) -> None:
+    """Fit Platt calibration and thresholds (likely_ai at FPR <= target on human rows); write the manifest."""
+    from service.model_admin import AdminError, calibrate_detector, calibrate_ensemble
+
+    if (detector is None) == (ensemble is None):
+        console.print("[red]error[/red]: give exactly one of --detector or --ensemble")
+        raise typer.Exit(2)
+    try:
+        result = calibrate_detector(_settings(), detector, input_path, target_fpr) if detector else \
+            calibrate_ensemble(_settings(), str(ensemble), input_path, target_fpr)
+    except AdminError as exc:
+        console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(2) from None
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")

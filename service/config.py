@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +33,41 @@ class EnergyBackend(StrEnum):
 class DeviceSetting(StrEnum):
     CPU = "cpu"
     CUDA = "cuda"
+
+
+SHIPPED_ROLES = {"text": "text", "face": "image"}  # shipped detector slot -> the modality it judges
+
+
+class CustomDetectorSpec(BaseModel):
+    """A declared ("bring your own") detector: a local folder, never a download. See README, "Bring your own"."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="Unique; not 'text' or 'face'")
+    kind: Literal["hf-sequence-classifier", "zero-shot-lm", "hf-image-classifier", "onnx"]
+    path: Path = Field(description="Local model folder (the observer / scoring model for zero-shot-lm)")
+    role: Literal["text", "image"] = "text"
+    performer_path: Path | None = Field(default=None, description="zero-shot-lm: performer (Binoculars) or "
+                                        "sampling model (Fast-DetectGPT)")
+    method: Literal["binoculars", "fast-detectgpt"] | None = Field(
+        default=None, description="zero-shot-lm; default binoculars with two models, fast-detectgpt with one")
+    ai_label: str = Field(default="1", description="The output label name (or index) that means AI")
+    device: DeviceSetting | None = Field(default=None, description="None = the service's device")
+    max_batch_size: int = Field(default=8, ge=1, le=1024)
+    max_length: int = Field(default=512, ge=8, le=32_768, description="Tokens per window")
+    max_windows: int = Field(default=16, ge=1)
+    min_evidence: float | None = Field(default=None, ge=0.0, description="Tokens (text) or crop pixels (image)")
+    crop: Literal["image", "face"] = "image"
+    verify_sha256: bool = Field(default=True, description="Check the calibration manifest's sha256s at load")
+    io: dict[str, Any] = Field(default_factory=dict, description="onnx: the declared input/output spec")
+    manifest_dir: Path | None = Field(default=None, description="Where calibrate writes this detector's manifest; "
+                                      "default <path>/.bylinecheck/<name>")
+
+
+class EnsembleSpec(BaseModel):
+    """Detectors stacked for one role by a logistic regression fitted with ``bylinecheck calibrate --ensemble``."""
+
+    role: Literal["text", "image"]
+    members: list[str] = Field(min_length=1, description="'text' / 'face' (shipped) or custom detector names")
+    manifest: Path = Field(description="Stacker manifest (JSON) written by the calibrate command")
 
 
 class Settings(BaseSettings):
@@ -131,6 +167,27 @@ class Settings(BaseSettings):
     )
     audit_dir: Path = REPO_ROOT / "var" / "audits"
     audit_concurrency: int = Field(default=8, ge=1, le=256)
+
+    # Declared detectors and ensembles (JSON in BYLINECHECK_CUSTOM_DETECTORS / BYLINECHECK_ENSEMBLES).
+    custom_detectors: list[CustomDetectorSpec] = Field(default_factory=list)
+    ensembles: list[EnsembleSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_custom_detectors(self) -> Settings:
+        roles = dict(SHIPPED_ROLES)
+        for spec in self.custom_detectors:
+            if spec.name in roles:
+                raise ValueError(f"custom detector name {spec.name!r} is already used")
+            roles[spec.name] = spec.role
+        seen: set[str] = set()
+        for ensemble in self.ensembles:
+            if ensemble.role in seen:
+                raise ValueError(f"more than one ensemble for role {ensemble.role}")
+            seen.add(ensemble.role)
+            wrong = [m for m in ensemble.members if roles.get(m) != ensemble.role]
+            if wrong:
+                raise ValueError(f"ensemble {ensemble.role}: {wrong} are not {ensemble.role} detectors")
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

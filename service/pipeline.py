@@ -24,10 +24,12 @@ from typing import Any, cast
 from detectors.contract import Detector, ImageItem, TextItem, Verdict
 from detectors.energy import EnergyMeter
 from service import headshots as evidence
-from service.batching import BatchedResult, MicroBatcher
+from service.batching import MicroBatcher
 from service.config import Settings
+from service.custom_detectors import SHIPPED, ExtraDetectors, MemberResult, detector_score, members_energy
 from service.domain import CheckRequest, DecodedImage
 from service.energy_setup import build_meter
+from service.ensembles import EnsembleOutcome, LoadedEnsemble, load_ensembles
 from service.errors import ConflictError, InvalidRequestError, TooManyHeadshotsError
 from service.inputs import decode_image, validate_text
 from service.metrics import Metrics
@@ -83,6 +85,9 @@ class Pipeline:
         self.slots: dict[str, DetectorSlot] = {}
         self.batchers: dict[str, MicroBatcher] = {}
         self._lane: ThreadPoolExecutor | None = None
+        self.extras = ExtraDetectors(settings, self.metrics)
+        self.ensembles: dict[str, LoadedEnsemble] = {}
+        self.ensemble_status: dict[str, str] = {}
 
     async def start(self) -> None:
         self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lane-{self.device.label}")
@@ -98,23 +103,30 @@ class Pipeline:
             )
             batcher.start()
             self.batchers[role] = batcher
+        await self.extras.start(self._lane, self.device, meter)
+        self.ensembles, self.ensemble_status = load_ensembles(self.settings)
 
     async def close(self) -> None:
+        await self.extras.close()
         for batcher in self.batchers.values():
             await batcher.close()
         if self._lane is not None:
             self._lane.shutdown(wait=True, cancel_futures=True)
 
     def readiness(self) -> ReadyStatus:
-        workers = {role: b.is_alive for role, b in self.batchers.items()}
+        workers = {role: b.is_alive for role, b in self.batchers.items()} | self.extras.workers()
         for role, batcher in self.batchers.items():
             self.metrics.queue_depth.labels(role).set(batcher.queue_depth)
         detectors = {role: slot.status for role, slot in self.slots.items()}
-        ready = bool(self.slots) and all(s.is_ready for s in self.slots.values()) and all(workers.values())
+        extra = self.extras.statuses() | self.ensemble_status
+        ready = bool(self.slots) and all(s.is_ready for s in self.slots.values()) and all(workers.values()) \
+            and all(status == "ready" for status in extra.values())
+        detectors |= extra
         return ReadyStatus(ready=ready, detectors=detectors, workers=workers)
 
     def detector_versions(self) -> dict[str, str]:
-        return {role: f"{s.detector.name}@{s.detector.version}" for role, s in self.slots.items() if s.detector}
+        shipped = {role: f"{s.detector.name}@{s.detector.version}" for role, s in self.slots.items() if s.detector}
+        return shipped | self.extras.versions()
 
     async def check(self, request: CheckRequest, api_key_id: str | None = None) -> dict[str, Any]:
         """Run one check and store it. Returns the report as JSON-ready dict."""
@@ -160,22 +172,37 @@ class Pipeline:
         if text is None:
             return None, ()
         batcher = self.batchers.get("text")
-        if batcher is None:
-            return abstained_text(UNAVAILABLE), ()
-        result: BatchedResult = await batcher.submit(TextItem(text=text), deadline)
-        return text_section(result.output), (energy_part(result),)
+        item = TextItem(text=text)
+        result, extra = await asyncio.gather(batcher.submit(item, deadline) if batcher else _nothing(),
+                                             self.extras.judge("text", item, deadline))
+        report = text_section(result.output) if result else abstained_text(UNAVAILABLE)
+        parts = ((energy_part(result),) if result else ()) + members_energy(extra)
+        if not extra and "text" not in self.ensembles:
+            return report, parts
+        members = [MemberResult.of("text", SHIPPED, result), *extra]
+        update: dict[str, Any] = {"detectors": [detector_score(m) for m in members]}
+        ensemble = self.ensembles.get("text")
+        if ensemble is not None:
+            out = ensemble.judge(members)
+            update |= {"ai_probability": out.probability, "verdict": out.verdict, "abstain_reason": out.abstain_reason,
+                       "threshold": ensemble.thresholds.likely_ai, "raw_score": out.logit,
+                       "score_direction": "higher_is_ai", "model": out.report.stacker, "ensemble": out.report}
+        return report.model_copy(update=update), parts
 
     async def _judge_headshot(self, index: int, image: DecodedImage, deadline: float,
                               candidates: Sequence[HeadshotFingerprint]) -> _HeadshotOutcome:
         findings, phash = await asyncio.to_thread(
             lambda: (evidence.provenance(image.original), evidence.phash(image.pixels)))
         batcher = self.batchers.get("face")
-        result = None
-        if batcher is not None:
-            result = await batcher.submit(ImageItem(pixels=image.pixels, original=image.original), deadline)
+        item = ImageItem(pixels=image.pixels, original=image.original)
+        result, extra = await asyncio.gather(batcher.submit(item, deadline) if batcher else _nothing(),
+                                             self.extras.judge("image", item, deadline))
         out = result.output if result else None
         proves_ai = any(f.strength == evidence.PROVES_AI for f in findings)
-        verdict, reasons = headshot_verdict(out.verdict if out else Verdict.ABSTAIN, proves_ai)
+        members = [MemberResult.of("face", SHIPPED, result), *extra]
+        stacked = self.ensembles["image"].judge(members) if "image" in self.ensembles else None
+        classifier = stacked.verdict if stacked else out.verdict if out else Verdict.ABSTAIN
+        verdict, reasons = headshot_verdict(classifier, proves_ai)
         reuse = evidence.find_reuse(phash, out.embedding if out else None, candidates, self.settings)
         report = HeadshotReport(
             index=index,
@@ -191,12 +218,14 @@ class Pipeline:
             width=image.width, height=image.height, sha256=image.sha256, phash=phash,
             reuse=reuse, reasons=reasons,
         )
+        if extra or stacked:
+            report = _with_members(report, members, stacked, self.ensembles.get("image"))
         record = HeadshotRecord(
             idx=index, sha256=image.sha256, phash=phash,
             embedding=evidence.embedding_bytes(out.embedding if out else None),
             image=image.original if self.settings.keep_headshot_images else None, verdict=verdict.value,
         )
-        return _HeadshotOutcome(report, (energy_part(result),) if result else (), record)
+        return _HeadshotOutcome(report, ((energy_part(result),) if result else ()) + members_energy(extra), record)
 
     def _report(self, request: CheckRequest, text_outcome: tuple[TextReport | None, tuple[EnergyPart, ...]],
                 heads: Sequence[_HeadshotOutcome]) -> dict[str, Any]:
@@ -209,6 +238,21 @@ class Pipeline:
             energy=energy_section(parts, self.settings), detectors=self.detector_versions(),
         )
         return report.model_dump(mode="json")
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _with_members(report: HeadshotReport, members: Sequence[MemberResult], stacked: EnsembleOutcome | None,
+                  ensemble: LoadedEnsemble | None) -> HeadshotReport:
+    update: dict[str, Any] = {"detectors": [detector_score(m) for m in members]}
+    if stacked is not None and ensemble is not None:
+        reason = stacked.abstain_reason if report.verdict is Verdict.ABSTAIN else None
+        update |= {"synthetic_probability": stacked.probability, "abstain_reason": reason,
+                   "threshold": ensemble.thresholds.likely_ai, "raw_score": stacked.logit,
+                   "model": stacked.report.stacker, "ensemble": stacked.report}
+    return report.model_copy(update=update)
 
 
 def _replayed(report: dict[str, Any], stored_hash: str, new_hash: str) -> dict[str, Any]:

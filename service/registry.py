@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from detectors.contract import Detector, DetectorError, Device, DeviceKind
-from service.config import DeviceSetting, Settings
+from service.config import CustomDetectorSpec, DeviceSetting, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -64,3 +64,69 @@ def load_slots(settings: Settings, device: Device, provided: Mapping[str, Detect
             slots[role] = DetectorSlot(role, detector, "ready")
         return slots
     return {role: build_slot(role, settings, device) for role in FACTORIES}
+
+
+# Declared ("bring your own") detectors, built from ``settings.custom_detectors``.
+
+
+@dataclass
+class CustomSlot:
+    """A declared detector: its settings, the device it runs on, and the detector or why it is not ready."""
+
+    spec: CustomDetectorSpec
+    device: Device
+    detector: Detector[Any] | None
+    status: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def is_ready(self) -> bool:
+        return self.detector is not None and self.status == "ready"
+
+
+def custom_spec(spec: CustomDetectorSpec) -> Any:
+    """The pure-ML :class:`detectors.custom.CustomSpec` for a settings entry."""
+    from detectors.contract import Modality
+    from detectors.custom import CustomKind, CustomSpec, ZeroShotMethod
+    from detectors.custom.spec import Crop
+
+    return CustomSpec(
+        name=spec.name, kind=CustomKind(spec.kind), path=spec.path.expanduser(),
+        modality=Modality.TEXT if spec.role == "text" else Modality.IMAGE,
+        performer_path=spec.performer_path.expanduser() if spec.performer_path else None,
+        method=ZeroShotMethod(spec.method) if spec.method else None, ai_label=spec.ai_label,
+        max_batch_size=spec.max_batch_size, max_length=spec.max_length, max_windows=spec.max_windows,
+        min_evidence=spec.min_evidence, crop=Crop(spec.crop), verify_sha256=spec.verify_sha256, io=dict(spec.io),
+        manifest_dir=spec.manifest_dir.expanduser() if spec.manifest_dir else None,
+    )
+
+
+def custom_device(spec: CustomDetectorSpec, settings: Settings) -> Device:
+    if spec.device is None:
+        return device_from_settings(settings)
+    kind = DeviceKind.CUDA if spec.device is DeviceSetting.CUDA else DeviceKind.CPU
+    return Device(kind=kind, index=settings.cuda_index, intra_op_threads=settings.intra_op_threads)
+
+
+def build_custom_slot(spec: CustomDetectorSpec, settings: Settings) -> CustomSlot:
+    """Build and load one declared detector; a missing folder or extra is recorded in the status, never fetched."""
+    device = custom_device(spec, settings)
+    try:
+        from detectors.custom import build_custom_detector
+
+        detector = build_custom_detector(custom_spec(spec))
+        detector.load(device)
+    except DetectorError as exc:
+        logger.warning("custom detector %s unavailable: %s", spec.name, exc)
+        return CustomSlot(spec, device, None, f"{type(exc).__name__}: {exc}")
+    except (OSError, ValueError) as exc:  # unreadable or incompatible files in the folder
+        logger.warning("custom detector %s failed to load: %s", spec.name, type(exc).__name__)
+        return CustomSlot(spec, device, None, f"load failed: {type(exc).__name__}: {exc}")
+    return CustomSlot(spec, device, detector, "ready")
+
+
+def load_custom_slots(settings: Settings) -> dict[str, CustomSlot]:
+    return {spec.name: build_custom_slot(spec, settings) for spec in settings.custom_detectors}

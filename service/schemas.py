@@ -16,6 +16,37 @@ class SentenceScore(BaseModel):
     ai_probability: float
 
 
+class DetectorScore(BaseModel):
+    """One detector's own answer within a role (shipped or declared), with its energy share."""
+
+    name: str
+    model: str | None = Field(default=None, description="name@version")
+    kind: str = Field(description="shipped | hf-sequence-classifier | zero-shot-lm | hf-image-classifier | onnx")
+    ai_probability: float | None = Field(default=None, description="Calibrated; null when uncalibrated or abstained")
+    raw_score: float | None = None
+    score_direction: str | None = None
+    verdict: Verdict
+    abstain_reason: str | None = None
+    threshold: float | None = None
+    calibrated: bool = False
+    evidence: float | None = None
+    evidence_unit: str | None = None
+    energy_j: float | None = Field(default=None, description="This check's share of the detector's batch energy")
+    energy_method: str | None = None
+    sentences: list[SentenceScore] = []
+
+
+class EnsembleReport(BaseModel):
+    """How the role's main probability was stacked from its members."""
+
+    stacker: str = Field(description="stacker name@version")
+    members: list[str]
+    used: list[str] = Field(description="Members whose raw score entered the stacker")
+    imputed: list[str] = Field(default=[], description="Members that abstained; their score counted as the mean")
+    logit: float | None = None
+    threshold: float | None = None
+
+
 class TextReport(BaseModel):
     ai_probability: float | None = Field(description="Calibrated probability the text is AI-written; null when abstained")
     verdict: Verdict
@@ -27,6 +58,8 @@ class TextReport(BaseModel):
     score_direction: str | None = None
     evidence_words: float | None = None
     flags: list[str] = []
+    detectors: list[DetectorScore] = Field(default=[], description="Each detector that judged the text")
+    ensemble: EnsembleReport | None = None
 
 
 class ProvenanceFinding(BaseModel):
@@ -61,6 +94,8 @@ class HeadshotReport(BaseModel):
     phash: str | None = None
     reuse: list[ReuseMatch] = []
     reasons: list[str] = []
+    detectors: list[DetectorScore] = Field(default=[], description="Each detector that judged the headshot")
+    ensemble: EnsembleReport | None = None
 
 
 class EnergyPart(BaseModel):
