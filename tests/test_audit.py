@@ -164,3 +164,25 @@ def test_fetcher_fetches_only_allow_listed_public_hosts() -> None:
         _fetcher(["93.184.216.34"], body=b"x" * 5000).fetch("https://img.example.org/a.jpg")
     with pytest.raises(HeadshotFetchError, match="302"):
         _fetcher(["93.184.216.34"], status=302).fetch("https://img.example.org/a.jpg")
+
+
+def test_archive_paths_cannot_leave_the_archive_folder(settings: Settings, tmp_path: Path) -> None:
+    (tmp_path / "secret.jpg").write_bytes(jpeg_bytes())
+    (tmp_path / "arch").mkdir()
+    archive = write_jsonl(tmp_path / "arch" / "in.jsonl", [{**articles(1)[0], "headshots": ["../secret.jpg"]}])
+    audit(settings, archive, tmp_path / "out")
+    (row,) = read_jsonl(tmp_path / "out" / "reports.jsonl")
+    assert row["error"]["code"] == "unreadable_headshot"
+    assert "outside the archive" in row["error"]["message"]
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sample-archive"
+
+
+@pytest.mark.parametrize("name", ["archive.xml", "archive.jsonl"])
+def test_sample_archive_flags_the_bylines_sharing_one_face(settings: Settings, tmp_path: Path, name: str) -> None:
+    assert audit(settings, SAMPLE / name, tmp_path / "out") == 36
+    authors = authors_by_name(tmp_path / "out" / "authors.csv")
+    flagged = {a for a, row in authors.items() if row["flagged"] == "True"}
+    assert flagged == {"Drew Ortiz", "Sora Tanaka", "Elena Marsh"}
+    assert "headshot_reused" in authors["Drew Ortiz"]["reasons"]

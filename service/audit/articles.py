@@ -27,7 +27,7 @@ class Article:
     published: str | None = None
     headshot_paths: tuple[str, ...] = ()
     headshot_urls: tuple[str, ...] = ()
-    author_headshot_urls: tuple[str, ...] = ()
+    author_headshots: tuple[str, ...] = ()
     read_error: str | None = None
 
 
@@ -52,7 +52,7 @@ def articles_from_rows(rows: Iterable[dict[str, Any]]) -> Iterator[Article]:
             published=parse_date(row.get("published")),
             headshot_paths=tuple(str(p) for p in row.get("headshots") or ()),
             headshot_urls=tuple(str(u) for u in row.get("headshot_urls") or ()),
-            author_headshot_urls=tuple(str(u) for u in row.get("author_headshot_urls") or ()),
+            author_headshots=tuple(str(u) for u in row.get("author_headshots") or ()),
             read_error=row.get("_error"),
         )
 

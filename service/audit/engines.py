@@ -8,7 +8,7 @@ checkpoints each one and sorts by ``seq`` when writing outputs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from service.errors import ServiceError
 from service.pipeline import Pipeline
 
 DetectorFactory = Callable[[], Mapping[str, Detector[Any]]]
-ResultSink = Callable[[ItemResult], Awaitable[None]]
+ResultSink = Callable[[ItemResult], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)

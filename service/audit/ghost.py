@@ -19,8 +19,9 @@ from service.audit.articles import html_to_text
 def _data(document: Any) -> dict[str, Any]:
     if isinstance(document, dict) and isinstance(document.get("db"), list) and document["db"]:
         document = document["db"][0]
-    if isinstance(document, dict) and isinstance(document.get("data"), dict):
-        return document["data"]
+    data = document.get("data") if isinstance(document, dict) else None
+    if isinstance(data, dict):
+        return data
     raise ValueError("not a Ghost export (no db[0].data)")
 
 
@@ -41,7 +42,7 @@ def _row(post: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
         "byline": user.get("name"),
         "bio": user.get("bio"),
         "published": post.get("published_at") or post.get("created_at"),
-        "author_headshot_urls": [image] if image.startswith(("https://", "http://")) else [],
+        "author_headshots": [image] if image.startswith(("https://", "http://")) else [],
     }
 
 

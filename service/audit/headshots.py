@@ -3,7 +3,9 @@
 Caveats first: an author's headshot (from the folder, the mapping file or an author-level URL) is
 attached to that author's *first* article in the archive only, so each face is checked once per
 author, not once per article; re-use across authors is then found by the pipeline and the roll-up.
-A URL that is not allow-listed is skipped (logged once per host), never fetched.
+A URL that is not allow-listed is skipped (logged once per host), never fetched. Paths named *in
+the archive* must stay inside the archive's folder (an uploaded archive cannot read server files);
+the folder and mapping file given by the operator are trusted.
 
 - folder: ``jane-doe.jpg`` (slug of the byline; ``.jpg``, ``.jpeg``, ``.png``, ``.webp``)
 - mapping file: CSV with ``byline,headshot`` columns, or JSON ``{"Jane Doe": "path/or/url"}``;
@@ -76,11 +78,22 @@ class HeadshotSource:
         return True
 
     def references(self, article: Article, first_for_author: bool) -> list[str]:
-        refs = [str((self.archive_dir / p).resolve()) for p in article.headshot_paths] + list(article.headshot_urls)
+        """Absolute paths and URLs; raises OSError for an archive path outside the archive's folder."""
+        refs = [self._inside_archive(p) for p in article.headshot_paths] + list(article.headshot_urls)
         if first_for_author and article.byline:
             mapped = self.mapping.get(slug(article.byline))
-            refs.extend([mapped] if mapped else list(article.author_headshot_urls))
+            if mapped:
+                refs.append(mapped)
+            else:
+                refs.extend(r if _is_url(r) else self._inside_archive(r) for r in article.author_headshots)
         return refs
+
+    def _inside_archive(self, relative: str) -> str:
+        root = self.archive_dir.resolve()
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root):
+            raise PermissionError(f"headshot path {relative!r} is outside the archive's folder")
+        return str(path)
 
     def read(self, refs: list[str]) -> tuple[HeadshotUpload, ...]:
         uploads = []

@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import pickle
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from service.audit.checkpoint import ItemResult
-from service.audit.engines import ArticleJob, DetectorFactory, check_job
+from service.audit.engines import ArticleJob, DetectorFactory, ResultSink, check_job
 from service.config import DeviceSetting, Settings
 from service.pipeline import Pipeline
 from service.store import Store
@@ -91,7 +91,7 @@ class RayEngine:
             for row in results.iter_rows():
                 sink(pickle.loads(row["result"]))
 
-    async def run(self, jobs: Iterator[ArticleJob], sink: Callable[[ItemResult], Awaitable[None]]) -> None:
+    async def run(self, jobs: Iterator[ArticleJob], sink: ResultSink) -> None:
         loop = asyncio.get_running_loop()
 
         def blocking_sink(result: ItemResult) -> None:

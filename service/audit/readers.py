@@ -1,7 +1,7 @@
 """Archive formats in: WordPress WXR, Ghost JSON, JSONL and CSV, each yielding rows in the JSONL schema.
 
 Row schema: ``{"id", "text", "byline", "bio", "published", "headshots": [paths relative to the
-archive], "headshot_urls": [...], "author_headshot_urls": [...]}``; any field may be missing. A
+archive], "headshot_urls": [...], "author_headshots": [URLs or paths, for the author]}``; any field may be missing. A
 row that cannot be read carries ``_error`` and becomes an error row in the output, never a crash.
 """
 
@@ -68,7 +68,7 @@ def read_csv(path: Path) -> Iterator[dict[str, Any]]:
     with path.open(encoding="utf-8-sig", newline="") as fh:
         for row in csv.DictReader(fh):
             yield {**row, "headshots": _split(row.get("headshots")), "headshot_urls": _split(row.get("headshot_urls")),
-                   "author_headshot_urls": _split(row.get("author_headshot_urls"))}
+                   "author_headshots": _split(row.get("author_headshots"))}
 
 
 READERS = {ArchiveFormat.WXR: read_wxr, ArchiveFormat.GHOST: read_ghost, ArchiveFormat.JSONL: read_jsonl,

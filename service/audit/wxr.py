@@ -4,7 +4,8 @@ Caveats first: elements are cleared as soon as an ``<item>`` ends, so memory sta
 exports; authors (``<wp:author>``) are expected before the items, as WordPress writes them. Only
 posts (``wp:post_type`` ``post``) that are not trashed or auto-drafts become articles. A headshot URL
 may come from a post meta key (``headshot_url``, ``author_headshot``, ``byline_headshot``) or an
-``author_avatar`` / ``author_headshot`` element inside ``<wp:author>``.
+``author_avatar`` / ``author_headshot`` element inside ``<wp:author>`` (a URL, or a path relative to
+the export file).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def _row(elem: Element, authors: dict[str, dict[str, Any]]) -> dict[str, Any] | 
         "byline": author["name"],
         "published": published,
         "headshot_urls": [meta[k] for k in sorted(_HEADSHOT_META) if meta.get(k)],
-        "author_headshot_urls": author["headshot_urls"],
+        "author_headshots": author["headshot_urls"],
     }
 
 
