@@ -28,6 +28,7 @@ from tests.fakes import FakeFaceDetector, FakeTextDetector, jpeg_bytes
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may be downloaded
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 SHIPPED_TEXT = REPO_ROOT / "weights" / "text" / "manifest.json"
