@@ -131,6 +131,24 @@ def check_face_box(page: Any) -> None:
     assert box["height"] == pytest.approx(img["height"] / 2, abs=2)
 
 
+def fallback_profile(page: Any, name: str) -> Any:
+    """The author page's own profile, built from GET /v1/checks?byline= (used where /v1/bylines/ answers 404)."""
+    return page.evaluate("""async name => {
+        const {profileFromReports} = await import("/static/byline.js");
+        const headers = {Authorization: `Bearer ${sessionStorage.getItem("bylinecheck.apiKey")}`};
+        const page = await (await fetch(`/v1/checks?byline=${encodeURIComponent(name)}`, {headers})).json();
+        return profileFromReports(name, page.items);
+    }""", name)
+
+
+def server_profile(live_app: LiveApp, name: str) -> Any:
+    """GET /v1/bylines/{name}, less the headshot hashes the page does not show."""
+    profile = httpx.get(f"{live_app.url}/v1/bylines/{name}", headers={"Authorization": f"Bearer {live_app.token}"}).json()
+    for h in profile["headshots"]:
+        del h["sha256"], h["phash"]
+    return profile
+
+
 def test_editor_checks_human_and_ai_text_with_a_headshot(browser_page: Any, live_app: LiveApp, tmp_path: Path) -> None:
     page = browser_page
     problems = watch_console(page)
@@ -182,6 +200,7 @@ def test_editor_checks_human_and_ai_text_with_a_headshot(browser_page: Any, live
     page.wait_for_selector("#author-body .reuse a")
     assert page.inner_text("#author-body .reuse a") == "Jane Roe"
     page.screenshot(path=str(OUTPUT / "web-author.png"), full_page=True)
+    assert fallback_profile(page, "Drew Ortiz") == server_profile(live_app, "Drew Ortiz")
     page.click("#author-body tbody a[href^='/?check=']")
     page.wait_for_selector("#results .report .verdict-line .verdict-likely_ai")
     assert page.locator("#results .headshot-placeholder + .face-box").count() == 1  # the image is not kept
