@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 
 from service.store import Store
 from service.store.audit_models import AuditItemRow, AuditRow
@@ -121,17 +121,17 @@ class AuditLog:
     def record(self, audit_id: str, result: ItemResult) -> None:
         """Checkpoint one article (replacing an earlier retryable failure) and bump the done count."""
         with self.store.session() as session:
-            session.execute(delete(AuditItemRow).where(AuditItemRow.audit_id == audit_id,
-                                                       AuditItemRow.item_key == result.key))
+            replaced = session.execute(delete(AuditItemRow).where(AuditItemRow.audit_id == audit_id,
+                                                                  AuditItemRow.item_key == result.key))
             session.add(AuditItemRow(
-                audit_id=audit_id, seq=result.seq, item_key=result.key, article_id=result.article_id[:300], byline=result.byline,
-                published=result.published, check_id=result.report["id"] if result.report else None, report=result.report,
-                error_code=result.error_code, error_message=result.error_message, finished_at=_now()))
-            session.flush()
-            done = session.scalar(select(func.count()).select_from(AuditItemRow).where(AuditItemRow.audit_id == audit_id))
+                audit_id=audit_id, seq=result.seq, item_key=result.key, article_id=result.article_id[:300],
+                byline=result.byline, published=result.published, check_id=result.report["id"] if result.report else None,
+                report=result.report, error_code=result.error_code, error_message=result.error_message,
+                finished_at=_now()))
             row = session.get(AuditRow, audit_id)
             if row is not None:
-                row.done, row.updated_at = int(done or 0), _now()
+                row.done += 0 if getattr(replaced, "rowcount", 0) else 1
+                row.updated_at = _now()
 
     def update(self, audit_id: str, **fields: Any) -> None:
         with self.store.session() as session:
