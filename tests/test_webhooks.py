@@ -263,3 +263,9 @@ def test_a_missing_or_refused_headshot_leaves_a_text_only_check(harness: Harness
         job = harness.wait_job(response.json()["job"]["id"])
         assert job["status"] == "done"
         assert harness.app.state.store.get_check(job["report_id"])["headshots"] == []
+
+
+@pytest.mark.parametrize("secrets", [{"drupal": ["x"]}, {"standard": ["not-whsec"]}, {"wordpress": ["whsec_%%%"]}])
+def test_bad_secret_settings_refuse_to_start(tmp_path: Path, secrets: dict[str, list[str]]) -> None:
+    with pytest.raises(ValueError, match="secret|whsec|source"):
+        create_app(webhook_settings(tmp_path, webhook_secrets=secrets))

@@ -25,7 +25,14 @@ from service.webhooks.payloads import extract
 from service.webhooks.queue import WorkQueue, runs_in_process
 from service.webhooks.repository import Job, WebhookStore, now
 from service.webhooks.runner import JobRunner
-from service.webhooks.signatures import VerifiedDelivery, new_secret, verify_ghost, verify_standard
+from service.webhooks.signatures import (
+    SECRET_PREFIX,
+    VerifiedDelivery,
+    new_secret,
+    secret_key,
+    verify_ghost,
+    verify_standard,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +48,7 @@ class Receipt:
 
 class WebhookService:
     def __init__(self, settings: Settings, store: Store, pipeline: Pipeline) -> None:
+        _validate_secrets(settings)
         self.settings = settings
         self.store = WebhookStore(store)
         self.pipeline = pipeline
@@ -96,3 +104,15 @@ class WebhookService:
         for outbox_id in ids:
             self.queue.enqueue_delivery(outbox_id)
         return ids
+
+
+def _validate_secrets(settings: Settings) -> None:
+    """Refuse to start with a secret for an unknown source or a malformed ``whsec_`` secret."""
+    for source, secrets in settings.webhook_secrets.items():
+        if source not in VERIFIERS:
+            raise ValueError(f"BYLINECHECK_WEBHOOK_SECRETS: unknown source '{source}' (known: {sorted(VERIFIERS)})")
+        for secret in secrets:
+            value = secret.get_secret_value()
+            if VERIFIERS[source] is verify_standard and not value.startswith(SECRET_PREFIX):
+                raise ValueError(f"BYLINECHECK_WEBHOOK_SECRETS: {source} secrets must be whsec_<base64>")
+            secret_key(value)
