@@ -308,11 +308,16 @@ class ServiceProcess(_Server):
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> None:
-        """SIGTERM to the whole process group (uvicorn workers, queue threads), then SIGKILL."""
+    def send(self, sig: int = signal.SIGTERM) -> None:
+        """Send ``sig`` to the whole process group without waiting (stop several at once, then ``stop()``)."""
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> None:
+        """SIGTERM to the whole process group (uvicorn workers, queue threads), then SIGKILL."""
+        if self.process.poll() is None:
+            self.send(sig)
             try:
                 self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:

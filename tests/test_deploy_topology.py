@@ -125,6 +125,8 @@ def topology(receiver: CallbackReceiver) -> Iterator[Topology]:
             yield Topology(postgres, apis, processes[:2], worker, receiver, env, token)
         finally:
             for process in processes:
+                process.send()
+            for process in processes:
                 process.stop()
 
 
@@ -254,3 +256,40 @@ def test_the_schema_is_at_every_head_with_timezone_aware_columns(topology: Topol
         "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'checks'"))
     assert types["created_at"] == "timestamp with time zone"
     assert types["report"] == "json"
+
+
+def test_the_store_on_postgresql_pages_fingerprints_purges_and_dedupes(topology: Topology) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from service.store import Store
+    from service.store.repository import HeadshotRecord
+
+    store = Store(topology.postgres.url, "pepper")
+    base = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+    def save(i: int, key: str | None = None, report_id: str | None = None) -> str:
+        report = {"id": report_id or f"chk_pg_{i}", "created_at": (base + timedelta(seconds=i // 2)).isoformat(),
+                  "byline": "Pat Page", "verdict": "abstain", "energy": {"joules": None}, "text": None,
+                  "detectors": {"text": "test"}}
+        shot = HeadshotRecord(idx=0, sha256="ab" * 32, phash="f" * 16, embedding=b"\x01" * 8, image=b"png", verdict="abstain")
+        return store.save_check(report, request_hash="h", api_key_id="k1" if key else None, idempotency_key=key,
+                                source="test", headshots=[shot]).id
+
+    try:
+        for i in range(5):
+            save(i)
+        pages, cursor = [], None
+        while True:
+            page, cursor = store.list_checks("pat PAGE", 2, cursor)
+            pages.append([r["id"] for r in page])
+            if cursor is None:
+                break
+        assert pages == [["chk_pg_4", "chk_pg_3"], ["chk_pg_2", "chk_pg_1"], ["chk_pg_0"]]  # ties broken by id
+        assert store.get_check("chk_pg_3")["created_at"] == (base + timedelta(seconds=1)).isoformat()
+        candidates = [f for f in store.headshot_fingerprints("someone else") if f.check_id.startswith("chk_pg_")]
+        assert len(candidates) == 5
+        assert {(f.byline, f.embedding) for f in candidates} == {("Pat Page", b"\x01" * 8)}
+        assert store.purge_headshot_images(base + timedelta(days=1)) == 5
+        assert save(9, key="dup", report_id="chk_pg_a") == save(9, key="dup", report_id="chk_pg_b") == "chk_pg_a"
+    finally:
+        store.close()
