@@ -91,7 +91,8 @@ def load_ensemble(spec: EnsembleSpec) -> LoadedEnsemble:
 
 def load_ensembles(settings: Settings) -> tuple[dict[str, LoadedEnsemble], dict[str, str]]:
     """Every configured ensemble by role, and a status per ``ensemble:<role>`` for ``/readyz``."""
-    loaded, statuses = {}, {}
+    loaded: dict[str, LoadedEnsemble] = {}
+    statuses: dict[str, str] = {}
     for spec in settings.ensembles:
         try:
             loaded[spec.role] = load_ensemble(spec)

@@ -10,7 +10,7 @@ need them (install ``bylinecheck[train]``). Scores are calibrated only by a mani
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from detectors.contract import Detector, WeightsMissingError
 from detectors.custom.calibrated import UNCALIBRATED, CalibrationState, read_state
@@ -28,15 +28,15 @@ def build_custom_detector(spec: CustomSpec) -> Detector[Any]:
     if spec.kind is CustomKind.HF_SEQUENCE_CLASSIFIER:
         from detectors.custom.hf_text import HfSequenceClassifierDetector
 
-        return HfSequenceClassifierDetector(spec, state)
+        return cast("Detector[Any]", HfSequenceClassifierDetector(spec, state))
     if spec.kind is CustomKind.ZERO_SHOT_LM:
         from detectors.custom.zero_shot import ZeroShotLmDetector
 
-        return ZeroShotLmDetector(spec, state)
+        return cast("Detector[Any]", ZeroShotLmDetector(spec, state))
     if spec.kind is CustomKind.HF_IMAGE_CLASSIFIER:
         from detectors.custom.hf_image import HfImageClassifierDetector
 
-        return HfImageClassifierDetector(spec, state)
+        return cast("Detector[Any]", HfImageClassifierDetector(spec, state))
     from detectors.custom.onnx_model import OnnxDetector
 
-    return OnnxDetector(spec, state)
+    return cast("Detector[Any]", OnnxDetector(spec, state))

@@ -35,7 +35,8 @@ class Cropper:
         if self.crop is Crop.FACE:
             import cv2
 
-            self._cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+            self._cascade = cv2.CascadeClassifier(
+                cv2.data.haarcascades + "haarcascade_frontalface_default.xml")  # type: ignore[attr-defined]
 
     def __call__(self, item: ImageItem) -> Cropped:
         pixels = item.pixels

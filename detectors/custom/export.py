@@ -31,7 +31,7 @@ class _Logits:  # wraps a transformers model so that the graph returns only the 
     def module(self, torch: Any) -> Any:
         model = self.model
 
-        class Wrapped(torch.nn.Module):  # type: ignore[misc,name-defined]
+        class Wrapped(torch.nn.Module):  # type: ignore[misc]
             def __init__(self) -> None:
                 super().__init__()
                 self.inner = model

@@ -101,7 +101,7 @@ def ai_logits(logits: np.ndarray, ai_index: int) -> np.ndarray:
     others = np.delete(z, ai_index, axis=1)
     peak = others.max(axis=1, keepdims=True)
     lse = peak[:, 0] + np.log(np.exp(others - peak).sum(axis=1))
-    return z[:, ai_index] - lse
+    return np.asarray(z[:, ai_index] - lse, dtype=np.float64)
 
 
 def split_rows(batch: Sequence[PreparedRows], row_scores: np.ndarray) -> list[np.ndarray]:
