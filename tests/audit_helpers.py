@@ -47,14 +47,15 @@ def write_wxr(path: Path, rows: list[dict[str, Any]], avatars: dict[str, str] | 
     return path
 
 
-def write_ghost(path: Path, rows: list[dict[str, Any]]) -> Path:
+def write_ghost(path: Path, rows: list[dict[str, Any]], images: dict[str, str] | None = None) -> Path:
     users = {name: str(i) for i, name in enumerate(sorted({r["byline"] for r in rows}), start=1)}
     posts = [{"id": f"g{i}", "uuid": r["id"], "title": r["id"], "html": f"<p>{escape(r['text'])}</p>", "plaintext": None,
               "type": "post", "status": "published", "published_at": r["published"]} for i, r in enumerate(rows)]
     links = [{"post_id": f"g{i}", "author_id": users[r["byline"]], "sort_order": 0} for i, r in enumerate(rows)]
     document = {"db": [{"meta": {"version": "5.0.0"}, "data": {
         "posts": [*posts, {"id": "page1", "type": "page", "html": "<p>About</p>"}],
-        "users": [{"id": uid, "name": name, "slug": name.lower(), "profile_image": None} for name, uid in users.items()],
+        "users": [{"id": uid, "name": name, "slug": name.lower(), "profile_image": (images or {}).get(name)}
+                  for name, uid in users.items()],
         "posts_authors": links}}]}
     path.write_text(json.dumps(document), encoding="utf-8")
     return path

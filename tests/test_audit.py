@@ -186,3 +186,34 @@ def test_sample_archive_flags_the_bylines_sharing_one_face(settings: Settings, t
     flagged = {a for a, row in authors.items() if row["flagged"] == "True"}
     assert flagged == {"Drew Ortiz", "Sora Tanaka", "Elena Marsh"}
     assert "headshot_reused" in authors["Drew Ortiz"]["reasons"]
+
+
+def test_ghost_profile_images_are_fetched_from_allow_listed_hosts_only(settings: Settings, tmp_path: Path) -> None:
+    shared = "https://img.example.org/shared.jpg"
+    archive = write_ghost(tmp_path / "ghost.json", articles(6),
+                          images={"Bo Bot": shared, "Cy Bot": shared, "Ann Human": "https://elsewhere.test/ann.jpg"})
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, content=jpeg_bytes((225, 60, 60)))
+
+    fetcher = HeadshotFetcher(["img.example.org", "elsewhere.example"], max_bytes=1 << 20,
+                              transport=httpx.MockTransport(answer), resolve=lambda host: ["93.184.216.34"])
+    asyncio.run(run_audit(settings, archive, tmp_path / "out", detectors=detectors(), fetcher=fetcher))
+    fetcher.close()
+    assert seen == [shared, shared]
+    authors = authors_by_name(tmp_path / "out" / "authors.csv")
+    assert "headshot_reused" in authors["Cy Bot"]["reasons"]
+    assert authors["Ann Human"]["headshot_verdicts"] == ""
+
+
+def test_mapping_file_names_headshots_per_byline(settings: Settings, tmp_path: Path) -> None:
+    (tmp_path / "face.jpg").write_bytes(jpeg_bytes((225, 60, 60)))
+    mapping = tmp_path / "heads.csv"
+    mapping.write_text("byline,headshot\nBo Bot,face.jpg\n", encoding="utf-8")
+    archive = write_jsonl(tmp_path / "in.jsonl", articles(3))
+    audit(settings, archive, tmp_path / "out", headshots=mapping)
+    rows = read_jsonl(tmp_path / "out" / "reports.jsonl")
+    assert [len(r["headshots"]) for r in rows] == [0, 1, 0]
+    assert rows[1]["headshots"][0]["verdict"] == "likely_ai"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from service.audit.fetch import HeadshotFetcher
 from service.audit.outputs import OutputPaths
 from service.audit.readers import ArchiveFormat, read_rows
 from service.audit.runs import AuditOptions, AuditRun, Detectors, EngineName, Progress, default_fetcher
@@ -25,19 +26,21 @@ __all__ = ["ArchiveFormat", "AuditOptions", "AuditRun", "EngineName", "OutputPat
 
 async def run_audit(settings: Settings, input_path: Path, out_path: Path, *, concurrency: int = 8,
                     progress: Progress | Callable[[int], None] | None = None, options: AuditOptions | None = None,
-                    detectors: Detectors | None = None) -> int:
+                    detectors: Detectors | None = None, fetcher: HeadshotFetcher | None = None) -> int:
     """Audit an archive to ``out_path`` (a ``.jsonl`` file, or a folder); returns the number of rows written.
 
     ``progress`` is a :class:`Progress`, or (as before) a callable advanced by the number of finished rows.
     ``detectors`` (a mapping, or a zero-argument factory for the Ray engine) replaces the detectors built
-    from the weights. Raises what the engine raises; the checkpoint keeps every finished article.
+    from the weights; ``fetcher`` replaces the one built from ``settings.audit_headshot_hosts`` (the caller
+    closes it). Raises what the engine raises; the checkpoint keeps every finished article.
     """
     options = options or AuditOptions(concurrency=concurrency)
     if progress is not None and not isinstance(progress, Progress):
         progress = Progress(advance=progress)
     store = Store(settings.database_url, settings.secret_key.get_secret_value())
     store.migrate()
-    fetcher = default_fetcher(settings)
+    own_fetcher = fetcher is None
+    fetcher = fetcher or default_fetcher(settings)
     try:
         run = AuditRun(settings, store, input_path, OutputPaths.for_out(out_path), options,
                        detectors=detectors, fetcher=fetcher)
@@ -48,7 +51,7 @@ async def run_audit(settings: Settings, input_path: Path, out_path: Path, *, con
             async with open_pipeline(settings, store=store, detectors=factory() if factory else None) as pipeline:
                 summary = await run.execute(pipeline, progress)
     finally:
-        if fetcher is not None:
+        if own_fetcher and fetcher is not None:
             fetcher.close()
         store.close()
     return int(summary["articles"])
