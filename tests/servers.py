@@ -195,9 +195,12 @@ class PostgresServer(_Server):
             conn.execute(f'CREATE DATABASE "{self.database}"')
 
     def query(self, sql: str) -> list[tuple[object, ...]]:
+        return self.query_database(self.database, sql)
+
+    def query_database(self, database: str, sql: str) -> list[tuple[object, ...]]:
         import psycopg
 
-        with psycopg.connect(self.dsn) as conn:
+        with psycopg.connect(self.dsn.rsplit("/", 1)[0] + f"/{database}") as conn:
             return list(conn.execute(sql).fetchall())
 
 

@@ -14,12 +14,15 @@ import hashlib
 import hmac
 import io
 import json
+import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -293,3 +296,24 @@ def test_the_store_on_postgresql_pages_fingerprints_purges_and_dedupes(topology:
         assert save(9, key="dup", report_id="chk_pg_a") == save(9, key="dup", report_id="chk_pg_b") == "chk_pg_a"
     finally:
         store.close()
+
+
+def test_a_pg_dump_backup_restores_into_a_fresh_database(topology: Topology, tmp_path: Path) -> None:
+    """The backup procedure of docs/deploy.md: pg_dump -Fc, then pg_restore into an empty database."""
+    from tests.servers import postgres_bin_dir
+
+    bin_dir = postgres_bin_dir()
+    assert bin_dir is not None
+    pg = topology.postgres
+    env = {**os.environ, "PGPASSWORD": pg.password}
+    where = ["-h", "127.0.0.1", "-p", str(pg.port), "-U", pg.user]
+    dump = tmp_path / "bylinecheck.dump"
+    subprocess.run([str(bin_dir / "pg_dump"), *where, "-Fc", "-f", str(dump), pg.database], env=env, check=True,
+                   capture_output=True, timeout=60)
+    subprocess.run([str(bin_dir / "createdb"), *where, "restored"], env=env, check=True, capture_output=True, timeout=60)
+    subprocess.run([str(bin_dir / "pg_restore"), *where, "-d", "restored", "--no-owner", str(dump)], env=env,
+                   check=True, capture_output=True, timeout=60)
+    count = "SELECT (SELECT count(*) FROM checks), (SELECT count(*) FROM alembic_version)"
+    restored = pg.query_database("restored", count)
+    assert restored == pg.query(count)
+    assert restored[0][0] > 0
