@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from detectors.contract import Detector
 from service.audit.articles import Article
@@ -54,6 +54,12 @@ async def check_job(pipeline: Pipeline, job: ArticleJob) -> ItemResult:
     except ServiceError as exc:
         return job.result(error_code=exc.code, error_message=exc.message)
     return job.result(report=report)
+
+
+class Engine(Protocol):
+    """Runs every job and awaits ``sink`` once per result (in completion order)."""
+
+    async def run(self, jobs: Iterator[ArticleJob], sink: ResultSink) -> None: ...
 
 
 class LocalEngine:

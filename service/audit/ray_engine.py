@@ -11,6 +11,7 @@ checkpoints them, so outputs never depend on the actors' database. Jobs are sent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import pickle
 from collections.abc import Callable, Iterator
@@ -51,11 +52,9 @@ class CheckActor:
         return list(await asyncio.gather(*(check_job(self.pipeline, j) for j in jobs)))
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # best effort at actor teardown
             self.loop.run_until_complete(self.pipeline.close())
             self.store.close()
-        except Exception:  # noqa: S110 - best effort at actor teardown
-            pass
 
 
 class RayEngine:

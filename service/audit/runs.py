@@ -23,7 +23,7 @@ from typing import Any
 from detectors.contract import Detector
 from service.audit.articles import Article, articles_from_rows
 from service.audit.checkpoint import AuditLog, AuditStatus, ItemResult
-from service.audit.engines import ArticleJob, DetectorFactory, LocalEngine
+from service.audit.engines import ArticleJob, DetectorFactory, Engine, LocalEngine
 from service.audit.fetch import HeadshotFetcher, HeadshotFetchError
 from service.audit.headshots import HeadshotSource
 from service.audit.outputs import OutputPaths, write_outputs
@@ -144,7 +144,7 @@ class AuditRun:
 
         await self._engine(pipeline).run(self._jobs(audit_id, finished), sink)
 
-    def _engine(self, pipeline: Pipeline | None) -> Any:
+    def _engine(self, pipeline: Pipeline | None) -> Engine:
         if self.options.engine is EngineName.RAY:
             from service.audit.ray_engine import RayEngine
 
