@@ -125,6 +125,7 @@ def test_app_services_take_settings_from_the_environment_and_secrets_from_the_en
                    if line and not line.startswith("#"))
     assert {"BYLINECHECK_SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "BYLINECHECK_WEBHOOK_SECRETS"} <= set(example)
     json.loads(example["BYLINECHECK_WEBHOOK_SECRETS"])
+    assert [k for k, v in example.items() if "#" in v] == []  # env files take no trailing comments
     assert ".env" in (REPO / ".gitignore").read_text().splitlines()
 
 
