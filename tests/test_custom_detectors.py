@@ -253,3 +253,39 @@ def test_audit_cli_reports_declared_detectors(models: Models, tmp_path: Path) ->
         assert scores["roberta"]["ai_probability"] is not None
         assert scores["roberta"]["energy_j"] > 0
         assert scores["text"]["abstain_reason"] == "detector_unavailable"  # no shipped weights in this folder
+
+
+def test_face_crop_abstains_when_no_face_is_found(models: Models, tmp_path: Path) -> None:
+    import numpy as np
+
+    from detectors.contract import Device, ImageItem, Modality
+    from detectors.custom import CustomKind, CustomSpec, build_custom_detector
+    from detectors.custom.spec import Crop
+
+    spec = CustomSpec("vit-face", CustomKind.HF_IMAGE_CLASSIFIER, models.root / "vit", modality=Modality.IMAGE,
+                      ai_label="ai", crop=Crop.FACE, manifest_dir=tmp_path)
+    detector = build_custom_detector(spec)
+    detector.load(Device())
+    prepared = [detector.preprocess(ImageItem(np.full((128, 128, 3), 120, dtype=np.uint8)))]
+    (out,) = detector.postprocess(prepared, detector.forward(prepared))
+    assert out.abstain_reason == "no_face"
+    assert out.raw_score is None
+
+
+def test_thresholds_meet_the_target_fpr_and_the_stacker_learns_directions() -> None:
+    import numpy as np
+
+    from detectors.custom.stacking import choose_thresholds, fit_stacker
+
+    human, ai = np.linspace(0.0, 0.6, 200), np.linspace(0.4, 1.0, 200)
+    choice = choose_thresholds([*human, *ai], [0] * 200 + [1] * 200, target_fpr=0.01)
+    assert choice.fpr <= 0.01
+    assert np.mean(human >= choice.likely_ai) <= 0.01 < np.mean(human >= choice.likely_ai - 0.01)
+    assert choice.likely_human <= choice.likely_ai
+    rng = np.random.default_rng(0)
+    labels = [0] * 100 + [1] * 100
+    rows = [{"up": float(y + rng.normal(0, 0.5)), "down": float(-y + rng.normal(0, 0.5))} for y in labels]
+    rows[0]["up"] = None  # type: ignore[assignment]
+    stacker = fit_stacker(["up", "down"], rows, labels)
+    assert stacker.weights[0] > 0 > stacker.weights[1]
+    assert stacker.probability({"up": 1.5, "down": -1.5}) > 0.9 > 0.1 > stacker.probability({"up": -0.5, "down": 0.5})
