@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     port: int = 8000
 
     database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'bylinecheck.sqlite3'}"
+    store_busy_timeout_s: float = Field(
+        default=10.0, gt=0.0, description="SQLite: how long a write waits for a lock before a 503 store_busy")
     weights_dir: Path = REPO_ROOT / "weights"
     device: DeviceSetting = DeviceSetting.CPU
     cuda_index: int = 0
@@ -98,6 +100,8 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     max_headshots: int = Field(default=8, ge=0)
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    body_idle_timeout_s: float = Field(default=15.0, gt=0.0, description="Longest wait for the next body chunk (408)")
+    body_deadline_s: float = Field(default=120.0, gt=0.0, description="Longest time to receive a whole body (408)")
 
     # Energy accounting.
     energy_backend: EnergyBackend = EnergyBackend.AUTO

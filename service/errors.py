@@ -13,6 +13,7 @@
     │   ├── CorruptImageError        422 corrupt_image
     │   ├── TooManyHeadshotsError    413 too_many_headshots
     │   ├── RequestTooLargeError     413 request_too_large
+    │   ├── RequestTimeoutError      408 request_timeout (the body trickled in too slowly)
     │   └── InvalidRequestError      422 invalid_request
     ├── AuthError                    401 unauthorized
     ├── ForbiddenError               403 forbidden
@@ -20,7 +21,9 @@
     ├── ConflictError                409 conflict
     ├── OverloadedError              429 overloaded (Retry-After)
     ├── DeadlineExceededError        504 deadline_exceeded
-    └── UnavailableError             503 unavailable
+    ├── UnavailableError             503 unavailable
+    │   └── StoreBusyError           503 store_busy (Retry-After): the database stayed locked past its busy timeout
+    └── StoreFullError               507 store_full: the database (or its disk) is full
 """
 
 from __future__ import annotations
@@ -84,6 +87,11 @@ class RequestTooLargeError(BadInputError):
     code = "request_too_large"
 
 
+class RequestTimeoutError(BadInputError):
+    status_code = 408
+    code = "request_timeout"
+
+
 class InvalidRequestError(BadInputError):
     status_code = 422
     code = "invalid_request"
@@ -122,3 +130,12 @@ class DeadlineExceededError(ServiceError):
 class UnavailableError(ServiceError):
     status_code = 503
     code = "unavailable"
+
+
+class StoreBusyError(UnavailableError):
+    code = "store_busy"
+
+
+class StoreFullError(ServiceError):
+    status_code = 507
+    code = "store_full"

@@ -71,7 +71,7 @@ def decode_image(data: bytes, settings: Settings) -> DecodedImage:
             image = Image.open(io.BytesIO(data), formats=[kind])
             _check_header(image, settings)
             image.load()
-            rgb = ImageOps.exif_transpose(image).convert("RGB")
+            rgb = _to_rgb(ImageOps.exif_transpose(image))
         except (DecompressionBombError, UnsupportedImageError):
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -87,6 +87,20 @@ def decode_image(data: bytes, settings: Settings) -> DecodedImage:
         sha256=hashlib.sha256(data).hexdigest(),
         original=data,
     )
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB. 16-bit greyscale is scaled (Pillow's own conversion clips it to 255); alpha is dropped;
+    CMYK, palette and 1-bit images go through Pillow's conversions."""
+    if image.mode in _SIXTEEN_BIT:
+        wide = np.asarray(image, dtype=np.uint32)
+        return Image.fromarray((wide >> 8).astype(np.uint8), "L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")  # the direct conversion warns about byte transparency
+    return image.convert("RGB")
+
+
+_SIXTEEN_BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 
 
 def _check_header(image: Image.Image, settings: Settings) -> None:

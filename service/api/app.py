@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from detectors.contract import Detector
 from detectors.energy import EnergyMeter
 from service.api import audits, bylines, checks, health, pages
-from service.api.errors import install_error_handlers
+from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.api.limits import BodyLimitMiddleware
 from service.api.security import SecurityHeadersMiddleware
 from service.config import Settings
@@ -46,7 +46,8 @@ def create_app(
 ) -> FastAPI:
     """Build the app. ``detectors``/``meter`` replace the ones built from settings (tests, benchmarks)."""
     metrics = Metrics()
-    store = Store(settings.database_url, settings.secret_key.get_secret_value())
+    store = Store(settings.database_url, settings.secret_key.get_secret_value(),
+                  busy_timeout_s=settings.store_busy_timeout_s)
     pipeline = Pipeline(settings, store, detectors=detectors, meter=meter, metrics=metrics)
     webhooks = WebhookService(settings, store, pipeline)
     sweeper = RetentionSweeper(store, settings)
@@ -66,7 +67,7 @@ def create_app(
             await pipeline.close()
             store.close()
 
-    app = FastAPI(title="bylinecheck", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="bylinecheck", version="0.1.0", lifespan=lifespan, responses=ERROR_RESPONSES,
                   description="Is this article, and its byline, real? Calibrated scores, evidence, and energy.")
     app.state.settings = settings
     app.state.store = store
@@ -75,7 +76,8 @@ def create_app(
     app.state.webhooks = webhooks
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes,
+                       idle_timeout_s=settings.body_idle_timeout_s, deadline_s=settings.body_deadline_s)
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(health.router)
     app.include_router(checks.router)

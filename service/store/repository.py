@@ -22,10 +22,11 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.domain import Scope
+from service.errors import ServiceError, StoreBusyError, StoreFullError
 from service.store.models import ApiKeyRow, CheckRow, HeadshotRow
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
@@ -77,24 +78,44 @@ class HeadshotRecord:
     verdict: str
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+# Driver messages (SQLite, PostgreSQL) that mean "locked, try again" or "no room left".
+_BUSY_MARKERS = ("database is locked", "database table is locked", "database is busy", "lock timeout",
+                 "could not obtain lock")
+_FULL_MARKERS = ("database or disk is full", "no space left on device", "disk full", "could not extend file",
+                 "could not write to file")
+
+
+def translate_operational(exc: OperationalError, retry_after_s: int = 1) -> ServiceError | None:
+    """A locked or full database as a 503 ``store_busy`` / 507 ``store_full``; None for anything else."""
+    message = str(exc.orig if exc.orig is not None else exc).lower()
+    if any(marker in message for marker in _BUSY_MARKERS):
+        return StoreBusyError("the database is busy; retry shortly", headers={"Retry-After": str(retry_after_s)})
+    if any(marker in message for marker in _FULL_MARKERS):
+        return StoreFullError("the database is full; nothing was stored")
+    return None
+
+
+def _pragmas(busy_timeout_ms: int) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
 
 
 class Store:
     """Owns the engine; ``close()`` disposes it."""
 
-    def __init__(self, url: str, pepper: str) -> None:
+    def __init__(self, url: str, pepper: str, *, busy_timeout_s: float = 10.0) -> None:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", _pragmas(int(busy_timeout_s * 1000)))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._pepper = pepper.encode()
 
@@ -119,8 +140,15 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
-            yield session
+        """A transaction. Raises StoreBusyError (still locked after the busy timeout) or StoreFullError."""
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            translated = translate_operational(exc)
+            if translated is None:
+                raise
+            raise translated from exc
 
     # API keys ---------------------------------------------------------------------------------
 
