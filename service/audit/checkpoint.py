@@ -144,7 +144,8 @@ class AuditLog:
 
     def results(self, audit_id: str) -> Iterator[ItemResult]:
         """Every checkpointed article in archive order, with its stored report."""
-        query = select(AuditItemRow).where(AuditItemRow.audit_id == audit_id).order_by(AuditItemRow.seq)
+        query = (select(AuditItemRow).where(AuditItemRow.audit_id == audit_id).order_by(AuditItemRow.seq)
+                 .execution_options(yield_per=500))
         with self.store.session() as session:
             for item in session.scalars(query):
                 yield ItemResult(item.seq, item.item_key, item.article_id, item.byline, item.published,

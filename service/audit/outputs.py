@@ -10,13 +10,15 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from service.audit import report_html
 from service.audit.checkpoint import ItemResult
+from service.audit.rollup import Rollup, totals
 
 
 @dataclass(frozen=True)
@@ -35,18 +37,21 @@ class OutputPaths:
         return cls(out / "reports.jsonl", out / "authors.csv", out / "report.html", out / "summary.json")
 
 
-def _atomic_write(path: Path, text: str) -> None:
+@contextmanager
+def _atomic(path: Path) -> Iterator[TextIO]:
+    """A file written under a temporary name, synced and renamed into place on success."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
+        yield fh
         fh.flush()
         os.fsync(fh.fileno())
     tmp.replace(path)
 
 
-def jsonl_text(results: Sequence[ItemResult]) -> str:
-    return "".join(json.dumps(r.output_row(), ensure_ascii=False) + "\n" for r in results)
+def _atomic_write(path: Path, text: str) -> None:
+    with _atomic(path) as fh:
+        fh.write(text)
 
 
 CSV_COLUMNS = ("author", "flagged", "reasons", "articles", "checked", "errors", "likely_ai", "share_likely_ai",
@@ -75,9 +80,21 @@ def authors_csv_text(authors: Sequence[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def write_outputs(paths: OutputPaths, meta: dict[str, Any], summary: dict[str, Any], authors: Sequence[dict[str, Any]],
-                  results: Sequence[ItemResult]) -> None:
-    _atomic_write(paths.jsonl, jsonl_text(results))
+def write_outputs(paths: OutputPaths, meta: dict[str, Any], results: Iterable[ItemResult],
+                  phash_max_distance: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One pass over the results (in archive order): JSONL, roll-up and chart data; then CSV, HTML, summary.
+
+    Returns ``(summary, authors)``.
+    """
+    rollup, charts = Rollup(phash_max_distance), report_html.ChartData()
+    with _atomic(paths.jsonl) as fh:
+        for result in results:
+            fh.write(json.dumps(result.output_row(), ensure_ascii=False) + "\n")
+            rollup.add(result)
+            charts.add(result)
+    authors = rollup.authors()
+    summary = totals(authors)
     _atomic_write(paths.authors_csv, authors_csv_text(authors))
-    _atomic_write(paths.html, report_html.render(meta, summary, authors, results))
-    _atomic_write(paths.summary, json.dumps({**meta, "summary": summary, "authors": list(authors)}, indent=2))
+    _atomic_write(paths.html, report_html.render(meta, summary, authors, charts))
+    _atomic_write(paths.summary, json.dumps({**meta, "summary": summary, "authors": authors}, indent=2))
+    return summary, authors

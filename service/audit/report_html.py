@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
@@ -22,16 +23,33 @@ th,td{border-bottom:1px solid #ddd;padding:4px 6px;text-align:left}tr.flagged{ba
 .kpi{display:inline-block;margin-right:2rem}.kpi b{font-size:1.4rem;display:block}code{font-size:12px}"""
 
 
-def score_histogram(results: Sequence[ItemResult], bins: int = 10) -> str:
-    counts = {name: [0.0] * bins for name in ("likely_ai", "other")}
-    for r in results:
-        prob = ((r.report or {}).get("text") or {}).get("ai_probability")
-        if prob is not None:
-            name = "likely_ai" if r.report and r.report["text"]["verdict"] == "likely_ai" else "other"
-            counts[name][min(bins - 1, int(float(prob) * bins))] += 1
-    labels = [f"{i / bins:.1f}" for i in range(bins)]
+@dataclass
+class ChartData:
+    """What the charts need, accumulated result by result (memory: bins and months only)."""
+
+    bins: int = 10
+    likely_ai_bins: list[float] = field(default_factory=lambda: [0.0] * 10)
+    other_bins: list[float] = field(default_factory=lambda: [0.0] * 10)
+    month_total: Counter[str] = field(default_factory=Counter)
+    month_ai: Counter[str] = field(default_factory=Counter)
+
+    def add(self, result: ItemResult) -> None:
+        report = result.report
+        if report is None:
+            return
+        text = report.get("text") or {}
+        if text.get("ai_probability") is not None:
+            target = self.likely_ai_bins if text.get("verdict") == "likely_ai" else self.other_bins
+            target[min(self.bins - 1, int(float(text["ai_probability"]) * self.bins))] += 1
+        if result.published:
+            self.month_total[result.published[:7]] += 1
+            self.month_ai[result.published[:7]] += report["verdict"] == "likely_ai"
+
+
+def score_histogram(data: ChartData) -> str:
+    labels = [f"{i / data.bins:.1f}" for i in range(data.bins)]
     return column_chart("Distribution of text AI probability", labels,
-                        [("likely_ai", counts["likely_ai"], PALETTE["ai"]), ("other", counts["other"], PALETTE["human"])])
+                        [("likely_ai", data.likely_ai_bins, PALETTE["ai"]), ("other", data.other_bins, PALETTE["human"])])
 
 
 def author_bars(authors: Sequence[dict[str, Any]], limit: int = 25) -> str:
@@ -40,19 +58,12 @@ def author_bars(authors: Sequence[dict[str, Any]], limit: int = 25) -> str:
     return bar_chart("Share of likely_ai articles per author", rows, max_value=1.0)
 
 
-def timeline(results: Sequence[ItemResult]) -> str:
-    total: Counter[str] = Counter()
-    ai: Counter[str] = Counter()
-    for r in results:
-        if r.published and r.report:
-            month = r.published[:7]
-            total[month] += 1
-            ai[month] += r.report["verdict"] == "likely_ai"
-    months = sorted(total)
+def timeline(data: ChartData) -> str:
+    months = sorted(data.month_total)
     every = max(1, len(months) // 12)
     return column_chart("Articles per month: all checked vs likely_ai", months,
-                        [("checked", [float(total[m]) for m in months], PALETTE["neutral"]),
-                         ("likely_ai", [float(ai[m]) for m in months], PALETTE["ai"])], label_every=every)
+                        [("checked", [float(data.month_total[m]) for m in months], PALETTE["neutral"]),
+                         ("likely_ai", [float(data.month_ai[m]) for m in months], PALETTE["ai"])], label_every=every)
 
 
 def energy_chart(summary: dict[str, Any]) -> str:
@@ -88,10 +99,9 @@ def _kpis(summary: dict[str, Any]) -> str:
     return "".join(f'<span class="kpi"><b>{escape(str(v))}</b>{escape(k)}</span>' for k, v in items)
 
 
-def render(meta: dict[str, Any], summary: dict[str, Any], authors: Sequence[dict[str, Any]],
-           results: Sequence[ItemResult]) -> str:
-    figures = [("Score distribution", score_histogram(results)), ("Per-author share", author_bars(authors)),
-               ("Timeline", timeline(results)), ("Energy", energy_chart(summary))]
+def render(meta: dict[str, Any], summary: dict[str, Any], authors: Sequence[dict[str, Any]], charts: ChartData) -> str:
+    figures = [("Score distribution", score_histogram(charts)), ("Per-author share", author_bars(authors)),
+               ("Timeline", timeline(charts)), ("Energy", energy_chart(summary))]
     figs = "".join(f"<figure><figcaption>{escape(t)}</figcaption>{svg}</figure>" for t, svg in figures)
     php = ", ".join(f"{k}: {v:.1f} J per inference" for k, v in PHP_J_PER_INFERENCE.items())
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">

@@ -38,12 +38,15 @@ class AuthorRollup:
     errors: int = 0
     judged: int = 0
     likely_ai: int = 0
-    probabilities: list[float] = field(default_factory=list)
+    probability_sum: float = 0.0
+    probability_count: int = 0
+    probability_max: float | None = None
     headshot_verdicts: Counter[str] = field(default_factory=Counter)
     reused_with: set[str] = field(default_factory=set)
     phashes: set[str] = field(default_factory=set)
     declared_ai: bool = False
-    dates: list[str] = field(default_factory=list)
+    first_published: str | None = None
+    last_published: str | None = None
     energy_j: float = 0.0
     text_inferences: int = 0
     image_inferences: int = 0
@@ -51,7 +54,8 @@ class AuthorRollup:
     def add(self, result: ItemResult) -> None:
         self.articles += 1
         if result.published:
-            self.dates.append(result.published)
+            self.first_published = min(result.published, self.first_published or result.published)
+            self.last_published = max(result.published, self.last_published or result.published)
         if result.report is None:
             self.errors += 1
             return
@@ -64,7 +68,10 @@ class AuthorRollup:
         self.likely_ai += report["verdict"] == "likely_ai"
         text = report.get("text") or {}
         if text.get("ai_probability") is not None:
-            self.probabilities.append(float(text["ai_probability"]))
+            probability = float(text["ai_probability"])
+            self.probability_sum += probability
+            self.probability_count += 1
+            self.probability_max = max(probability, self.probability_max if self.probability_max is not None else 0.0)
         self.text_inferences += bool(text.get("model"))
         for shot in report.get("headshots") or []:
             self.headshot_verdicts[shot["verdict"]] += 1
@@ -88,16 +95,15 @@ class AuthorRollup:
         return reasons
 
     def as_dict(self) -> dict[str, Any]:
-        probs = self.probabilities
+        mean = self.probability_sum / self.probability_count if self.probability_count else None
         return {
             "author": self.name, "articles": self.articles, "checked": self.checked, "errors": self.errors,
             "likely_ai": self.likely_ai, "share_likely_ai": round(self.likely_ai / self.judged, 4) if self.judged else None,
-            "mean_text_probability": round(sum(probs) / len(probs), 4) if probs else None,
-            "max_text_probability": round(max(probs), 4) if probs else None,
+            "mean_text_probability": None if mean is None else round(mean, 4),
+            "max_text_probability": None if self.probability_max is None else round(self.probability_max, 4),
             "headshot_verdicts": dict(sorted(self.headshot_verdicts.items())),
             "headshot_reused_with": sorted(self.reused_with),
-            "first_published": min(self.dates) if self.dates else None,
-            "last_published": max(self.dates) if self.dates else None,
+            "first_published": self.first_published, "last_published": self.last_published,
             "energy_j": round(self.energy_j, 6), "text_inferences": self.text_inferences,
             "image_inferences": self.image_inferences, "flagged": bool(self.flags()), "reasons": self.flags(),
         }
@@ -113,16 +119,30 @@ def _link_shared_headshots(authors: dict[str, AuthorRollup], max_distance: int) 
                 second.reused_with.add(first.name)
 
 
-def roll_up(results: Iterable[ItemResult], phash_max_distance: int = 10) -> list[dict[str, Any]]:
-    """One dict per author: flagged authors first, then by share of likely_ai articles."""
-    authors: dict[str, AuthorRollup] = {}
-    for result in results:
+class Rollup:
+    """Streams results in (``add``), then gives the per-author rows (``authors``); memory grows with authors only."""
+
+    def __init__(self, phash_max_distance: int = 10) -> None:
+        self.phash_max_distance = phash_max_distance
+        self._authors: dict[str, AuthorRollup] = {}
+
+    def add(self, result: ItemResult) -> None:
         key = byline_key(result.byline) or NO_BYLINE
-        authors.setdefault(key, AuthorRollup(result.byline or NO_BYLINE)).add(result)
-    _link_shared_headshots(authors, phash_max_distance)
-    rows = [a.as_dict() for a in authors.values()]
-    rows.sort(key=lambda r: (not r["flagged"], -(r["share_likely_ai"] or 0.0), -r["articles"], r["author"]))
-    return rows
+        self._authors.setdefault(key, AuthorRollup(result.byline or NO_BYLINE)).add(result)
+
+    def authors(self) -> list[dict[str, Any]]:
+        """One dict per author: flagged authors first, then by share of likely_ai articles."""
+        _link_shared_headshots(self._authors, self.phash_max_distance)
+        rows = [a.as_dict() for a in self._authors.values()]
+        rows.sort(key=lambda r: (not r["flagged"], -(r["share_likely_ai"] or 0.0), -r["articles"], r["author"]))
+        return rows
+
+
+def roll_up(results: Iterable[ItemResult], phash_max_distance: int = 10) -> list[dict[str, Any]]:
+    rollup = Rollup(phash_max_distance)
+    for result in results:
+        rollup.add(result)
+    return rollup.authors()
 
 
 def totals(authors: list[dict[str, Any]]) -> dict[str, Any]:

@@ -28,7 +28,6 @@ from service.audit.fetch import HeadshotFetcher, HeadshotFetchError
 from service.audit.headshots import HeadshotSource
 from service.audit.outputs import OutputPaths, write_outputs
 from service.audit.readers import ArchiveFormat, detect_format, read_rows
-from service.audit.rollup import roll_up, totals
 from service.config import Settings
 from service.pipeline import Pipeline
 from service.store import Store
@@ -174,16 +173,16 @@ class AuditRun:
         return ArticleJob(audit_id, seq, article, uploads)
 
     def _finish(self, audit_id: str) -> dict[str, Any]:
-        results = list(self.log.results(audit_id))
-        authors = roll_up(results, self.settings.reuse_phash_max_distance)
-        summary = totals(authors)
-        detectors: dict[str, str] = {}
-        for r in results:
-            detectors.update((r.report or {}).get("detectors") or {})
         meta = {"audit_id": audit_id, "input": self.archive.name, "format": self.fmt.value,
                 "engine": self.options.engine.value, "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "detectors": detectors}
-        write_outputs(self.paths, meta, summary, authors, results)
+                "detectors": self._detectors(audit_id)}
+        summary, authors = write_outputs(self.paths, meta, self.log.results(audit_id), self.settings.reuse_phash_max_distance)
         summary = {**summary, "flagged": [a for a in authors if a["flagged"]]}
-        self.log.update(audit_id, status=AuditStatus.DONE, summary=summary, done=len(results))
+        self.log.update(audit_id, status=AuditStatus.DONE, summary=summary, done=summary["articles"])
         return summary
+
+    def _detectors(self, audit_id: str) -> dict[str, str]:
+        for result in self.log.results(audit_id):
+            if result.report and result.report.get("detectors"):
+                return dict(result.report["detectors"])
+        return {}
