@@ -9,7 +9,10 @@ refuses to run as root, so as root it runs as Debian's ``postgres`` user on a di
 Reusable by any test that needs the deployed topology::
 
     with PostgresServer.start() as pg, RedisServer.start() as redis:
-        api = ServiceProcess.start(["serve", "--port", str(port)], env=service_env(pg.url, redis.url))
+        env = service_env({"BYLINECHECK_DATABASE_URL": pg.url, "BYLINECHECK_REDIS_URL": redis.url})
+        run_cli(["migrate"], env)
+        api = ServiceProcess.start(["serve", "--port", str(port)], env, "api")
+        api.wait_http(f"http://127.0.0.1:{port}/healthz")
 """
 
 from __future__ import annotations
