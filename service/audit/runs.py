@@ -29,12 +29,17 @@ from service.audit.headshots import HeadshotSource
 from service.audit.outputs import OutputPaths, write_outputs
 from service.audit.readers import ArchiveFormat, detect_format, read_rows
 from service.config import Settings
+from service.errors import ServiceError
 from service.pipeline import Pipeline
 from service.store import Store
 
 logger = logging.getLogger(__name__)
 
 Detectors = Mapping[str, Detector[Any]] | DetectorFactory
+
+
+class AuditIncompleteError(ServiceError):
+    code = "audit_incomplete"
 
 
 class EngineName(StrEnum):
@@ -178,6 +183,9 @@ class AuditRun:
                 "detectors": self._detectors(audit_id)}
         summary, authors = write_outputs(self.paths, meta, self.log.results(audit_id), self.settings.reuse_phash_max_distance)
         summary = {**summary, "flagged": [a for a in authors if a["flagged"]]}
+        info = self.log.get(audit_id)
+        if info is not None and info.total is not None and summary["articles"] != info.total:
+            raise AuditIncompleteError(f"{summary['articles']} of {info.total} articles are checkpointed; run again to resume")
         self.log.update(audit_id, status=AuditStatus.DONE, summary=summary, done=summary["articles"])
         return summary
 
