@@ -299,7 +299,7 @@ class ServiceProcess(_Server):
         process = _popen([*bylinecheck_command(), *args], log, env=dict(env), cwd=REPO)
         return cls(process, root, log, name)
 
-    def wait_http(self, url: str, timeout_s: float = 90.0) -> None:
+    def wait_http(self, url: str, timeout_s: float = 150.0) -> None:
         """Wait until ``url`` answers 200 (use ``/healthz``)."""
 
         def ready() -> bool:

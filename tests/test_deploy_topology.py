@@ -133,7 +133,7 @@ def topology(receiver: CallbackReceiver) -> Iterator[Topology]:
                 process.stop()
 
 
-def _wait_for_output(process: ServiceProcess, text: str, timeout_s: float = 90.0) -> None:
+def _wait_for_output(process: ServiceProcess, text: str, timeout_s: float = 150.0) -> None:
     deadline = time.monotonic() + timeout_s
     while text not in process.output():
         process.assert_running(process.name)
