@@ -195,7 +195,10 @@ def calibrate_ensemble(settings: Settings, role: str, input_path: Path, target_f
     labels = [data.labels[i] for i in used]
     if len(set(labels)) < 2:
         raise AdminError("stacking needs rows of both labels that at least one member could judge")
-    stacker = fit_stacker(spec.members, [rows[i] for i in used], labels)
+    try:
+        stacker = fit_stacker(spec.members, [rows[i] for i in used], labels)
+    except ValueError as exc:
+        raise AdminError(f"cannot stack: {exc}") from exc
     probs = [stacker.probability(rows[i]) for i in used]
     thresholds, provenance = _provenance(data, used, labels, probs, excluded, target_fpr, auroc(probs, labels))
     versions = {m: f"{out[0].detector}@{out[0].version}" for m, out in columns.items() if out}

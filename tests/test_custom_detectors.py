@@ -216,17 +216,21 @@ def test_ensemble_of_shipped_text_detector_and_zero_shot_lm(models: Models, tmp_
     settings = models.settings(tmp_path / "e.sqlite3", **extra)
     provided = None if shipped else {"text": FakeTextDetector()}
     rows = tmp_path / "stack.jsonl"
-    rows.write_text("".join(json.dumps({"text": _text(HUMAN if i % 2 else AI, i) + (" delve" * (i % 2 == 0) * 3),
-                                        "label": "human" if i % 2 else "ai"}) + "\n" for i in range(20)))
+    rows.write_text("".join(json.dumps({"text": _text(HUMAN if i % 2 else AI, i) * 2 + (" delve" * (i % 2 == 0) * 3),
+                                        "label": "human" if i % 2 else "ai"}) + "\n" for i in range(12)))
     fitted = calibrate_ensemble(settings, "text", rows, provided=provided)
     assert fitted["stacker"]["members"] == ["text", "binoculars"]
-    assert fitted["provenance"]["n"] == 20
-    detectors = {"face": FakeFaceDetector(), **({} if shipped else {"text": FakeTextDetector()})}
+    assert fitted["provenance"]["n"] == 12
+    detectors: dict[str, Any] = {"face": FakeFaceDetector(), "text": FakeTextDetector()}
+    if shipped:  # our real shipped text detector, from its weights
+        from detectors.text import build_text_detector
+
+        detectors["text"] = build_text_detector(SHIPPED_TEXT.parent)
     application = create_app(settings, detectors=detectors)
     with TestClient(application) as client:
         assert client.get("/readyz").json()["detectors"]["ensemble:text"] == "ready"
         token = application.state.store.create_api_key("e", [Scope.CHECK])
-        report = _check(client, {"Authorization": f"Bearer {token}"}, _text(AI, 1) + " We delve, delve, delve.")
+        report = _check(client, {"Authorization": f"Bearer {token}"}, _text(AI, 1) * 2 + " We delve, delve, delve.")
     text = report["text"]
     assert text["model"].startswith("ensemble-text@")
     assert text["ensemble"]["used"] == ["text", "binoculars"]

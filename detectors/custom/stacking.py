@@ -91,8 +91,12 @@ def fit_stacker(members: Sequence[str], rows: Sequence[Mapping[str, float | None
     """L2-regularised logistic regression on standardised member scores (Newton's method)."""
     x = np.array([[np.nan if r.get(m) is None else float(r[m]) for m in members] for r in rows], dtype=np.float64)  # type: ignore[arg-type]
     y = np.asarray(labels, dtype=np.float64)
-    means = np.nan_to_num(np.nanmean(x, axis=0))
-    scales = np.nan_to_num(np.nanstd(x, axis=0), nan=1.0)
+    seen = ~np.isnan(x)
+    empty = [m for j, m in enumerate(members) if not seen[:, j].any()]
+    if empty:
+        raise ValueError(f"members without a single score: {empty}")
+    means = np.array([x[seen[:, j], j].mean() for j in range(x.shape[1])])
+    scales = np.array([x[seen[:, j], j].std() for j in range(x.shape[1])])
     scales[scales < 1e-9] = 1.0
     z = np.nan_to_num((x - means) / scales)
     design = np.hstack([np.ones((len(z), 1)), z])
