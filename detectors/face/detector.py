@@ -1,0 +1,186 @@
+"""``FaceDetector``: is the (single) face in a headshot synthetic?
+
+Caveats first: judges one face per image, the largest, and abstains with ``no_face``,
+``multiple_faces`` (a second face at least half the largest's area) or ``face_too_small`` (face box
+below the manifest's ``min_evidence`` pixels, where accuracy was measured to collapse). Trained on
+StyleGAN v1 and Stable Diffusion 2.1 faces only: other generators (StyleGAN2/3, Midjourney, FLUX,
+Generated Photos) are never seen; see the model card. ``raw_score`` is a logit, higher = more
+likely AI. The inference path imports numpy, OpenCV, dlib and onnxruntime, never torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detectors.contract import (
+    Box,
+    DetectorOutput,
+    Device,
+    ImageItem,
+    InvalidItemError,
+    Modality,
+    ScoreDirection,
+    Verdict,
+    WeightsCorruptError,
+)
+from detectors.face.finding import FaceFinder, face_embedding
+from detectors.face.pipeline import FaceInputs, clip_box, find_and_prepare
+from detectors.face.scoring import Ensemble, sigmoid
+from detectors.manifest import Manifest, load_manifest
+from detectors.runtime import onnx_session
+
+EVIDENCE_UNIT = "face_pixels"
+
+
+@dataclass(frozen=True)
+class PreparedFace:
+    """One preprocessed image: the face inputs (None when abstaining), its box, evidence and work."""
+
+    inputs: FaceInputs | None
+    box: Box | None
+    abstain_reason: str | None
+    evidence: float
+    work: float
+    faces_found: int
+    embedding: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class FamilyRule:
+    """Report ``diffusion`` above ``diffusion_above``, ``gan`` below ``gan_below``, else ``unknown``."""
+
+    diffusion_above: float = 0.9
+    gan_below: float = 0.1
+
+    def family(self, p_diffusion: float) -> str:
+        if p_diffusion >= self.diffusion_above:
+            return "diffusion"
+        if p_diffusion <= self.gan_below:
+            return "gan"
+        return "unknown"
+
+
+class FaceDetector:
+    """Synthetic-headshot detector following ``detectors.contract.Detector`` for ``ImageItem``."""
+
+    modality = Modality.IMAGE
+
+    def __init__(self, manifest: Manifest, max_batch_size: int = 16, embed_faces: bool = False) -> None:
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be >= 1")
+        if "model" not in manifest.files:
+            raise WeightsCorruptError("face manifest lists no 'model' file")
+        try:
+            self._ensemble = Ensemble.from_dict(manifest.extra["ensemble"])
+            family = manifest.extra.get("family", {})
+            self._family = FamilyRule(float(family.get("diffusion_above", 0.9)), float(family.get("gan_below", 0.1)))
+            self._work_side = int(manifest.extra.get("work_side", 448))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WeightsCorruptError(f"malformed face manifest extra: {exc}") from exc
+        self.manifest = manifest
+        self.name = manifest.name
+        self.version = manifest.version
+        self.max_batch_size = max_batch_size
+        self.embed_faces = embed_faces
+        self._session: Any = None
+        self._finder: FaceFinder | None = None
+
+    def load(self, device: Device) -> None:
+        """Open the ONNX session on ``device`` and the dlib models (raises WeightsMissingError)."""
+        self._session = onnx_session(self.manifest.files["model"], device)
+        finder = FaceFinder(self._work_side)
+        finder.load()
+        self._finder = finder
+
+    def preprocess(self, item: ImageItem) -> PreparedFace:
+        """Find, choose and align the face (CPU). Raises InvalidItemError on a malformed array."""
+        pixels = item.pixels
+        if not isinstance(pixels, np.ndarray) or pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+            raise InvalidItemError("invalid_image", "expected an RGB uint8 array of shape (H, W, 3)")
+        if min(pixels.shape[:2]) < 8:
+            raise InvalidItemError("invalid_image", "image smaller than 8 px")
+        if self._finder is None:
+            raise RuntimeError("FaceDetector.load() was not called")
+        height, width = pixels.shape[:2]
+        choice, inputs = find_and_prepare(self._finder, pixels, self.manifest.min_evidence)
+        box = None if choice.face is None else clip_box(choice.face.box, width, height)
+        embedding = None
+        if self.embed_faces and inputs is not None and choice.face is not None:
+            embedding = face_embedding(pixels, choice.face.landmarks)
+        return PreparedFace(
+            inputs=inputs,
+            box=box,
+            abstain_reason=choice.abstain_reason,
+            evidence=0.0 if box is None else float(box.w * box.h),
+            work=float(height * width),
+            faces_found=choice.faces_found,
+            embedding=embedding,
+        )
+
+    def forward(self, batch: Sequence[PreparedFace]) -> list[np.ndarray | None]:
+        """One ONNX call for the batch's judged faces; (2,) logits per item, None when abstaining."""
+        judged = [i for i, p in enumerate(batch) if p.inputs is not None]
+        out: list[np.ndarray | None] = [None] * len(batch)
+        if not judged:
+            return out
+        crops = np.stack([batch[i].inputs.crop for i in judged])  # type: ignore[union-attr]
+        nchw = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
+        logits = self._session.run(None, {"crops": nchw})[0]
+        for row, index in enumerate(judged):
+            out[index] = np.asarray(logits[row], dtype=np.float64)
+        return out
+
+    def postprocess(self, prepared: Sequence[PreparedFace], raw: Sequence[object]) -> list[DetectorOutput]:
+        return [self._output(p, r) for p, r in zip(prepared, raw, strict=True)]
+
+    def _output(self, prepared: PreparedFace, raw: object) -> DetectorOutput:
+        common: dict[str, Any] = {
+            "detector": self.name,
+            "version": self.version,
+            "direction": ScoreDirection.HIGHER_IS_AI,
+            "evidence": prepared.evidence,
+            "evidence_unit": EVIDENCE_UNIT,
+            "work": prepared.work,
+            "region": prepared.box,
+            "embedding": prepared.embedding,
+        }
+        if prepared.inputs is None or not isinstance(raw, np.ndarray):
+            reason = prepared.abstain_reason or "no_face"
+            return DetectorOutput(
+                raw_score=None, probability=None, verdict=Verdict.ABSTAIN, threshold=None, abstain_reason=reason, **common
+            )
+        cue_logit = float(self._ensemble.cue_logits(prepared.inputs.cues)[0])
+        score = float(self._ensemble.raw_scores(np.array([raw[0]]), prepared.inputs.cues[None, :])[0])
+        probability = float(self.manifest.calibration(score))
+        verdict = self.manifest.thresholds.verdict(probability)
+        p_diffusion = float(sigmoid(raw[1]))
+        family = self._family.family(p_diffusion) if verdict is Verdict.LIKELY_AI else None
+        flags = ("several_faces_largest_judged",) if prepared.faces_found > 1 else ()
+        return DetectorOutput(
+            raw_score=score,
+            probability=probability,
+            verdict=verdict,
+            threshold=self.manifest.thresholds.likely_ai,
+            family=family,
+            flags=flags,
+            extras={"cnn_logit": float(raw[0]), "cue_logit": cue_logit, "p_diffusion": p_diffusion},
+            **common,
+        )
+
+    def judge(self, images: Sequence[np.ndarray]) -> list[DetectorOutput]:
+        """Convenience for evaluation and tests: preprocess, forward in batches, postprocess."""
+        outputs: list[DetectorOutput] = []
+        for start in range(0, len(images), self.max_batch_size):
+            prepared = [self.preprocess(ImageItem(pixels=p)) for p in images[start : start + self.max_batch_size]]
+            outputs.extend(self.postprocess(prepared, self.forward(prepared)))
+        return outputs
+
+
+def build_face_detector(weights_dir: Path, max_batch_size: int = 16, embed_faces: bool = False) -> FaceDetector:
+    """Detector from ``weights_dir/manifest.json`` (raises WeightsMissingError / WeightsCorruptError)."""
+    return FaceDetector(load_manifest(weights_dir), max_batch_size=max_batch_size, embed_faces=embed_faces)

@@ -1,0 +1,138 @@
+"""Face finding: dlib's HOG frontal detector on a downscaled copy, then 68-point landmarks.
+
+Caveats first: the HOG detector only sees roughly frontal faces of at least ~80 px in the working
+copy (longest side ``work_side`` px); when it finds nothing there it retries once with one
+up-sampling step (faces down to ~40 px, about 4x slower). Every box and landmark returned is in the
+*submitted* image's pixel coordinates. Models come from the ``face-recognition-models`` package,
+located without importing it (its ``__init__`` needs ``pkg_resources``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from detectors.contract import Box, WeightsMissingError
+
+LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
+EMBEDDING_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+
+
+def dlib_model_path(filename: str) -> Path:
+    """Path of a model file shipped by ``face-recognition-models``; raises WeightsMissingError."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsMissingError("face-recognition-models is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / filename
+    if not path.is_file():
+        raise WeightsMissingError(f"dlib model {path} is missing")
+    return path
+
+
+@dataclass(frozen=True)
+class FoundFace:
+    """One face: ``box`` and ``landmarks`` (68 x 2 float32, x then y) in submitted-image pixels."""
+
+    box: Box
+    landmarks: np.ndarray
+    score: float
+
+    @property
+    def eye_centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """(left-in-image, right-in-image) eye centres from landmarks 36-41 and 42-47."""
+        return self.landmarks[36:42].mean(axis=0), self.landmarks[42:48].mean(axis=0)
+
+    @property
+    def eye_distance(self) -> float:
+        left, right = self.eye_centres
+        return float(np.linalg.norm(right - left))
+
+
+class FaceFinder:
+    """Finds faces and their landmarks. Not thread-safe (dlib objects); one per worker."""
+
+    def __init__(self, work_side: int = 448) -> None:
+        if work_side < 64:
+            raise ValueError("work_side must be >= 64")
+        self.work_side = work_side
+        self._detector: Any = None
+        self._predictor: Any = None
+
+    def load(self) -> None:
+        import dlib
+
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(str(dlib_model_path(LANDMARKS_FILE)))
+
+    def find(self, pixels: np.ndarray) -> list[FoundFace]:
+        """All faces in an RGB uint8 (H, W, 3) image, largest first."""
+        if self._detector is None:
+            self.load()
+        height, width = pixels.shape[:2]
+        scale = self.work_side / max(height, width)
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        small = cv2.resize(pixels, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=interp)
+        gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        rects, scores, _ = self._detector.run(gray, 0, -0.2)
+        if not rects:
+            rects, scores, _ = self._detector.run(gray, 1, -0.2)
+        faces = [self._face(gray, rect, float(score), scale) for rect, score in zip(rects, scores, strict=True)]
+        return sorted(faces, key=lambda f: f.box.w * f.box.h, reverse=True)
+
+    def _face(self, gray: np.ndarray, rect: Any, score: float, scale: float) -> FoundFace:
+        shape = self._predictor(gray, rect)
+        points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32) / scale
+        box = Box(
+            x=max(0, round(rect.left() / scale)),
+            y=max(0, round(rect.top() / scale)),
+            w=max(1, round(rect.width() / scale)),
+            h=max(1, round(rect.height() / scale)),
+        )
+        return FoundFace(box=box, landmarks=points, score=score)
+
+
+class FaceEmbedder:
+    """dlib's 128-d face descriptor (about 100 ms per face on one core)."""
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._predictor: Any = None
+
+    def embed(self, pixels: np.ndarray, face: Box | np.ndarray) -> tuple[float, ...]:
+        """Descriptor of the face given by a Box or by 68 landmarks (submitted-image pixels)."""
+        import dlib
+
+        if self._model is None:
+            self._model = dlib.face_recognition_model_v1(str(dlib_model_path(EMBEDDING_FILE)))
+            self._predictor = dlib.shape_predictor(str(dlib_model_path(LANDMARKS_FILE)))
+        image = np.ascontiguousarray(pixels, dtype=np.uint8)
+        if isinstance(face, Box):
+            rect = dlib.rectangle(face.x, face.y, face.x + face.w, face.y + face.h)
+            shape = self._predictor(image, rect)
+        else:
+            points = np.asarray(face, dtype=np.float64).reshape(68, 2)
+            x0, y0 = points.min(axis=0)
+            x1, y1 = points.max(axis=0)
+            rect = dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
+            shape = dlib.full_object_detection(rect, [dlib.point(int(x), int(y)) for x, y in points])
+        return tuple(float(v) for v in self._model.compute_face_descriptor(image, shape))
+
+
+_EMBEDDER: FaceEmbedder | None = None
+
+
+def face_embedding(pixels: np.ndarray, box_or_landmarks: Box | np.ndarray) -> tuple[float, ...]:
+    """128-d dlib descriptor of one face in an RGB uint8 image (for headshot-reuse search).
+
+    Euclidean distance < 0.6 between two descriptors usually means the same person. Raises
+    WeightsMissingError when the dlib model files are absent.
+    """
+    global _EMBEDDER
+    if _EMBEDDER is None:
+        _EMBEDDER = FaceEmbedder()
+    return _EMBEDDER.embed(pixels, box_or_landmarks)

@@ -1,0 +1,79 @@
+"""From pixels to model inputs: find the face, decide whether to abstain, align and crop, compute cues.
+
+Caveats first: this is the single path shared by inference (``FaceDetector.preprocess``) and by
+validation/test scoring in training, so that thresholds are fitted on exactly what the service
+sees. It never imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from detectors.contract import Box
+from detectors.face.alignment import align_face
+from detectors.face.features import eye_features, spectral_features
+from detectors.face.finding import FaceFinder, FoundFace
+
+CROP_SIZE = 96
+CONTEXT_ZOOM = 0.5
+MULTIPLE_FACE_RATIO = 0.5
+
+NO_FACE = "no_face"
+MULTIPLE_FACES = "multiple_faces"
+FACE_TOO_SMALL = "face_too_small"
+
+
+@dataclass(frozen=True)
+class FaceInputs:
+    """Model inputs for one face: the aligned crop (RGB uint8) and the engineered cues (float32)."""
+
+    crop: np.ndarray
+    cues: np.ndarray
+
+
+def face_inputs(pixels: np.ndarray, landmarks: np.ndarray, jitter: np.ndarray | None = None) -> FaceInputs:
+    """Aligned crop plus spectral and eye-position cues for one face (landmarks in ``pixels`` coords)."""
+    crop = align_face(pixels, landmarks, CROP_SIZE, jitter=jitter)
+    context = align_face(pixels, landmarks, CROP_SIZE, zoom=CONTEXT_ZOOM, jitter=jitter)
+    height, width = pixels.shape[:2]
+    cues = np.concatenate([spectral_features(crop, context), eye_features(landmarks, width, height)])
+    return FaceInputs(crop=crop, cues=cues.astype(np.float32))
+
+
+@dataclass(frozen=True)
+class FaceChoice:
+    """The face to judge, or why none is judged (``abstain_reason``)."""
+
+    face: FoundFace | None
+    abstain_reason: str | None
+    faces_found: int
+
+
+def choose_face(faces: list[FoundFace], min_face_pixels: float) -> FaceChoice:
+    """Largest face, unless none, several of comparable size, or too few pixels (box w * h)."""
+    if not faces:
+        return FaceChoice(None, NO_FACE, 0)
+    largest = faces[0]
+    area = largest.box.w * largest.box.h
+    if len(faces) > 1 and faces[1].box.w * faces[1].box.h >= MULTIPLE_FACE_RATIO * area:
+        return FaceChoice(largest, MULTIPLE_FACES, len(faces))
+    if area < min_face_pixels:
+        return FaceChoice(largest, FACE_TOO_SMALL, len(faces))
+    return FaceChoice(largest, None, len(faces))
+
+
+def clip_box(box: Box, width: int, height: int) -> Box:
+    """``box`` clipped to the image."""
+    x0, y0 = min(max(box.x, 0), width - 1), min(max(box.y, 0), height - 1)
+    x1, y1 = min(box.x + box.w, width), min(box.y + box.h, height)
+    return Box(x=x0, y=y0, w=max(1, x1 - x0), h=max(1, y1 - y0))
+
+
+def find_and_prepare(finder: FaceFinder, pixels: np.ndarray, min_face_pixels: float) -> tuple[FaceChoice, FaceInputs | None]:
+    """Find faces, choose one, and compute its inputs unless abstaining."""
+    choice = choose_face(finder.find(pixels), min_face_pixels)
+    if choice.face is None or choice.abstain_reason is not None:
+        return choice, None
+    return choice, face_inputs(pixels, choice.face.landmarks)

@@ -1,0 +1,136 @@
+"""The shipped face detector, run for real: weights, face finding, abstentions, coordinates, AUROC bar."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from detectors.contract import Box, DetectorOutput, Device, ImageItem, ScoreDirection, Verdict, WeightsMissingError
+from detectors.face import FaceDetector, build_face_detector, face_embedding
+from detectors.face.data import list_records, read_rgb, split_records
+from detectors.face.metrics import auroc
+
+ROOT = Path(__file__).parents[1]
+WEIGHTS = ROOT / "weights" / "face"
+DATA = Path(__file__).parents[1].parent / "shared" / "datasets" / "faces"
+FFHQ_SAMPLE = DATA / "real" / "00000.jpg"
+# Stated bar for the fixed 64-image subset of the seed-0 test split (the model card has full numbers).
+AUROC_BAR = 0.90
+
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="face dataset not staged at ../shared/datasets/faces")
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    det = build_face_detector(WEIGHTS)
+    det.load(Device(intra_op_threads=1))
+    return det
+
+
+def _judge(detector: FaceDetector, pixels: np.ndarray) -> DetectorOutput:
+    prepared = [detector.preprocess(ImageItem(pixels=pixels))]
+    return detector.postprocess(prepared, detector.forward(prepared))[0]
+
+
+def test_missing_manifest_raises(tmp_path: Path) -> None:
+    with pytest.raises(WeightsMissingError):
+        build_face_detector(tmp_path)
+
+
+def test_no_face_abstains(detector: FaceDetector) -> None:
+    rng = np.random.default_rng(0)
+    noise = cv2.GaussianBlur(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), (0, 0), 3)
+    out = detector.judge([noise])[0]
+    assert out.verdict is Verdict.ABSTAIN
+    assert out.abstain_reason == "no_face"
+    assert out.probability is None
+    assert out.region is None
+
+
+@needs_data
+def test_judged_face_fills_the_contract(detector: FaceDetector) -> None:
+    out = _judge(detector, read_rgb(FFHQ_SAMPLE))
+    assert out.verdict is not Verdict.ABSTAIN
+    assert out.probability is not None
+    assert 0.0 <= out.probability <= 1.0
+    assert out.direction is ScoreDirection.HIGHER_IS_AI
+    assert out.threshold == detector.manifest.thresholds.likely_ai
+    assert out.evidence_unit == "face_pixels"
+    assert out.evidence >= detector.manifest.min_evidence
+    assert out.family in (None, "gan", "diffusion", "unknown")
+
+
+@needs_data
+def test_tiny_face_abstains_face_too_small(detector: FaceDetector) -> None:
+    pixels = read_rgb(FFHQ_SAMPLE)
+    region = detector.judge([pixels])[0].region
+    assert region is not None
+    face_w = region.w
+    min_w = np.sqrt(detector.manifest.min_evidence)
+    scale = 0.7 * min_w / face_w
+    tiny = cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    out = detector.judge([tiny])[0]
+    assert out.verdict is Verdict.ABSTAIN
+    assert out.abstain_reason == "face_too_small"
+    assert out.region is not None
+
+
+@needs_data
+def test_two_comparable_faces_abstain(detector: FaceDetector) -> None:
+    pixels = read_rgb(FFHQ_SAMPLE)
+    out = detector.judge([np.concatenate([pixels, pixels[:, ::-1]], axis=1)])[0]
+    assert out.abstain_reason == "multiple_faces"
+
+
+@needs_data
+def test_box_is_in_submitted_pixel_coordinates(detector: FaceDetector) -> None:
+    pixels = read_rgb(FFHQ_SAMPLE)
+    box = detector.judge([pixels])[0].region
+    assert box is not None
+    padded = cv2.copyMakeBorder(pixels, 50, 0, 120, 0, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+    big = cv2.resize(padded, None, fx=3, fy=3, interpolation=cv2.INTER_LINEAR)
+    moved = detector.judge([big])[0].region
+    assert moved is not None
+    expected = np.array([3 * (box.x + 120), 3 * (box.y + 50), 3 * box.w, 3 * box.h])
+    assert np.abs(np.array(moved.as_list()) - expected).max() <= 0.12 * expected[2]
+
+
+@needs_data
+def test_shipped_weights_reach_auroc_bar_on_fixed_test_subset(detector: FaceDetector) -> None:
+    test = split_records(list_records(DATA), seed=0)["test"]
+    subset = [r for source in ("ffhq", "stylegan1", "ciplab", "sd21") for r in [x for x in test if x.source == source][:16]]
+    outputs = detector.judge([read_rgb(r.path) for r in subset])
+    judged = [(o.raw_score, r.label) for o, r in zip(outputs, subset, strict=True) if o.raw_score is not None]
+    assert len(judged) >= 0.9 * len(subset)
+    scores, labels = np.array([j[0] for j in judged]), np.array([j[1] for j in judged])
+    assert auroc(scores, labels) >= AUROC_BAR
+
+
+@needs_data
+def test_face_embedding_is_128_d_and_stable(detector: FaceDetector) -> None:
+    pixels = read_rgb(FFHQ_SAMPLE)
+    box = detector.judge([pixels])[0].region
+    assert box is not None
+    first = np.array(face_embedding(pixels, box))
+    mirrored = Box(x=pixels.shape[1] - box.x - box.w, y=box.y, w=box.w, h=box.h)
+    flipped = np.array(face_embedding(np.ascontiguousarray(pixels[:, ::-1]), mirrored))
+    assert first.shape == (128,)
+    assert np.linalg.norm(first - flipped) < 0.6
+
+
+def test_inference_path_does_not_import_torch() -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from pathlib import Path\n"
+        "from detectors.contract import Device\n"
+        "from detectors.face import build_face_detector\n"
+        f"d = build_face_detector(Path({str(WEIGHTS)!r})); d.load(Device())\n"
+        "d.judge([np.zeros((64, 64, 3), np.uint8)])\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
