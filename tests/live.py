@@ -2,7 +2,8 @@
 
 The child process runs :func:`create_fake_app` (``uvicorn --factory tests.live:create_fake_app``): the real
 app, store and batcher with the fake *forward passes* of :mod:`tests.fakes`, settings from ``BYLINECHECK_*``.
-With ``BYLINECHECK_LIVE_DETECTORS=shipped`` it uses the detectors built from ``weights/`` instead.
+With ``BYLINECHECK_LIVE_DETECTORS=shipped`` it uses the detectors built from ``weights/`` instead;
+``BYLINECHECK_FAKE_FORWARD_DELAY_S`` slows the fake text forward pass (to kill the server mid-batch).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def create_fake_app() -> FastAPI:
     settings = Settings()
     if os.environ.get("BYLINECHECK_LIVE_DETECTORS") == "shipped":
         return create_app(settings)
-    return create_app(settings, detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
+    delay_s = float(os.environ.get("BYLINECHECK_FAKE_FORWARD_DELAY_S", "0"))
+    return create_app(settings, detectors={"text": FakeTextDetector(forward_delay_s=delay_s), "face": FakeFaceDetector()})
 
 
 def free_port() -> int:
