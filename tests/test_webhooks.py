@@ -269,3 +269,21 @@ def test_a_missing_or_refused_headshot_leaves_a_text_only_check(harness: Harness
 def test_bad_secret_settings_refuse_to_start(tmp_path: Path, secrets: dict[str, list[str]]) -> None:
     with pytest.raises(ValueError, match="secret|whsec|source"):
         create_app(webhook_settings(tmp_path, webhook_secrets=secrets))
+
+
+def test_api_reenqueues_open_jobs_on_start(tmp_path: Path) -> None:
+    """Crash recovery on service start: a job left ``queued`` (its queue entry lost) is run on start."""
+    settings = webhook_settings(tmp_path, queue_in_process=False)
+    body = standard_body()
+    app = create_app(settings, detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
+    with TestClient(app) as client:
+        job_id = client.post("/v1/webhooks/standard", content=body,
+                             headers=standard_headers(body, "msg_recover")).json()["job"]["id"]
+    for leftover in tmp_path.glob("queue.sqlite3*"):  # the queue is lost; the store is not
+        leftover.unlink()
+    app = create_app(webhook_settings(tmp_path),
+                     detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
+    with TestClient(app) as client:
+        key = {"Authorization": "Bearer " + app.state.store.create_api_key("k", [Scope.CHECK])}
+        job = wait_until(lambda: (j := client.get(f"/v1/jobs/{job_id}", headers=key).json())["status"] == "done" and j)
+    assert job["report_id"] is not None

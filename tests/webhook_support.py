@@ -201,8 +201,8 @@ class Harness:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
-    def wait_job(self, job_id: str) -> dict[str, Any]:
-        return dict(wait_until(lambda: (j := self.job(job_id))["status"] in TERMINAL and j, 20, f"job {job_id}"))
+    def wait_job(self, job_id: str, timeout_s: float = 20.0) -> dict[str, Any]:
+        return dict(wait_until(lambda: (j := self.job(job_id))["status"] in TERMINAL and j, timeout_s, f"job {job_id}"))
 
     def reports(self) -> list[dict[str, Any]]:
         items, _ = self.app.state.store.list_checks(None, 100, None)
