@@ -24,6 +24,9 @@
     ├── UnavailableError             503 unavailable
     │   └── StoreBusyError           503 store_busy (Retry-After): the database stayed locked past its busy timeout
     └── StoreFullError               507 store_full: the database (or its disk) is full
+
+Webhook branches (missing_signature, invalid_signature, stale_timestamp, unknown_source, invalid_payload,
+unsafe_url, fetch_refused, fetch_failed) live in ``service/webhooks/errors.py``.
 """
 
 from __future__ import annotations
