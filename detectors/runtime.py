@@ -1,8 +1,9 @@
 """Inference runtimes: ONNX Runtime sessions (CPU, or CUDA when the device says so) and PyTorch.
 
-Caveats first: the device is always handed in; nothing here probes hardware on import. Asking for
-CUDA where onnxruntime-gpu is not installed raises :class:`RuntimeUnavailableError` (install the
-``gpu`` extra) rather than silently running on the CPU.
+Caveats first: the device is always handed in; nothing here probes hardware on import. On CUDA,
+ONNX Runtime's CUDA provider is used when onnxruntime-gpu is installed, otherwise the same graph
+runs with PyTorch on the GPU (:mod:`detectors.torch_onnx`); with neither, asking for CUDA raises
+:class:`RuntimeUnavailableError` rather than silently running on the CPU.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def onnx_session(model_path: Path, device: Device) -> Any:
     options.log_severity_level = 3
     if device.kind is DeviceKind.CUDA:
         if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise RuntimeUnavailableError("CUDA requested but onnxruntime-gpu is missing: install bylinecheck[gpu]")
+            return torch_onnx_session(model_path, device)
         providers: list[Any] = [("CUDAExecutionProvider", {"device_id": device.index}), "CPUExecutionProvider"]
     else:
         providers = ["CPUExecutionProvider"]
@@ -45,3 +46,13 @@ def torch_device(device: Device) -> Any:
     if device.kind is DeviceKind.CUDA and not torch.cuda.is_available():
         raise RuntimeUnavailableError("CUDA requested but torch sees no GPU")
     return torch.device(device.label)
+
+
+def torch_onnx_session(model_path: Path, device: Device) -> Any:
+    """The ONNX graph evaluated by PyTorch on ``device`` (see :mod:`detectors.torch_onnx`)."""
+    from detectors.torch_onnx import TorchOnnxSession
+
+    try:
+        return TorchOnnxSession(model_path, torch_device(device))
+    except ImportError as exc:
+        raise RuntimeUnavailableError("CUDA needs onnxruntime-gpu, or torch and onnx: install bylinecheck[gpu]") from exc
