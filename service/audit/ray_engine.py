@@ -73,6 +73,7 @@ class RayEngine:
         ray = _import_ray()
         if not ray.is_initialized():
             ray.init(address=self.address, ignore_reinit_error=True, log_to_driver=False)
+        ray.data.DataContext.get_current().enable_progress_bars = False  # the audit draws its own
         return ray
 
     def run_sync(self, jobs: Iterator[ArticleJob], sink: Callable[[ItemResult], None]) -> None:
@@ -85,7 +86,8 @@ class RayEngine:
             dataset = ray.data.from_items([{"job": pickle.dumps(j)} for j in window])
             results = dataset.map_batches(
                 CheckActor, fn_constructor_args=(self.settings, self.factory), batch_size=self.batch_size,
-                batch_format="numpy", concurrency=max(1, min(self.actors, len(window))), num_gpus=gpus,
+                batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=max(1, min(self.actors, len(window)))),
+                num_gpus=gpus,
             )
             for row in results.iter_rows():
                 sink(pickle.loads(row["result"]))
