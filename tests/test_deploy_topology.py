@@ -317,3 +317,17 @@ def test_a_pg_dump_backup_restores_into_a_fresh_database(topology: Topology, tmp
     restored = pg.query_database("restored", count)
     assert restored == pg.query(count)
     assert restored[0][0] > 0
+
+
+def test_replicas_migrating_at_once_serialise_on_postgresql(topology: Topology) -> None:
+    """Two ``bylinecheck migrate`` on an empty database at the same moment: both succeed, one schema."""
+    import psycopg
+
+    pg = topology.postgres
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE race")
+    env = {**topology.env, "BYLINECHECK_DATABASE_URL": pg.url.rsplit("/", 1)[0] + "/race"}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outputs = list(pool.map(lambda _: run_cli(["migrate"], env), range(2)))
+    assert len(outputs) == 2
+    assert pg.query_database("race", "SELECT count(*) FROM alembic_version") == pg.query("SELECT count(*) FROM alembic_version")
