@@ -197,7 +197,7 @@ class Store:
 
     def find_idempotent(self, api_key_id: str | None, idempotency_key: str) -> StoredCheck | None:
         with self.session() as session:
-            row = session.scalar(select(CheckRow).where(CheckRow.api_key_id == api_key_id,
+            row = session.scalar(select(CheckRow).where(CheckRow.api_key_id == _owner(api_key_id),
                                                          CheckRow.idempotency_key == idempotency_key))
             return None if row is None else StoredCheck(row.id, row.request_hash, row.report)
 
@@ -214,7 +214,7 @@ class Store:
         """Insert the report; on an idempotency collision return the row already stored."""
         key = byline_key(report.get("byline"))
         row = CheckRow(
-            id=report["id"], created_at=datetime.fromisoformat(report["created_at"]), api_key_id=api_key_id,
+            id=report["id"], created_at=datetime.fromisoformat(report["created_at"]), api_key_id=_owner(api_key_id),
             idempotency_key=idempotency_key, request_hash=request_hash, source=source, byline=report.get("byline"),
             byline_key=key, verdict=report["verdict"],
             text_probability=(report.get("text") or {}).get("ai_probability"),
@@ -276,6 +276,15 @@ class Store:
             for row in rows:
                 row.image = None
             return len(rows)
+
+
+INTERNAL_OWNER = "-"
+
+
+def _owner(api_key_id: str | None) -> str:
+    """Checks made without an API key (CLI, audit, webhooks) share one owner, so their idempotency keys
+    are unique too (a NULL owner would escape the unique constraint)."""
+    return api_key_id or INTERNAL_OWNER
 
 
 def _now() -> datetime:
