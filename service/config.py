@@ -165,10 +165,6 @@ class Settings(BaseSettings):
     callback_retry_max_s: float = Field(default=3_600.0, gt=0.0)
 
     # Archive audits.
-    audit_headshot_hosts: list[str] = Field(
-        default_factory=list,
-        description="Hosts whose headshot URLs an audit may fetch (exact, or '.example.com' for sub-domains); empty = none.",
-    )
     audit_dir: Path = REPO_ROOT / "var" / "audits"
     audit_concurrency: int = Field(default=8, ge=1, le=256)
 

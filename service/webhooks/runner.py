@@ -69,6 +69,14 @@ class JobRunner:
     # Jobs -------------------------------------------------------------------------------------
 
     def run_job(self, job_id: str) -> None:
+        """Never raises: an unexpected failure (the store busy, say) tries the whole job again later."""
+        try:
+            self._run_job(job_id)
+        except Exception:
+            logger.exception("job %s: unexpected failure; trying again in %g s", job_id, self.settings.job_retry_base_s)
+            self.queue.enqueue_job(job_id, now() + timedelta(seconds=self.settings.job_retry_base_s))
+
+    def _run_job(self, job_id: str) -> None:
         job = self.jobs.claim_job(job_id)
         if job is None:
             return
@@ -140,7 +148,15 @@ class JobRunner:
     # Deliveries -------------------------------------------------------------------------------
 
     def deliver(self, outbox_id: str) -> None:
+        """Never raises: an unexpected failure tries again once the lease has run out."""
         lease_s = self.settings.callback_timeout_s * 2 + 5
+        try:
+            self._deliver(outbox_id, lease_s)
+        except Exception:
+            logger.exception("callback %s: unexpected failure; trying again in %g s", outbox_id, lease_s)
+            self.queue.enqueue_delivery(outbox_id, now() + timedelta(seconds=lease_s))
+
+    def _deliver(self, outbox_id: str, lease_s: float) -> None:
         delivery = self.jobs.lease_delivery(outbox_id, lease_s)
         if delivery is None:
             return
