@@ -31,7 +31,7 @@ async def run_audit(settings: Settings, input_path: Path, out_path: Path, *, con
 
     ``progress`` is a :class:`Progress`, or (as before) a callable advanced by the number of finished rows.
     ``detectors`` (a mapping, or a zero-argument factory for the Ray engine) replaces the detectors built
-    from the weights; ``fetcher`` replaces the one built from ``settings.audit_headshot_hosts`` (the caller
+    from the weights; ``fetcher`` replaces the one built from ``settings.fetch_allow_hosts`` (the caller
     closes it). Raises what the engine raises; the checkpoint keeps every finished article.
     """
     options = options or AuditOptions(concurrency=concurrency)

@@ -1,24 +1,23 @@
-"""Fetch headshot URLs named in an archive: allow-listed hosts only, public addresses only, size-capped.
+"""Fetch headshot URLs named in an archive, through the service's guarded outbound HTTP.
 
-Caveats first: nothing is fetched unless its host is on ``settings.audit_headshot_hosts`` (exact
-host, or ``.example.com`` for any sub-domain). Every address the host resolves to must be a
-public one (no loopback, private, link-local, multicast or reserved range), redirects are not
-followed, and a body past ``settings.max_image_bytes`` is cut off. The resolution is checked
-before the request, so DNS rebinding between check and connect remains a (narrow) caveat.
+Caveats first: the checks are those of :func:`service.webhooks.fetch.check_url`: http(s) only, the host
+must be on ``settings.fetch_allow_hosts`` (the one allow-list for headshot downloads), every address it
+resolves to must be public (unless ``settings.private_allow_hosts`` / ``allow_private_fetch`` say
+otherwise), and the request goes to the checked address (DNS rebinding does not help). Redirects are
+not followed; a body past ``settings.max_image_bytes`` is cut off. A refused URL (not allow-listed,
+private, or a 4xx answer) is skipped by the caller; a failed one (timeout, 5xx) is worth a retry.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-from collections.abc import Callable, Sequence
-from urllib.parse import urlsplit
+import time
 
 import httpx
 
+from service.config import Settings
 from service.errors import ServiceError
-
-Resolver = Callable[[str], Sequence[str]]
+from service.webhooks.errors import FetchError, UnsafeUrlError
+from service.webhooks.fetch import Target, check_url
 
 
 class HeadshotFetchError(ServiceError):
@@ -31,66 +30,56 @@ class HeadshotUrlRefusedError(ServiceError):
     code = "headshot_url_refused"
 
 
-def resolve_host(host: str) -> list[str]:
-    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)})
-
-
-def host_allowed(host: str, allowed: Sequence[str]) -> bool:
-    host = host.lower().rstrip(".")
-    for entry in allowed:
-        entry = entry.lower().rstrip(".")
-        if host == entry.lstrip(".") or (entry.startswith(".") and host.endswith(entry)):
-            return True
-    return False
-
-
-def is_public_address(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local)
+def _pinned_get(target: Target) -> httpx.Request:
+    default_port = 443 if target.scheme == "https" else 80
+    host = target.host if target.port == default_port else f"{target.host}:{target.port}"
+    return httpx.Request("GET", target.pinned_url(), headers={"host": host, "user-agent": "bylinecheck-audit/0.1"},
+                         extensions={"sni_hostname": target.host})
 
 
 class HeadshotFetcher:
-    """Synchronous (call it from a worker thread). ``transport``/``resolve`` are for tests."""
+    """Synchronous (call it from a worker thread); ``transport`` is for tests. ``close()`` when done."""
 
-    def __init__(self, allowed_hosts: Sequence[str], max_bytes: int, *, timeout_s: float = 10.0,
-                 transport: httpx.BaseTransport | None = None, resolve: Resolver = resolve_host) -> None:
-        self.allowed_hosts = tuple(allowed_hosts)
-        self.max_bytes = max_bytes
-        self._resolve = resolve
-        self._client = httpx.Client(timeout=timeout_s, follow_redirects=False, transport=transport,
-                                    headers={"user-agent": "bylinecheck-audit/0.1"})
+    def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> None:
+        self.settings = settings
+        self.max_bytes = settings.max_image_bytes
+        self._client = httpx.Client(timeout=settings.fetch_timeout_s, follow_redirects=False, transport=transport)
 
     def close(self) -> None:
         self._client.close()
 
-    def check_url(self, url: str) -> None:
-        """Raises HeadshotUrlRefusedError unless the URL may be fetched."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise HeadshotUrlRefusedError("only http(s) URLs with a host are fetched")
-        if not host_allowed(parts.hostname, self.allowed_hosts):
-            raise HeadshotUrlRefusedError(f"host {parts.hostname} is not on the headshot allow-list")
+    def check(self, url: str) -> Target:
+        """The checked target; raises HeadshotUrlRefusedError or HeadshotFetchError (DNS)."""
         try:
-            addresses = self._resolve(parts.hostname)
-        except OSError as exc:
-            raise HeadshotFetchError(f"could not resolve {parts.hostname}: {exc}") from None
-        if not addresses or not all(is_public_address(a) for a in addresses):
-            raise HeadshotUrlRefusedError(f"host {parts.hostname} resolves to a non-public address")
+            return check_url(url, self.settings, allow_hosts=self.settings.fetch_allow_hosts)
+        except UnsafeUrlError as exc:
+            raise HeadshotUrlRefusedError(exc.message) from None
+        except FetchError as exc:
+            raise HeadshotFetchError(exc.message) from None
 
     def fetch(self, url: str) -> bytes:
-        """The body of a 200 response. Raises HeadshotUrlRefusedError or HeadshotFetchError."""
-        self.check_url(url)
+        """The body of a 200 answer. Raises HeadshotUrlRefusedError or HeadshotFetchError."""
+        target = self.check(url)
+        deadline = time.monotonic() + self.settings.fetch_timeout_s
         try:
-            with self._client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise HeadshotFetchError(f"GET {url} answered {response.status_code}")
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body.extend(chunk)
-                    if len(body) > self.max_bytes:
-                        raise HeadshotFetchError(f"headshot at {url} is larger than {self.max_bytes} bytes")
-                return bytes(body)
+            response = self._client.send(_pinned_get(target), stream=True)
+            try:
+                return self._body(url, response, deadline)
+            finally:
+                response.close()
         except httpx.HTTPError as exc:
             raise HeadshotFetchError(f"GET {url} failed: {type(exc).__name__}") from None
+
+    def _body(self, url: str, response: httpx.Response, deadline: float) -> bytes:
+        if 400 <= response.status_code < 500:
+            raise HeadshotUrlRefusedError(f"GET {url} answered {response.status_code}")
+        if response.status_code != 200:
+            raise HeadshotFetchError(f"GET {url} answered {response.status_code}")
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body.extend(chunk)
+            if len(body) > self.max_bytes:
+                raise HeadshotFetchError(f"headshot at {url} is larger than {self.max_bytes} bytes")
+            if time.monotonic() > deadline:
+                raise HeadshotFetchError(f"headshot at {url} took too long")
+        return bytes(body)

@@ -109,7 +109,7 @@ class HeadshotSource:
     def _fetch(self, url: str) -> bytes | None:
         host = urlsplit(url).hostname or ""
         if self.fetcher is None:
-            self._warn(host, "no headshot hosts are allow-listed (BYLINECHECK_AUDIT_HEADSHOT_HOSTS)")
+            self._warn(host, "no headshot hosts are allow-listed (BYLINECHECK_FETCH_ALLOW_HOSTS)")
             return None
         try:
             return self.fetcher.fetch(url)

@@ -90,8 +90,8 @@ def detector_factory(detectors: Detectors | None) -> DetectorFactory | None:
 
 
 def default_fetcher(settings: Settings) -> HeadshotFetcher | None:
-    hosts = settings.audit_headshot_hosts
-    return HeadshotFetcher(hosts, settings.max_image_bytes) if hosts else None
+    """A fetcher when ``settings.fetch_allow_hosts`` names any host; else None (URLs are skipped)."""
+    return HeadshotFetcher(settings) if settings.fetch_allow_hosts else None
 
 
 class AuditRun:
