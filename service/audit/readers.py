@@ -46,14 +46,14 @@ def detect_format(path: Path) -> ArchiveFormat:
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
+    with path.open("rb") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                yield {"id": f"line-{number}", "_error": "invalid JSON"}
+                row = json.loads(line.decode("utf-8-sig" if number == 1 else "utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                yield {"id": f"line-{number}", "_error": "invalid JSON or not UTF-8"}
                 continue
             yield row if isinstance(row, dict) else {"id": f"line-{number}", "_error": "row is not an object"}
 
@@ -66,9 +66,12 @@ def read_csv(path: Path) -> Iterator[dict[str, Any]]:
     """Columns ``id,text,byline,bio,published,headshots,headshot_urls`` (lists separated by ``;``)."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     with path.open(encoding="utf-8-sig", newline="") as fh:
-        for row in csv.DictReader(fh):
-            yield {**row, "headshots": _split(row.get("headshots")), "headshot_urls": _split(row.get("headshot_urls")),
-                   "author_headshots": _split(row.get("author_headshots"))}
+        try:
+            for row in csv.DictReader(fh):
+                yield {**row, "headshots": _split(row.get("headshots")), "headshot_urls": _split(row.get("headshot_urls")),
+                       "author_headshots": _split(row.get("author_headshots"))}
+        except (UnicodeDecodeError, csv.Error) as exc:
+            yield {"id": f"{path.name}:unreadable", "_error": f"CSV could not be read: {type(exc).__name__}"}
 
 
 READERS = {ArchiveFormat.WXR: read_wxr, ArchiveFormat.GHOST: read_ghost, ArchiveFormat.JSONL: read_jsonl,
