@@ -1,8 +1,8 @@
 """Security: key scopes, rate limits through the app, secrets kept out of logs, outbound requests that
 refuse our own network (names that *resolve* to private addresses, not only literals), CORS off.
 
-The only fake besides the detectors' forward passes is name resolution (an edge: DNS), replaced through
-the audit fetcher's injectable resolver, or ``socket.getaddrinfo`` for the webhook fetcher.
+The only fake besides the detectors' forward passes is name resolution (an edge: DNS): ``socket.getaddrinfo``
+answers from a table for a few ``.example`` names; ``localhost`` and numeric spellings resolve for real.
 """
 
 from __future__ import annotations
@@ -198,14 +198,16 @@ def test_allow_listed_private_host_and_public_names_pass(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("host", ["metadata.internal.example", "intranet.example", "rebind.example", "v6.example"])
-def test_audit_headshot_fetcher_refuses_names_resolving_to_private_addresses(host: str) -> None:
+@pytest.mark.usefixtures("fake_dns")
+def test_audit_headshot_fetcher_refuses_names_resolving_to_private_addresses(tmp_path: Path, host: str) -> None:
     calls: list[str] = []
 
     def never(request: httpx.Request) -> httpx.Response:
         calls.append(str(request.url))
         return httpx.Response(200, content=b"x")
 
-    fetcher = HeadshotFetcher([host], max_bytes=1000, transport=httpx.MockTransport(never), resolve=lambda h: DNS[h])
+    settings = webhook_settings(tmp_path, private_allow_hosts=[], fetch_allow_hosts=[host])
+    fetcher = HeadshotFetcher(settings, transport=httpx.MockTransport(never))
     try:
         with pytest.raises(HeadshotUrlRefusedError):
             fetcher.fetch(f"https://{host}/face.jpg")
