@@ -160,7 +160,8 @@ def test_names_and_spellings_of_local_addresses_are_refused(tmp_path: Path, host
 
 DNS = {"metadata.internal.example": ["169.254.169.254"], "intranet.example": ["10.20.30.40"],
        "rebind.example": ["93.184.216.34", "127.0.0.1"], "v6.example": ["fd12:3456::1"],
-       "cgnat.example": ["100.64.1.2"], "public.example": ["93.184.216.34"]}
+       "cgnat.example": ["100.64.1.2"], "public.example": ["93.184.216.34"],
+       "sixtofour.example": ["2002:a9fe:a9fe::1"]}
 
 
 @pytest.fixture
@@ -178,7 +179,7 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("host", ["metadata.internal.example", "intranet.example", "rebind.example", "v6.example",
-                                  "cgnat.example"])
+                                  "cgnat.example", "sixtofour.example"])
 @pytest.mark.usefixtures("fake_dns")
 def test_webhook_fetch_and_callbacks_refuse_names_resolving_to_private_addresses(tmp_path: Path, host: str) -> None:
     settings = webhook_settings(tmp_path, private_allow_hosts=[], fetch_allow_hosts=[host])
