@@ -106,8 +106,10 @@ def test_csv_reader_splits_lists(tmp_path: Path) -> None:
     assert row["headshots"] == ["a.jpg", "b.jpg"]
 
 
-def test_rerun_checks_nothing_again_and_resumes_after_lost_checkpoints(settings: Settings, tmp_path: Path) -> None:
-    archive = write_jsonl(tmp_path / "in.jsonl", articles(6))
+@pytest.mark.parametrize("writer", [write_jsonl, write_ghost], ids=["jsonl", "ghost"])
+def test_rerun_checks_nothing_again_and_resumes_after_lost_checkpoints(settings: Settings, tmp_path: Path,
+                                                                        writer: Any) -> None:
+    archive = writer(tmp_path / "archive.json", articles(6))
     audit(settings, archive, tmp_path / "out")
     first = read_jsonl(tmp_path / "out" / "reports.jsonl")
     assert count_checks(settings) == 6

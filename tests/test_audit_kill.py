@@ -1,4 +1,4 @@
-"""SIGKILL in the middle of an audit, then the same command again: every article exactly once."""
+"""SIGKILL in the middle of a WXR audit, then the same command again: every article exactly once."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from service.config import Settings
 from service.store import Store
 from service.store.audit_models import AuditItemRow
 from service.store.models import CheckRow
-from tests.audit_helpers import articles, read_jsonl, write_jsonl
+from tests.audit_helpers import articles, read_jsonl, write_wxr
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ def _worker(settings: Settings, archive: Path, out: Path, delay_s: float, log: P
 
 def test_sigkill_mid_audit_then_rerun_gives_each_article_once(settings: Settings, tmp_path: Path) -> None:
     rows = articles(16)
-    archive = write_jsonl(tmp_path / "in.jsonl", rows)
+    archive = write_wxr(tmp_path / "export.xml", rows)
     out = tmp_path / "out"
     store = Store(settings.database_url, "x")
     items = select(func.count()).select_from(AuditItemRow)
