@@ -34,42 +34,61 @@ def tokenizer(folder: Path) -> Any:
     return fast
 
 
-def roberta_classifier(folder: Path, seed: int = 0) -> Path:
+# Architecture sizes: "tiny" for tests; "base" = the published shapes (RoBERTa-base, GPT-2 medium, ViT-base)
+# with random weights, for cost measurements only.
+SIZES: dict[str, dict[str, int]] = {
+    "tiny": {"hidden": 16, "layers": 2, "heads": 2, "ffn": 32, "positions": 80, "vocab": 0, "image": 32, "patch": 8},
+    "base": {"hidden": 768, "layers": 12, "heads": 12, "ffn": 3072, "positions": 514, "vocab": 50265, "image": 224,
+             "patch": 16},
+}
+LM_SIZES: dict[str, dict[str, int]] = {
+    "tiny": {"hidden": 16, "layers": 2, "heads": 2, "positions": 64, "vocab": 0},
+    "base": {"hidden": 1024, "layers": 24, "heads": 16, "positions": 1024, "vocab": 50257},
+}
+
+
+def roberta_classifier(folder: Path, seed: int = 0, size: str = "tiny") -> Path:
     import torch
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
     tok = tokenizer(folder)
     torch.manual_seed(seed)
-    config = RobertaConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=32, max_position_embeddings=80, num_labels=2, id2label=LABELS,
+    z = SIZES[size]
+    config = RobertaConfig(vocab_size=max(len(tok), z["vocab"]), hidden_size=z["hidden"], num_hidden_layers=z["layers"],
+                           num_attention_heads=z["heads"], intermediate_size=z["ffn"],
+                           max_position_embeddings=z["positions"], num_labels=2, id2label=LABELS,
                            label2id={v: k for k, v in LABELS.items()}, pad_token_id=tok.pad_token_id)
     RobertaForSequenceClassification(config).save_pretrained(folder)
     return folder
 
 
-def gpt2_pair(root: Path) -> tuple[Path, Path]:
+def gpt2_pair(root: Path, size: str = "tiny") -> tuple[Path, Path]:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     folders = (root / "observer", root / "performer")
+    z = LM_SIZES[size]
     for seed, folder in enumerate(folders):
         tok = tokenizer(folder)
         torch.manual_seed(seed + 10)
-        config = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=16, n_layer=2, n_head=2,
+        config = GPT2Config(vocab_size=max(len(tok), z["vocab"]), n_positions=z["positions"], n_embd=z["hidden"],
+                            n_layer=z["layers"], n_head=z["heads"],
                             bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
         GPT2LMHeadModel(config).save_pretrained(folder)
     return folders
 
 
-def vit_classifier(folder: Path, seed: int = 0) -> Path:
+def vit_classifier(folder: Path, seed: int = 0, size: str = "tiny") -> Path:
     import torch
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
     torch.manual_seed(seed)
-    config = ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=16, num_hidden_layers=2,
-                       num_attention_heads=2, intermediate_size=32, num_labels=2, id2label=LABELS,
-                       label2id={v: k for k, v in LABELS.items()})
+    z = SIZES[size]
+    config = ViTConfig(image_size=z["image"], patch_size=z["patch"], num_channels=3, hidden_size=z["hidden"],
+                       num_hidden_layers=z["layers"], num_attention_heads=z["heads"], intermediate_size=z["ffn"],
+                       num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
     ViTForImageClassification(config).save_pretrained(folder)
-    processor = ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    side = z["image"]
+    processor = ViTImageProcessor(size={"height": side, "width": side}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     processor.save_pretrained(folder)
     return folder
