@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import runpy
 from pathlib import Path
 from typing import Any
 
@@ -185,12 +186,22 @@ def test_archive_paths_cannot_leave_the_archive_folder(settings: Settings, tmp_p
     assert "outside the archive" in row["error"]["message"]
 
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sample-archive"
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = REPO.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="module")
+def sample_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not (DATASETS / "text" / "reuters21578_news.jsonl").exists():
+        pytest.skip("needs ../shared/datasets")
+    build = runpy.run_path(str(REPO / "scripts" / "make_sample_archive.py"))["build"]
+    return Path(build(DATASETS, tmp_path_factory.mktemp("sample"))).parent
 
 
 @pytest.mark.parametrize("name", ["archive.xml", "archive.jsonl"])
-def test_sample_archive_flags_the_bylines_sharing_one_face(settings: Settings, tmp_path: Path, name: str) -> None:
-    assert audit(settings, SAMPLE / name, tmp_path / "out") == 36
+def test_sample_archive_flags_the_bylines_sharing_one_face(settings: Settings, tmp_path: Path, name: str,
+                                                           sample_archive: Path) -> None:
+    assert audit(settings, sample_archive / name, tmp_path / "out") == 36
     authors = authors_by_name(tmp_path / "out" / "authors.csv")
     flagged = {a for a, row in authors.items() if row["flagged"] == "True"}
     assert flagged == {"Drew Ortiz", "Sora Tanaka", "Elena Marsh"}
