@@ -107,7 +107,8 @@ def audit(
     headshots: Annotated[Path | None, typer.Option(exists=True, help="folder of headshots, or a CSV/JSON mapping")] = None,
     engine: Annotated[str, typer.Option(help="local | ray")] = "local",
     ray_address: Annotated[str | None, typer.Option(help="address of an existing Ray cluster")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=256)] = 8,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="articles in flight (local engine)")] = 16,
+    ray_actors: Annotated[int, typer.Option(min=1, max=1024, help="detector actors (Ray engine)")] = 2,
     fresh: Annotated[bool, typer.Option(help="start a new audit instead of resuming")] = False,
 ) -> None:
     """Audit an archive: one report per article, a per-author roll-up (CSV) and an HTML report. Resumable."""
@@ -117,7 +118,7 @@ def audit(
 
     try:
         options = AuditOptions(fmt=ArchiveFormat(fmt), headshots=headshots, engine=EngineName(engine),
-                               ray_address=ray_address, concurrency=concurrency, fresh=fresh)
+                               ray_address=ray_address, concurrency=concurrency, ray_actors=ray_actors, fresh=fresh)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     with audit_progress(console) as (start, advance):

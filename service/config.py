@@ -166,7 +166,7 @@ class Settings(BaseSettings):
 
     # Archive audits.
     audit_dir: Path = REPO_ROOT / "var" / "audits"
-    audit_concurrency: int = Field(default=8, ge=1, le=256)
+    audit_concurrency: int = Field(default=16, ge=1, le=256, description="Articles in flight per API audit")
 
     # Declared detectors and ensembles (JSON in BYLINECHECK_CUSTOM_DETECTORS / BYLINECHECK_ENSEMBLES).
     custom_detectors: list[CustomDetectorSpec] = Field(default_factory=list)

@@ -52,7 +52,7 @@ def test_ray_engine_gives_the_local_engine_results(settings: Settings, tmp_path:
     asyncio.run(run_audit(settings, archive, tmp_path / "local", options=AuditOptions(headshots=folder),
                           detectors=make_detectors()))
     ray_settings = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'ray.sqlite3'}"})
-    options = AuditOptions(headshots=folder, engine=EngineName.RAY, concurrency=4)
+    options = AuditOptions(headshots=folder, engine=EngineName.RAY, ray_actors=1)
     assert asyncio.run(run_audit(ray_settings, archive, tmp_path / "ray", options=options, detectors=make_detectors)) == 12
     local = {r["id"]: _summary(r) for r in read_jsonl(tmp_path / "local" / "reports.jsonl")}
     on_ray = {r["id"]: _summary(r) for r in read_jsonl(tmp_path / "ray" / "reports.jsonl")}

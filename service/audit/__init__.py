@@ -24,7 +24,7 @@ from service.store import Store
 __all__ = ["ArchiveFormat", "AuditOptions", "AuditRun", "EngineName", "OutputPaths", "Progress", "read_rows", "run_audit"]
 
 
-async def run_audit(settings: Settings, input_path: Path, out_path: Path, *, concurrency: int = 8,
+async def run_audit(settings: Settings, input_path: Path, out_path: Path, *, concurrency: int = 16,
                     progress: Progress | Callable[[int], None] | None = None, options: AuditOptions | None = None,
                     detectors: Detectors | None = None, fetcher: HeadshotFetcher | None = None) -> int:
     """Audit an archive to ``out_path`` (a ``.jsonl`` file, or a folder); returns the number of rows written.

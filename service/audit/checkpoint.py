@@ -78,7 +78,12 @@ class AuditInfo:
 
 def _info(row: AuditRow) -> AuditInfo:
     return AuditInfo(row.id, row.status, row.source, row.input_name, row.format, row.total, row.done, row.out_dir,
-                     row.created_at, row.updated_at, row.summary, row.error, row.api_key_id)
+                     _aware(row.created_at), _aware(row.updated_at), row.summary, row.error, row.api_key_id)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite gives naive datetimes back; every stored time is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _now() -> datetime:

@@ -53,7 +53,8 @@ class AuditOptions:
     headshots: Path | None = None
     engine: EngineName = EngineName.LOCAL
     ray_address: str | None = None
-    concurrency: int = 8
+    concurrency: int = 16
+    ray_actors: int = 2
     fresh: bool = False
 
 
@@ -152,7 +153,7 @@ class AuditRun:
         if self.options.engine is EngineName.RAY:
             from service.audit.ray_engine import RayEngine
 
-            return RayEngine(self.settings, address=self.options.ray_address, actors=max(1, self.options.concurrency // 4),
+            return RayEngine(self.settings, address=self.options.ray_address, actors=self.options.ray_actors,
                              factory=self.factory)
         if pipeline is None:
             raise ValueError("the local engine needs a started pipeline")
