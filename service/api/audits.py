@@ -64,7 +64,7 @@ def _visible(request: Request, audit_id: str, key: ApiKeyInfo) -> AuditInfo:
 async def create_audit(request: Request, key: Annotated[ApiKeyInfo, Depends(require(Scope.AUDIT))]) -> Any:
     state = request.app.state
     async with request.form(max_files=1, max_fields=4, max_part_size=state.settings.max_request_bytes) as form:
-        upload, fmt = form.get("archive"), form.get("format") or "auto"
+        upload, fmt = form.get("archive"), form.get("format", "auto")
         if not isinstance(upload, UploadFile) or not isinstance(fmt, str) or fmt not in set(ArchiveFormat):
             raise InvalidRequestError("send the archive as the multipart file field 'archive' (format: auto|wxr|ghost|jsonl|csv)")
         if getattr(state, "audit_tasks", None) is None:
