@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.calibration import fit_platt
-from detectors.contract import Detector, DetectorOutput, ImageItem, Modality, ScoreDirection, TextItem
+from detectors.contract import Detector, DetectorError, DetectorOutput, ImageItem, Modality, ScoreDirection, TextItem
 from detectors.custom.calibrated import ManifestDraft, model_files, read_state, write_manifest
 from detectors.custom.stacking import auroc, choose_thresholds, fit_stacker
 from detectors.custom.textclass import DEFAULT_MIN_TOKENS
@@ -57,7 +57,10 @@ def export_model(settings: Settings, name: str, out: Path | None = None) -> dict
 
     spec = find_spec(settings, name)
     target = out or spec.path.with_name(spec.path.name + "-onnx")
-    manifest = export_onnx(custom_spec(spec), target)
+    try:
+        manifest = export_onnx(custom_spec(spec), target)
+    except DetectorError as exc:
+        raise AdminError(f"cannot export {name}: {exc}") from exc
     declare = {"name": f"{name}-onnx", "kind": "onnx", "path": str(target), "role": spec.role}
     return {"out": str(target), "manifest": manifest, "declare": declare}
 

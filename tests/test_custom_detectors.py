@@ -184,14 +184,16 @@ def test_uncalibrated_detector_abstains_and_missing_folder_is_named(models: Mode
     shutil.copytree(models.root / "roberta", fresh, ignore=shutil.ignore_patterns(".bylinecheck"))
     declared = [{"name": "raw", "kind": "hf-sequence-classifier", "path": str(fresh), "ai_label": "ai", "max_length": 32},
                 {"name": "ghost", "kind": "zero-shot-lm", "path": str(tmp_path / "not-downloaded")}]
+    ensembles = [{"role": "text", "members": ["text", "raw"], "manifest": str(tmp_path / "not-fitted.json")}]
     settings = Settings(environment="test", database_url=f"sqlite:///{tmp_path / 'u.sqlite3'}", bootstrap_api_key=False,
-                        energy_backend="cpu-time", max_wait_s=0.02, custom_detectors=declared)
+                        energy_backend="cpu-time", max_wait_s=0.02, custom_detectors=declared, ensembles=ensembles)
     application = create_app(settings, detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
     with TestClient(application) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 503
         assert "not-downloaded" in ready.json()["detectors"]["ghost"]
         assert ready.json()["detectors"]["raw"] == "ready"
+        assert "calibrate --ensemble text" in ready.json()["detectors"]["ensemble:text"]
         token = application.state.store.create_api_key("u", [Scope.CHECK])
         report = _check(client, {"Authorization": f"Bearer {token}"}, " ".join(custom_models.SENTENCES))
     scores = {d["name"]: d for d in report["text"]["detectors"]}
@@ -202,6 +204,17 @@ def test_uncalibrated_detector_abstains_and_missing_folder_is_named(models: Mode
     assert scores["raw"]["energy_j"] > 0
     assert not scores["raw"]["calibrated"]
     assert scores["ghost"]["abstain_reason"] == "detector_unavailable"
+    assert report["text"]["ensemble"] is None  # no fitted stacker: the shipped detector stays the main one
+    assert report["text"]["model"] == "fake-text@0"
+
+
+def test_commands_refuse_clearly(models: Models, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["models", "export", "binoculars"], env=models.env)
+    assert result.exit_code == 2
+    assert "only hf-sequence-classifier and hf-image-classifier export" in " ".join(result.output.split())
+    result = CliRunner().invoke(cli, ["calibrate", "--detector", "nope", "--input", str(models.calibration)], env=models.env)
+    assert result.exit_code == 2
+    assert "no custom detector named 'nope'" in " ".join(result.output.split())
 
 
 def test_ensemble_of_shipped_text_detector_and_zero_shot_lm(models: Models, tmp_path: Path) -> None:
