@@ -306,3 +306,22 @@ def test_thresholds_meet_the_target_fpr_and_the_stacker_learns_directions() -> N
     stacker = fit_stacker(["up", "down"], rows, labels)
     assert stacker.weights[0] > 0 > stacker.weights[1]
     assert stacker.probability({"up": 1.5, "down": -1.5}) > 0.9 > 0.1 > stacker.probability({"up": -0.5, "down": 0.5})
+
+
+def test_image_ensemble_stacks_the_face_detector_with_an_image_classifier(models: Models, tmp_path: Path) -> None:
+    from service.model_admin import calibrate_ensemble
+
+    ensembles = [{"role": "image", "members": ["face", "vit"], "manifest": str(tmp_path / "ensemble-image.json")}]
+    settings = models.settings(tmp_path / "i.sqlite3", ensembles=ensembles)
+    fitted = calibrate_ensemble(settings, "image", models.calibration, provided={"face": FakeFaceDetector()})
+    assert fitted["provenance"]["n"] == 12
+    application = create_app(settings, detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
+    with TestClient(application) as client:
+        token = application.state.store.create_api_key("i", [Scope.CHECK])
+        report = _check(client, {"Authorization": f"Bearer {token}"}, " ".join(AI), jpeg_bytes((200, 60, 60), (96, 96)))
+    headshot = report["headshots"][0]
+    assert headshot["model"].startswith("ensemble-image@")
+    assert headshot["ensemble"]["used"] == ["face", "vit"]
+    assert 0.0 <= headshot["synthetic_probability"] <= 1.0
+    assert {d["name"] for d in headshot["detectors"]} == {"face", "vit", "vit-onnx"}
+    assert all(d["energy_j"] > 0 for d in headshot["detectors"])
