@@ -82,17 +82,28 @@ def _row(elem: Element, authors: dict[str, dict[str, Any]]) -> dict[str, Any] | 
 def read_wxr(path: Path) -> Iterator[dict[str, Any]]:
     """Rows in the JSONL schema. A malformed or hostile file yields one ``_error`` row and stops."""
     authors: dict[str, dict[str, Any]] = {}
+    channel: Element | None = None
     try:
-        for _event, elem in iterparse(str(path), events=("end",), forbid_dtd=True):
+        for event, elem in iterparse(str(path), events=("start", "end"), forbid_dtd=True):
             name = _local(elem.tag)
+            if event == "start":
+                channel = elem if name == "channel" else channel
+                continue
             if name == "author" and elem.tag.startswith("{http://wordpress.org/export/"):
                 login, author = _author(elem)
                 authors[login] = author
-                elem.clear()
+                _drop(channel, elem)
             elif name == "item":
                 row = _row(elem, authors)
-                elem.clear()
+                _drop(channel, elem)
                 if row is not None:
                     yield row
     except (ParseError, DefusedXmlException) as exc:
         yield {"id": f"{path.name}:unreadable", "_error": f"WXR could not be read: {type(exc).__name__}"}
+
+
+def _drop(channel: Element | None, elem: Element) -> None:
+    """Free a finished element: clear it and detach it from the channel, so memory stays flat."""
+    elem.clear()
+    if channel is not None and len(channel) and channel[-1] is elem:
+        del channel[-1]
