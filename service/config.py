@@ -163,6 +163,8 @@ class Settings(BaseSettings):
     callback_max_age_s: float = Field(default=86_400.0, gt=0.0, description="Give up on a callback after this long")
     callback_retry_base_s: float = Field(default=5.0, gt=0.0)
     callback_retry_max_s: float = Field(default=3_600.0, gt=0.0)
+    job_lease_margin_s: float = Field(
+        default=30.0, gt=0.0, description="A running job is leased for fetch_timeout_s + request_deadline_s + this")
 
     # Archive audits.
     audit_dir: Path = REPO_ROOT / "var" / "audits"

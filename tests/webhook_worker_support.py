@@ -40,7 +40,9 @@ class WorkerProcess:
             "BYLINECHECK_QUEUE_POLL_MAX_S": "0.1",
             "BYLINECHECK_ENERGY_BACKEND": "cpu-time",
             "BYLINECHECK_BOOTSTRAP_API_KEY": "false",
-            "BYLINECHECK_FETCH_TIMEOUT_S": "30",
+            "BYLINECHECK_FETCH_TIMEOUT_S": "10",  # a job lease: 10 + 5 + 1 s
+            "BYLINECHECK_REQUEST_DEADLINE_S": "5",
+            "BYLINECHECK_JOB_LEASE_MARGIN_S": "1",
             "BYLINECHECK_CALLBACK_TIMEOUT_S": "1",
             "BYLINECHECK_QUEUE_WORKERS": str(threads),
         })

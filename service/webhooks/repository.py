@@ -1,9 +1,11 @@
 """Webhook persistence on the shared :class:`~service.store.Store` engine: jobs, subscribers, outbox, log.
 
 Caveats first: an event is inserted before we answer 202 and ``(source, event_id)`` is unique, so a
-replay finds the first job instead of making a second. Finishing a job and creating its callbacks is one
-transaction; so is recording a delivery attempt and the outbox row's new state. Outbox rows are leased
-(compare-and-set on ``lease_until``) so two workers never send the same callback at the same time.
+replay finds the first job instead of making a second. Claiming a job is a compare-and-set that leases
+it (a duplicate task finds the lease and waits for it to run out; a crashed worker's lease expires).
+Finishing a job and creating its callbacks is one transaction; so is recording a delivery attempt and
+the outbox row's new state. Outbox rows are leased the same way, so two workers never send the same
+callback at the same time.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -61,6 +63,14 @@ class Delivery:
     url: str
     secret: str
     active: bool
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``job`` when this worker got it; else ``held_until`` when another worker holds its lease."""
+
+    job: Job | None
+    held_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -123,14 +133,24 @@ class WebhookStore:
             row = session.get(WebhookJobRow, job_id)
             return None if row is None else _job(row)
 
-    def claim_job(self, job_id: str) -> Job | None:
-        """Mark an open job running and count the attempt; ``None`` when it is finished or unknown."""
+    def claim_job(self, job_id: str, lease_s: float) -> Claim:
+        """Atomically mark an open, unleased job running for ``lease_s`` seconds and count the attempt."""
+        at = now()
+        claimable = or_(WebhookJobRow.status.in_(("queued", "failed")),
+                        and_(WebhookJobRow.status == "running",
+                             or_(WebhookJobRow.lease_until.is_(None), WebhookJobRow.lease_until < at)))
         with self.store.session() as session:
+            taken = session.execute(
+                update(WebhookJobRow).where(WebhookJobRow.id == job_id, claimable)
+                .values(status="running", attempts=WebhookJobRow.attempts + 1,
+                        lease_until=at + timedelta(seconds=lease_s), updated_at=at))
             row = session.get(WebhookJobRow, job_id)
-            if row is None or row.status not in OPEN_JOB_STATES:
-                return None
-            row.status, row.attempts, row.updated_at = "running", row.attempts + 1, now()
-            return _job(row)
+            if row is None:
+                return Claim(None)
+            session.refresh(row)
+            if getattr(taken, "rowcount", 0) == 1:
+                return Claim(_job(row))
+            return Claim(None, aware(row.lease_until) if row.status == "running" else None)
 
     def finish_job(self, job_id: str, *, report_id: str | None, error: str | None, event_type: str,
                    payload: dict[str, Any]) -> list[str]:
@@ -141,6 +161,7 @@ class WebhookStore:
                 return []
             row.status = "done" if report_id else "dead"
             row.report_id, row.error, row.next_attempt_at, row.updated_at = report_id, error, None, now()
+            row.lease_until = None
             return self._add_outbox(session, f"job:{job_id}", event_type, payload, None)
 
     def retry_job(self, job_id: str, error: str, at: datetime) -> None:
@@ -148,12 +169,13 @@ class WebhookStore:
             row = session.get(WebhookJobRow, job_id)
             if row is not None and row.status == "running":
                 row.status, row.error, row.next_attempt_at, row.updated_at = "failed", error, at, now()
+                row.lease_until = None
 
     def open_jobs(self) -> list[Pending]:
         with self.store.session() as session:
-            rows = session.execute(select(WebhookJobRow.id, WebhookJobRow.next_attempt_at)
+            rows = session.execute(select(WebhookJobRow.id, WebhookJobRow.next_attempt_at, WebhookJobRow.lease_until)
                                    .where(WebhookJobRow.status.in_(OPEN_JOB_STATES))).all()
-            return [Pending(job_id, aware(at)) for job_id, at in rows]
+            return [Pending(job_id, _latest(aware(at), aware(lease))) for job_id, at, lease in rows]
 
     # Subscribers and outbox -------------------------------------------------------------------
 

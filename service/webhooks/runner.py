@@ -2,7 +2,8 @@
 
 Caveats first: both are idempotent and safe to run twice or after a crash at any line.
 
-- Job: a job that is done or dead is skipped. The check is stored with the job id as its
+- Job: a job that is done or dead is skipped; one leased by another worker is looked at again when the
+  lease (``fetch_timeout_s + request_deadline_s + job_lease_margin_s``) runs out. The check is stored with the job id as its
   Idempotency-Key (under the ``webhooks`` key id), so a crash between storing the report and marking the
   job done re-finds that report instead of making a second. Marking done and creating the callbacks is one
   transaction. Failures retry with exponential backoff and jitter; 4xx-type errors (bad text, bad image,
@@ -77,7 +78,11 @@ class JobRunner:
             self.queue.enqueue_job(job_id, now() + timedelta(seconds=self.settings.job_retry_base_s))
 
     def _run_job(self, job_id: str) -> None:
-        job = self.jobs.claim_job(job_id)
+        lease_s = self.settings.fetch_timeout_s + self.settings.request_deadline_s + self.settings.job_lease_margin_s
+        claim = self.jobs.claim_job(job_id, lease_s)
+        if claim.held_until is not None:  # a duplicate task: look again when the holder's lease runs out
+            self.queue.enqueue_job(job_id, claim.held_until + timedelta(seconds=0.5))
+        job = claim.job
         if job is None:
             return
         if job.attempts > self.settings.job_max_attempts:

@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(12), nullable=False, index=True),
         sa.Column("attempts", sa.Integer, nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("report_id", sa.String(40), nullable=True),
         sa.Column("error", sa.Text, nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
