@@ -16,9 +16,13 @@ from service.schemas import ErrorResponse
 logger = logging.getLogger(__name__)
 
 # Declared on every operation (OpenAPI status ranges): the one error shape, for 4xx and 5xx alike.
+# (The JSON content is spelled out so that routes answering HTML or text on success still declare JSON errors.)
+_ERROR_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    "4XX": {"model": ErrorResponse, "description": "Client error: `{\"error\": {\"code\", \"message\"}}`"},
-    "5XX": {"model": ErrorResponse, "description": "Server error (503 busy/unavailable, 504 deadline, 507 full)"},
+    "4XX": {"model": ErrorResponse, "content": _ERROR_JSON,
+            "description": "Client error: `{\"error\": {\"code\", \"message\"}}`"},
+    "5XX": {"model": ErrorResponse, "content": _ERROR_JSON,
+            "description": "Server error (503 busy/unavailable, 504 deadline, 507 full)"},
 }
 
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large",
