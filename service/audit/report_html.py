@@ -32,6 +32,7 @@ class ChartData:
     other_bins: list[float] = field(default_factory=lambda: [0.0] * 10)
     month_total: Counter[str] = field(default_factory=Counter)
     month_ai: Counter[str] = field(default_factory=Counter)
+    energy_methods: Counter[str] = field(default_factory=Counter)
 
     def add(self, result: ItemResult) -> None:
         report = result.report
@@ -41,6 +42,9 @@ class ChartData:
         if text.get("ai_probability") is not None:
             target = self.likely_ai_bins if text.get("verdict") == "likely_ai" else self.other_bins
             target[min(self.bins - 1, int(float(text["ai_probability"]) * self.bins))] += 1
+        energy = report.get("energy") or {}
+        if energy.get("joules") is not None:
+            self.energy_methods[str(energy.get("source"))] += 1
         if result.published:
             self.month_total[result.published[:7]] += 1
             self.month_ai[result.published[:7]] += report["verdict"] == "likely_ai"
@@ -66,8 +70,9 @@ def timeline(data: ChartData) -> str:
                          ("likely_ai", [float(data.month_ai[m]) for m in months], PALETTE["ai"])], label_every=every)
 
 
-def energy_chart(summary: dict[str, Any]) -> str:
-    rows = [("measured / estimated here", float(summary["energy_j"]), PALETTE["energy"]),
+def energy_chart(summary: dict[str, Any], data: ChartData) -> str:
+    how = " + ".join(data.energy_methods) or "none measured"
+    rows = [(f"this audit: {how}", float(summary["energy_j"]), PALETTE["energy"]),
             ("Power Hungry Processing", float(summary["php_predicted_energy_j"]), PALETTE["neutral"])]
     return bar_chart("Energy of this audit's inferences (J)", rows, unit=" J")
 
@@ -101,7 +106,7 @@ def _kpis(summary: dict[str, Any]) -> str:
 
 def render(meta: dict[str, Any], summary: dict[str, Any], authors: Sequence[dict[str, Any]], charts: ChartData) -> str:
     figures = [("Score distribution", score_histogram(charts)), ("Per-author share", author_bars(authors)),
-               ("Timeline", timeline(charts)), ("Energy", energy_chart(summary))]
+               ("Timeline", timeline(charts)), ("Energy", energy_chart(summary, charts))]
     figs = "".join(f"<figure><figcaption>{escape(t)}</figcaption>{svg}</figure>" for t, svg in figures)
     php = ", ".join(f"{k}: {v:.1f} J per inference" for k, v in PHP_J_PER_INFERENCE.items())
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">

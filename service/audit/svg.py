@@ -58,15 +58,15 @@ def _legend(series: Sequence[tuple[str, Sequence[float], str]], x: int, y: int) 
 def bar_chart(title: str, rows: Sequence[tuple[str, float, str]], *, max_value: float | None = None,
               width: int = 640, unit: str = "") -> str:
     """Horizontal bars ``(label, value, colour)``, one per row, with the value printed after the bar."""
-    row_h, left, top = 22, 190, 10
+    row_h, left, top = 22, 250, 10
     height = top * 2 + row_h * max(1, len(rows))
     peak = _nice_max(max_value if max_value is not None else max((v for _, v, _ in rows), default=0.0))
-    plot_w = width - left - 90
+    plot_w = width - left - 80
     body = []
     for i, (label, value, colour) in enumerate(rows):
         y = top + i * row_h
         w = max(1.0, plot_w * min(value, peak) / peak) if value > 0 else 0.0
-        body.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end" {FONT}>{escape(label[:30])}</text>'
+        body.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end" {FONT}>{escape(label[:40])}</text>'
                     f'<rect class="bar" x="{left}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" fill="{colour}">'
                     f'<title>{escape(f"{label}: {value:g}{unit}")}</title></rect>'
                     f'<text x="{left + w + 4:.1f}" y="{y + 14}" {FONT}>{escape(f"{value:.3g}{unit}")}</text>')
