@@ -177,8 +177,6 @@ class Pipeline:
                                              self.extras.judge("text", item, deadline))
         report = text_section(result.output) if result else abstained_text(UNAVAILABLE)
         parts = ((energy_part(result),) if result else ()) + members_energy(extra)
-        if not extra and "text" not in self.ensembles:
-            return report, parts
         members = [MemberResult.of("text", SHIPPED, result), *extra]
         update: dict[str, Any] = {"detectors": [detector_score(m) for m in members]}
         ensemble = self.ensembles.get("text")
@@ -218,8 +216,7 @@ class Pipeline:
             width=image.width, height=image.height, sha256=image.sha256, phash=phash,
             reuse=reuse, reasons=reasons,
         )
-        if extra or stacked:
-            report = _with_members(report, members, stacked, self.ensembles.get("image"))
+        report = _with_members(report, members, stacked, self.ensembles.get("image"))
         record = HeadshotRecord(
             idx=index, sha256=image.sha256, phash=phash,
             embedding=evidence.embedding_bytes(out.embedding if out else None),
