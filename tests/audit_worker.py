@@ -17,8 +17,8 @@ def main(argv: list[str]) -> int:
     settings = Settings(environment="test", database_url=db_url, bootstrap_api_key=False, energy_backend="cpu-time",
                         max_wait_s=0.0)
     detectors = {"text": FakeTextDetector(forward_delay_s=delay), "face": FakeFaceDetector()}
-    return asyncio.run(run_audit(settings, Path(archive), Path(out), options=AuditOptions(concurrency=2),
-                                 detectors=detectors)) and 0
+    asyncio.run(run_audit(settings, Path(archive), Path(out), options=AuditOptions(concurrency=2), detectors=detectors))
+    return 0
 
 
 if __name__ == "__main__":
