@@ -61,18 +61,19 @@ def main() -> None:
     parser.add_argument("--inputs", type=Path, default=REPO / ".devdata" / "gpu_inputs.pkl")
     parser.add_argument("--out", type=Path, default=Path("gpu_check.json"))
     parser.add_argument("--window-s", type=float, default=1.5)
+    parser.add_argument("--weights", type=Path, default=REPO / "weights")
     args = parser.parse_args()
     import pynvml
     import torch
 
-    from detectors.text import build_text_detector
+    from detectors.text.detector import build_text_detector
 
     data = pickle.loads(args.inputs.read_bytes())
     cuda = Device(kind=DeviceKind.CUDA)
     report: dict[str, Any] = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
-    text_cpu = build_text_detector(REPO / "weights" / "text")
+    text_cpu = build_text_detector(args.weights / "text")
     text_cpu.load(Device())
-    text_gpu = build_text_detector(REPO / "weights" / "text")
+    text_gpu = build_text_detector(args.weights / "text")
     text_gpu.load(cuda)
     report["text_runtime"] = type(text_gpu._session).__name__
     a, b = text_cpu.forward(data["text"]), text_gpu.forward(data["text"])
@@ -81,11 +82,11 @@ def main() -> None:
     outs_gpu = text_gpu.postprocess(data["text"], b)
     report["text_prob_max_abs_diff"] = float(max(abs((x.probability or 0) - (y.probability or 0))
                                                   for x, y in zip(outs_cpu, outs_gpu, strict=True)))
-    face_dir = REPO / "weights" / "face"
-    # The face detector's forward pass is its CNN; face finding (dlib) ran on the CPU in gpu_inputs.py.
+    face_dir = args.weights / "face"
+    # The face detector's forward pass is its CNN (face finding with dlib stays on the CPU).
     face_cpu = onnx_session(face_dir / "model.onnx", Device())
     face_gpu = onnx_session(face_dir / "model.onnx", cuda)
-    crops = np.ascontiguousarray(np.stack([p.inputs.crop for p in data["face"]]).transpose(0, 3, 1, 2), np.float32)
+    crops = np.ascontiguousarray(data["face_crops"], dtype=np.float32)
     fa, fb = face_cpu.run(None, {"crops": crops})[0], face_gpu.run(None, {"crops": crops})[0]
     report["face_runtime"] = type(face_gpu).__name__
     report["face_max_abs_diff"] = float(np.abs(fa - fb).max())
