@@ -17,10 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from detectors.calibration import fit_platt
 from detectors.contract import Detector, DetectorError, DetectorOutput, ImageItem, Modality, ScoreDirection, TextItem
 from detectors.custom.calibrated import ManifestDraft, model_files, read_state, write_manifest
-from detectors.custom.stacking import auroc, choose_thresholds, fit_stacker
+from detectors.custom.stacking import auroc, choose_thresholds, fit_platt_smoothed, fit_stacker
 from detectors.custom.textclass import DEFAULT_MIN_TOKENS
 from service.config import CustomDetectorSpec, Settings
 from service.ensembles import write_stacker_manifest
@@ -157,7 +156,7 @@ def calibrate_detector(settings: Settings, name: str, input_path: Path, target_f
     used, excluded = _usable(outputs, data.labels)
     raw = [float(outputs[i].raw_score) for i in used]  # type: ignore[arg-type]
     labels = [data.labels[i] for i in used]
-    platt = fit_platt(raw, labels)
+    platt = fit_platt_smoothed(raw, labels)
     probs = [platt(r) for r in raw]
     sign = -1.0 if outputs[used[0]].direction is ScoreDirection.LOWER_IS_AI else 1.0
     thresholds, provenance = _provenance(data, used, labels, probs, excluded, target_fpr,
@@ -171,7 +170,8 @@ def calibrate_detector(settings: Settings, name: str, input_path: Path, target_f
         min_evidence=spec.min_evidence if spec.min_evidence is not None else
         (DEFAULT_MIN_TOKENS if modality is Modality.TEXT else DEFAULT_MIN_PIXELS),
         calibration={"method": "platt", "a": platt.a, "b": platt.b}, thresholds=thresholds,
-        provenance={**provenance, "method": "platt"}, extra={**dict(existing.extra), "kind": spec.kind},
+        provenance={**provenance, "method": "platt (Platt's smoothed targets)"},
+        extra={**dict(existing.extra), "kind": spec.kind},
     )
     folders = [spec.path] + ([spec.performer_path] if spec.performer_path else [])
     pure.calibration_dir.mkdir(parents=True, exist_ok=True)

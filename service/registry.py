@@ -119,13 +119,26 @@ def build_custom_slot(spec: CustomDetectorSpec, settings: Settings) -> CustomSlo
 
         detector = build_custom_detector(custom_spec(spec))
         detector.load(device)
+        warm_up(detector, spec.role)
     except DetectorError as exc:
         logger.warning("custom detector %s unavailable: %s", spec.name, exc)
         return CustomSlot(spec, device, None, f"{type(exc).__name__}: {exc}")
-    except (OSError, ValueError) as exc:  # unreadable or incompatible files in the folder
-        logger.warning("custom detector %s failed to load: %s", spec.name, type(exc).__name__)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:  # unreadable or incompatible files
+        logger.warning("custom detector %s failed to load or warm up: %s", spec.name, type(exc).__name__)
         return CustomSlot(spec, device, None, f"load failed: {type(exc).__name__}: {exc}")
     return CustomSlot(spec, device, detector, "ready")
+
+
+def warm_up(detector: Detector[Any], role: str) -> None:
+    """One small item through the whole contract, so that a broken folder shows at start, not on a check."""
+    import numpy as np
+
+    from detectors.contract import ImageItem, TextItem
+
+    item: Any = TextItem("A short warm-up sentence for the detector. " * 4) if role == "text" \
+        else ImageItem(np.full((64, 64, 3), 128, dtype=np.uint8))
+    prepared = [detector.preprocess(item)]
+    detector.postprocess(prepared, detector.forward(prepared))
 
 
 def load_custom_slots(settings: Settings) -> dict[str, CustomSlot]:

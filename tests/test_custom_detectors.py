@@ -56,7 +56,7 @@ class Models:
 
 def _calibration_rows(root: Path) -> Path:
     rows = []
-    for i in range(12):
+    for i in range(8):
         rows.append({"text": _text(HUMAN, i), "label": "human"})
         rows.append({"text": _text(AI, i), "label": "ai"})
     for i in range(6):
@@ -127,8 +127,8 @@ def test_calibrate_writes_manifest_with_how_thresholds_were_chosen(models: Model
     assert manifest["calibration"]["method"] == "platt"
     assert provenance["data"] == str(models.calibration)
     assert len(provenance["data_sha256"]) == 64
-    assert provenance["n"] == 24
-    assert provenance["n_human"] == 12
+    assert provenance["n"] == 16
+    assert provenance["n_human"] == 8
     assert "FPR <= 0.01" in provenance["objective"]
     assert manifest["thresholds"]["likely_human"] <= manifest["thresholds"]["likely_ai"]
     assert {"../../model.safetensors", "../../tokenizer.json", "../../config.json"} <= set(manifest["files"])

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from detectors.calibration import PlattCalibration
+
 
 @dataclass(frozen=True)
 class ThresholdChoice:
@@ -34,13 +36,34 @@ def choose_thresholds(probs: Sequence[float], labels: Sequence[int], target_fpr:
     human, ai = p[y == 0], p[y == 1]
     if len(human) == 0 or len(ai) == 0:
         raise ValueError("calibration needs both human and ai rows")
-    candidates = np.unique(np.concatenate([p, [np.nextafter(human.max(), 2.0)]]))
-    likely_ai = min(float(np.clip(t, 0.0, 1.0)) for t in candidates if np.mean(human >= t) <= target_fpr)
+    candidates = np.unique(np.clip(np.concatenate([p, [np.nextafter(human.max(), 2.0)]]), 0.0, 1.0))
+    meeting = [float(t) for t in candidates if np.mean(human >= t) <= target_fpr]
+    likely_ai = min(meeting) if meeting else 1.0  # ties at 1.0: the FPR reached says the target was missed
     below = [float(t) for t in np.unique(np.concatenate([[0.0], p])) if t <= likely_ai and np.mean(ai <= t) <= target_fnr]
     likely_human = max(below) if below else 0.0
     return ThresholdChoice(likely_ai=likely_ai, likely_human=min(likely_human, likely_ai),
                            fpr=float(np.mean(human >= likely_ai)), tpr=float(np.mean(ai >= likely_ai)),
                            fnr_at_likely_human=float(np.mean(ai <= likely_human)))
+
+
+def fit_platt_smoothed(raw: Sequence[float], labels: Sequence[int]) -> PlattCalibration:
+    """Platt scaling with Platt's (1999) smoothed targets, ``(n_ai + 1) / (n_ai + 2)`` and ``1 / (n_human + 2)``,
+    so that separable data do not drive the slope to infinity (and every probability to exactly 0 or 1)."""
+    x = np.asarray(raw, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    n_ai, n_human = int((y == 1).sum()), int((y == 0).sum())
+    t = np.where(y == 1, (n_ai + 1) / (n_ai + 2), 1 / (n_human + 2))
+    a, b = 0.0, float(np.log((n_ai + 1) / (n_human + 1)))
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(a * x + b, -30, 30)))
+        w = np.maximum(p * (1 - p), 1e-12)
+        g = np.array([np.sum((p - t) * x), np.sum(p - t)])
+        h = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-9 * np.eye(2)
+        step = np.linalg.solve(h, g)
+        a, b = a - float(step[0]), b - float(step[1])
+        if float(np.abs(step).max()) < 1e-10:
+            break
+    return PlattCalibration(a=a, b=b)
 
 
 def auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
