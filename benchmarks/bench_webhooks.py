@@ -63,7 +63,8 @@ def run(events: int, poll_max_s: float, redis: str | None) -> None:
         settings = Settings(environment="test", database_url=f"sqlite:///{Path(tmp) / 'db.sqlite3'}",
                             queue_path=Path(tmp) / "queue.sqlite3", bootstrap_api_key=False, redis_url=redis,
                             queue_poll_max_s=poll_max_s, webhook_secrets={"standard": [secret]},
-                            private_allow_hosts=["127.0.0.1"], energy_backend="cpu-time")
+                            private_allow_hosts=["127.0.0.1"], energy_backend="cpu-time",
+                            rate_limit_per_minute=0)
         app = create_app(settings)
         with TestClient(app) as client:
             admin = {"Authorization": "Bearer " + app.state.store.create_api_key("bench", [Scope.ADMIN])}

@@ -174,6 +174,7 @@ def webhook_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "webhook_secrets": {"ghost": [GHOST_SECRET], "standard": [STANDARD_SECRET, OLD_STANDARD_SECRET],
                             "wordpress": [WORDPRESS_SECRET]},
         "fetch_allow_hosts": ["127.0.0.1"], "private_allow_hosts": ["127.0.0.1"],
+        "rate_limit_per_minute": 0,  # the tests poll GET /v1/jobs; rate limits are tested elsewhere
         "job_retry_base_s": 0.05, "job_max_attempts": 2, "callback_retry_base_s": 0.05, "callback_timeout_s": 5.0,
     }
     return Settings(**{**values, **overrides})
