@@ -292,13 +292,17 @@ def test_face_crop_abstains_when_no_face_is_found(models: Models, tmp_path: Path
 def test_thresholds_meet_the_target_fpr_and_the_stacker_learns_directions() -> None:
     import numpy as np
 
-    from detectors.custom.stacking import choose_thresholds, fit_stacker
+    from detectors.custom.stacking import choose_thresholds, fit_platt_smoothed, fit_stacker
 
     human, ai = np.linspace(0.0, 0.6, 200), np.linspace(0.4, 1.0, 200)
     choice = choose_thresholds([*human, *ai], [0] * 200 + [1] * 200, target_fpr=0.01)
     assert choice.fpr <= 0.01
     assert np.mean(human >= choice.likely_ai) <= 0.01 < np.mean(human >= choice.likely_ai - 0.01)
     assert choice.likely_human <= choice.likely_ai
+    separable = fit_platt_smoothed([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0], [0, 0, 0, 1, 1, 1])
+    probs = [separable(x) for x in (-3.0, -2.0, -1.0, 1.0, 2.0, 3.0)]
+    assert 0.0 < probs[0] < 0.5 < probs[-1] < 1.0
+    assert choose_thresholds(probs, [0, 0, 0, 1, 1, 1]).fpr == 0.0
     rng = np.random.default_rng(0)
     labels = [0] * 100 + [1] * 100
     rows = [{"up": float(y + rng.normal(0, 0.5)), "down": float(-y + rng.normal(0, 0.5))} for y in labels]
