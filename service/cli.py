@@ -266,3 +266,21 @@ def calibrate(
         console.print(f"[red]error[/red]: {exc}")
         raise typer.Exit(2) from None
     sys.stdout.write(json.dumps(result, indent=2) + "\n")
+
+
+@models_app.command("eval")
+def models_eval(
+    name: Annotated[str, typer.Argument(help="A declared detector, or text / face for ours")],
+    input_path: Annotated[Path, typer.Option("--input", exists=True, dir_okay=False,
+                                             help="JSONL rows: text or image (path) + label human|ai")],
+    target_fpr: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.01,
+) -> None:
+    """AUROC, TPR at the target FPR, FPR/TPR at the calibrated threshold, ECE and coverage, as JSON."""
+    from service.model_admin import AdminError, evaluate_detector
+
+    try:
+        result = evaluate_detector(_settings(), name, input_path, target_fpr)
+    except AdminError as exc:
+        console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(2) from None
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")

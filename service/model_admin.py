@@ -19,7 +19,14 @@ from typing import Any
 
 from detectors.contract import Detector, DetectorError, DetectorOutput, ImageItem, Modality, ScoreDirection, TextItem
 from detectors.custom.calibrated import ManifestDraft, model_files, read_state, write_manifest
-from detectors.custom.stacking import auroc, choose_thresholds, fit_platt_smoothed, fit_stacker
+from detectors.custom.stacking import (
+    auroc,
+    choose_thresholds,
+    expected_calibration_error,
+    fit_platt_smoothed,
+    fit_stacker,
+    tpr_at_fpr,
+)
 from detectors.custom.textclass import DEFAULT_MIN_TOKENS
 from service.config import CustomDetectorSpec, Settings
 from service.ensembles import write_stacker_manifest
@@ -210,3 +217,33 @@ def calibrate_ensemble(settings: Settings, role: str, input_path: Path, target_f
                                        "member_versions": versions})
     return {"manifest": str(spec.manifest), "version": manifest["version"], "stacker": manifest["stacker"],
             "thresholds": thresholds, "provenance": manifest["threshold_provenance"]}
+
+
+def evaluate_detector(settings: Settings, name: str, input_path: Path, target_fpr: float = 0.01) -> dict[str, Any]:
+    """AUROC and TPR at ``target_fpr`` of the raw score, FPR/TPR at the calibrated threshold, ECE and coverage.
+
+    ``name`` is a declared detector, or ``text`` / ``face`` for ours. Raw-score metrics use every row
+    with a raw score; the threshold metrics and ECE use the rows the detector did not abstain on.
+    """
+    role = "text" if name == "text" else "image" if name == "face" else find_spec(settings, name).role
+    data = read_labelled(input_path, settings, role)
+    outputs = score_items(_loaded(settings, name), data.items)
+    scored = [i for i, o in enumerate(outputs) if o.raw_score is not None]
+    sign = {i: -1.0 if outputs[i].direction is ScoreDirection.LOWER_IS_AI else 1.0 for i in scored}
+    raw = [sign[i] * float(outputs[i].raw_score) for i in scored]  # type: ignore[arg-type]
+    raw_labels = [data.labels[i] for i in scored]
+    covered = [i for i, o in enumerate(outputs) if o.probability is not None]
+    probs = [float(outputs[i].probability) for i in covered]  # type: ignore[arg-type]
+    labels = [data.labels[i] for i in covered]
+    judged = [(outputs[i].verdict.value, data.labels[i]) for i in covered]
+    human_rows, ai_rows = labels.count(0), labels.count(1)
+    return {
+        "detector": name, "version": outputs[0].version if outputs else None, "data": str(input_path), "n": len(outputs),
+        "coverage": len(covered) / len(outputs) if outputs else 0.0,
+        "abstained": dict(Counter(o.abstain_reason for o in outputs if o.probability is None)),
+        "auroc_raw": auroc(raw, raw_labels), f"tpr_at_{target_fpr:g}_fpr_raw": tpr_at_fpr(raw, raw_labels, target_fpr),
+        "threshold": outputs[covered[0]].threshold if covered else None,
+        "fpr_at_threshold": sum(v == "likely_ai" and y == 0 for v, y in judged) / human_rows if human_rows else None,
+        "tpr_at_threshold": sum(v == "likely_ai" and y == 1 for v, y in judged) / ai_rows if ai_rows else None,
+        "ece": expected_calibration_error(probs, labels) if covered else None,
+    }

@@ -208,6 +208,15 @@ def test_uncalibrated_detector_abstains_and_missing_folder_is_named(models: Mode
     assert report["text"]["model"] == "fake-text@0"
 
 
+def test_models_eval_reports_metrics_like_ours(models: Models) -> None:
+    for name in ("roberta", "binoculars", "vit-onnx"):
+        result = _invoke(models.env, "models", "eval", name, "--input", str(models.calibration))
+        assert result["coverage"] == 1.0
+        assert 0.0 <= result["auroc_raw"] <= 1.0
+        assert result["fpr_at_threshold"] == 0.0  # in-sample: the threshold was chosen on these rows
+        assert 0.0 <= result["ece"] <= 1.0
+
+
 def test_commands_refuse_clearly(models: Models, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["models", "export", "binoculars"], env=models.env)
     assert result.exit_code == 2

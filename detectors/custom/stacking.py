@@ -77,6 +77,28 @@ def auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
     return float(greater / (len(pos) * len(neg)))
 
 
+def tpr_at_fpr(scores: Sequence[float], labels: Sequence[int], target_fpr: float = 0.01) -> float:
+    """TPR at the smallest score cut whose FPR on the label-0 rows is <= ``target_fpr`` (higher = AI)."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    human, ai = s[y == 0], s[y == 1]
+    if len(human) == 0 or len(ai) == 0:
+        return float("nan")
+    cuts = [t for t in np.unique(np.concatenate([s, [np.nextafter(human.max(), np.inf)]])) if np.mean(human >= t) <= target_fpr]
+    return float(np.mean(ai >= min(cuts)))
+
+
+def expected_calibration_error(probs: Sequence[float], labels: Sequence[int], bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width probability bins, weighted by their share of rows."""
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if len(p) == 0:
+        return float("nan")
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    return float(sum(abs(y[index == b].mean() - p[index == b].mean()) * np.mean(index == b)
+                     for b in range(bins) if np.any(index == b)))
+
+
 @dataclass(frozen=True)
 class Stacker:
     """``p = sigmoid(bias + sum w_i * (x_i - mean_i) / scale_i)``; a missing member score counts as its mean."""
