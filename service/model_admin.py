@@ -181,8 +181,12 @@ def calibrate_detector(settings: Settings, name: str, input_path: Path, target_f
         extra={**dict(existing.extra), "kind": spec.kind},
     )
     folders = [spec.path] + ([spec.performer_path] if spec.performer_path else [])
-    pure.calibration_dir.mkdir(parents=True, exist_ok=True)
-    manifest = write_manifest(pure.calibration_dir, draft, model_files(folders))
+    try:
+        pure.calibration_dir.mkdir(parents=True, exist_ok=True)
+        manifest = write_manifest(pure.calibration_dir, draft, model_files(folders))
+    except OSError as exc:
+        raise AdminError(f"cannot write the manifest in {pure.calibration_dir} ({exc}); "
+                         "set manifest_dir for this detector to a writable folder") from exc
     return {"manifest": str(pure.calibration_dir / "manifest.json"), "version": manifest["version"],
             "calibration": manifest["calibration"], "thresholds": thresholds, "provenance": provenance}
 
