@@ -60,6 +60,8 @@ class CustomDetectorSpec(BaseModel):
     io: dict[str, Any] = Field(default_factory=dict, description="onnx: the declared input/output spec")
     manifest_dir: Path | None = Field(default=None, description="Where calibrate writes this detector's manifest; "
                                       "default <path>/.bylinecheck/<name>")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="Weights' dtype for the torch kinds; auto = as stored (e.g. bfloat16 for 7B LMs)")
 
 
 class EnsembleSpec(BaseModel):

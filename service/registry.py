@@ -100,7 +100,7 @@ def custom_spec(spec: CustomDetectorSpec) -> Any:
         method=ZeroShotMethod(spec.method) if spec.method else None, ai_label=spec.ai_label,
         max_batch_size=spec.max_batch_size, max_length=spec.max_length, max_windows=spec.max_windows,
         min_evidence=spec.min_evidence, crop=Crop(spec.crop), verify_sha256=spec.verify_sha256, io=dict(spec.io),
-        manifest_dir=spec.manifest_dir.expanduser() if spec.manifest_dir else None,
+        manifest_dir=spec.manifest_dir.expanduser() if spec.manifest_dir else None, dtype=spec.dtype,
     )
 
 

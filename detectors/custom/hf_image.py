@@ -86,7 +86,7 @@ class HfImageClassifierDetector:
         transformers = import_transformers()
         path = str(self.spec.path)
         self._processor = transformers.AutoImageProcessor.from_pretrained(path, local_files_only=True)
-        model = transformers.AutoModelForImageClassification.from_pretrained(path, local_files_only=True)
+        model = transformers.AutoModelForImageClassification.from_pretrained(path, **self.spec.model_kwargs())
         self._device = torch_device(device)
         self._model = model.to(self._device).eval()
         self.ai_index = resolve_label(self.spec.ai_label, dict(model.config.id2label), int(model.config.num_labels))
@@ -113,7 +113,8 @@ class HfImageClassifierDetector:
 
         def run(stacked: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
-                logits = self._model(pixel_values=torch.from_numpy(stacked).to(self._device)).logits
+                values = torch.from_numpy(stacked).to(self._device, dtype=self._model.dtype)
+                logits = self._model(pixel_values=values).logits
             return ai_logits(logits.float().cpu().numpy(), self.ai_index)
 
         return batch_scores(batch, run)

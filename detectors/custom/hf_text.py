@@ -65,7 +65,7 @@ class HfSequenceClassifierDetector:
         transformers = import_transformers()
         path = str(self.spec.path)
         tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = transformers.AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(path, **self.spec.model_kwargs())
         self._device = torch_device(device)
         self._model = model.to(self._device).eval()
         self._encoder = HfTokenEncoder(tokenizer)

@@ -16,6 +16,8 @@ from typing import Any
 from detectors.contract import Modality
 from detectors.runtime import RuntimeUnavailableError
 
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
 
 class CustomKind(StrEnum):
     HF_SEQUENCE_CLASSIFIER = "hf-sequence-classifier"
@@ -47,7 +49,8 @@ class CustomSpec:
     LM. The calibration manifest lives in ``manifest_dir`` (default ``<path>/.bylinecheck/<name>``,
     so that two detectors may share a folder). ``ai_label`` names the output label (or index)
     that means AI. ``max_length`` is tokens per window (text) and ``max_windows`` caps windows per
-    text. ``min_evidence`` is in tokens (text) or crop pixels (image). ``io`` is the declared ONNX
+    text. ``dtype`` is the weights' dtype for the torch kinds (``auto``: as stored; scores are always
+    computed in float32). ``min_evidence`` is in tokens (text) or crop pixels (image). ``io`` is the declared ONNX
     input/output spec (merged over the one in the folder's manifest).
     """
 
@@ -67,6 +70,11 @@ class CustomSpec:
     verify_sha256: bool = True
     io: Mapping[str, Any] = field(default_factory=dict)
     manifest_dir: Path | None = None
+    dtype: str = "auto"
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``from_pretrained``: local files only (never a download), and the dtype."""
+        return {"local_files_only": True, "dtype": self.dtype}
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1 or self.max_length < 8 or self.max_windows < 1:
@@ -77,6 +85,8 @@ class CustomSpec:
             raise ValueError("hf-sequence-classifier detectors judge text")
         if self.kind is CustomKind.HF_IMAGE_CLASSIFIER and self.modality is not Modality.IMAGE:
             raise ValueError("hf-image-classifier detectors judge images")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}")
 
     @property
     def calibration_dir(self) -> Path:

@@ -106,7 +106,7 @@ class ZeroShotLmDetector:
         self._pad_id = int(pad or 0)
 
     def _load_lm(self, transformers: Any, path: Any) -> Any:
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True)
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(path), **self.spec.model_kwargs())
         return model.to(self._device).eval()
 
     def preprocess(self, item: TextItem) -> PreparedTokens:
