@@ -284,3 +284,11 @@ def models_eval(
         console.print(f"[red]error[/red]: {exc}")
         raise typer.Exit(2) from None
     sys.stdout.write(json.dumps(result, indent=2) + "\n")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Declared detectors and ensembles: folder present, calibrated, version (loads no model)."""
+    from service.model_admin import list_models
+
+    sys.stdout.write(json.dumps(list_models(_settings()), indent=2) + "\n")

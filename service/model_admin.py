@@ -251,3 +251,24 @@ def evaluate_detector(settings: Settings, name: str, input_path: Path, target_fp
         "tpr_at_threshold": sum(v == "likely_ai" and y == 1 for v, y in judged) / ai_rows if ai_rows else None,
         "ece": expected_calibration_error(probs, labels) if covered else None,
     }
+
+
+def list_models(settings: Settings) -> list[dict[str, Any]]:
+    """Each declared detector and ensemble: folder present, calibrated or not, version; loads no model."""
+    rows: list[dict[str, Any]] = []
+    for spec in settings.custom_detectors:
+        pure = custom_spec(spec)
+        row: dict[str, Any] = {"name": spec.name, "kind": spec.kind, "role": spec.role, "path": str(spec.path),
+                               "present": spec.path.is_dir() and (spec.performer_path is None or spec.performer_path.is_dir())}
+        if row["present"]:
+            try:
+                state = read_state(pure.calibration_dir, verify=False, fallback=spec.path)
+                row |= {"calibrated": state.is_calibrated, "version": state.version,
+                        "likely_ai": state.thresholds.likely_ai if state.thresholds else None}
+            except DetectorError as exc:
+                row["error"] = f"{type(exc).__name__}: {exc}"
+        rows.append(row)
+    for ensemble in settings.ensembles:
+        rows.append({"name": f"ensemble:{ensemble.role}", "kind": "stacker", "role": ensemble.role,
+                     "members": ensemble.members, "path": str(ensemble.manifest), "present": ensemble.manifest.is_file()})
+    return rows

@@ -217,6 +217,14 @@ def test_models_eval_reports_metrics_like_ours(models: Models) -> None:
         assert 0.0 <= result["ece"] <= 1.0
 
 
+def test_models_list_shows_calibration_without_loading(models: Models) -> None:
+    result = CliRunner().invoke(cli, ["models", "list"], env=models.env, catch_exceptions=False)
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert rows["binoculars"]["calibrated"]
+    assert rows["binoculars"]["version"].startswith("sha-")
+    assert rows["vit-onnx"]["present"]
+
+
 def test_commands_refuse_clearly(models: Models, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["models", "export", "binoculars"], env=models.env)
     assert result.exit_code == 2
