@@ -92,9 +92,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
     env = {"BYLINECHECK_ENVIRONMENT": "test", "BYLINECHECK_DATABASE_URL": f"sqlite:///{root / 'cli.sqlite3'}",
            "BYLINECHECK_ENERGY_BACKEND": "cpu-time", "BYLINECHECK_WEIGHTS_DIR": str(root / "no-weights"),
            "BYLINECHECK_CUSTOM_DETECTORS": json.dumps(detectors)}
-    for name in ("roberta", "vit"):
+    for name in ("roberta", "vit", "binoculars"):
         exported = _invoke(env, "models", "export", name)
-        detectors.append({**exported["declare"], **({"max_length": 32} if name == "roberta" else {})})
+        detectors.append({**exported["declare"], **({"max_length": 32} if name != "vit" else {})})
     env["BYLINECHECK_CUSTOM_DETECTORS"] = json.dumps(detectors)
     calibration = _calibration_rows(root)
     for spec in detectors:
@@ -143,11 +143,11 @@ def test_every_kind_scores_calibrated_through_the_api_with_energy(api: tuple[Tes
     client, auth = api
     ready = client.get("/readyz").json()
     assert all(ready["detectors"][d] == "ready" for d in ("roberta", "binoculars", "fast-detectgpt", "vit",
-                                                          "roberta-onnx", "vit-onnx")), ready
+                                                          "roberta-onnx", "vit-onnx", "binoculars-onnx")), ready
     report = _check(client, auth, " ".join(custom_models.SENTENCES * 4), jpeg_bytes(size=(96, 96)))
     text = {d["name"]: d for d in report["text"]["detectors"]}
-    assert set(text) == {"text", "roberta", "binoculars", "fast-detectgpt", "roberta-onnx"}
-    for name in ("roberta", "binoculars", "fast-detectgpt", "roberta-onnx"):
+    assert set(text) == {"text", "roberta", "binoculars", "fast-detectgpt", "roberta-onnx", "binoculars-onnx"}
+    for name in ("roberta", "binoculars", "fast-detectgpt", "roberta-onnx", "binoculars-onnx"):
         assert text[name]["calibrated"], text[name]
         assert 0.0 <= text[name]["ai_probability"] <= 1.0
         assert text[name]["energy_j"] > 0
@@ -155,13 +155,16 @@ def test_every_kind_scores_calibrated_through_the_api_with_energy(api: tuple[Tes
         assert text[name]["verdict"] in ("likely_ai", "uncertain", "likely_human")
     assert text["binoculars"]["score_direction"] == "lower_is_ai"
     assert text["roberta-onnx"]["raw_score"] == pytest.approx(text["roberta"]["raw_score"], abs=1e-4)
+    assert text["binoculars-onnx"]["raw_score"] == pytest.approx(text["binoculars"]["raw_score"], abs=1e-4)
+    assert text["binoculars-onnx"]["score_direction"] == "lower_is_ai"
     image = {d["name"]: d for d in report["headshots"][0]["detectors"]}
     assert set(image) == {"face", "vit", "vit-onnx"}
     assert image["vit-onnx"]["raw_score"] == pytest.approx(image["vit"]["raw_score"], abs=1e-4)
     assert image["vit"]["ai_probability"] is not None
     assert image["vit"]["evidence_unit"] == "pixels"
     parts = {p["detector"].split("@")[0] for p in report["energy"]["parts"]}
-    assert {"roberta", "binoculars", "fast-detectgpt", "roberta-onnx", "vit", "vit-onnx", "fake-text"} <= parts
+    assert {"roberta", "binoculars", "fast-detectgpt", "roberta-onnx", "binoculars-onnx", "vit", "vit-onnx",
+            "fake-text"} <= parts
     assert report["energy"]["joules"] == pytest.approx(sum(p["joules"] for p in report["energy"]["parts"]))
     assert report["text"]["model"] == "fake-text@0"  # no ensemble: the shipped detector stays the main one
 
@@ -226,9 +229,9 @@ def test_models_list_shows_calibration_without_loading(models: Models) -> None:
 
 
 def test_commands_refuse_clearly(models: Models, tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["models", "export", "binoculars"], env=models.env)
+    result = CliRunner().invoke(cli, ["models", "export", "roberta-onnx"], env=models.env)
     assert result.exit_code == 2
-    assert "only hf-sequence-classifier and hf-image-classifier export" in " ".join(result.output.split())
+    assert "only the transformers kinds export" in " ".join(result.output.split())
     result = CliRunner().invoke(cli, ["calibrate", "--detector", "nope", "--input", str(models.calibration)], env=models.env)
     assert result.exit_code == 2
     assert "no custom detector named 'nope'" in " ".join(result.output.split())

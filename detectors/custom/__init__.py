@@ -37,6 +37,10 @@ def build_custom_detector(spec: CustomSpec) -> Detector[Any]:
         from detectors.custom.hf_image import HfImageClassifierDetector
 
         return cast("Detector[Any]", HfImageClassifierDetector(spec, state))
+    from detectors.custom.zero_shot_onnx import OnnxZeroShotLmDetector, is_zero_shot_io
+
+    if is_zero_shot_io({**dict(state.extra.get("io", {})), **dict(spec.io)}):
+        return cast("Detector[Any]", OnnxZeroShotLmDetector(spec, state))
     from detectors.custom.onnx_model import OnnxDetector
 
     return cast("Detector[Any]", OnnxDetector(spec, state))

@@ -88,6 +88,7 @@ class ZeroShotLmDetector:
         self._performer: Any = None
         self._device: Any = None
         self._pad_id = 0
+        self._bos: int | None = None
 
     def load(self, device: Device) -> None:
         transformers = import_transformers()
@@ -104,6 +105,12 @@ class ZeroShotLmDetector:
         self._tokenizer = tokenizer
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self._pad_id = int(pad or 0)
+        self._bos = tokenizer.bos_token_id
+
+    def _encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids (no special tokens) and each token's character span."""
+        enc = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return list(enc["input_ids"]), [(int(a), int(b)) for a, b in enc["offset_mapping"]]
 
     def _load_lm(self, transformers: Any, path: Any) -> Any:
         model = transformers.AutoModelForCausalLM.from_pretrained(str(path), **self.spec.model_kwargs())
@@ -116,9 +123,8 @@ class ZeroShotLmDetector:
             raise InvalidItemError("invalid_text", "text must be a string")
         if len(item.text) > MAX_CHARS:
             raise InvalidItemError("text_too_long", f"text longer than {MAX_CHARS} characters")
-        enc = self._tokenizer(item.text, add_special_tokens=False, return_offsets_mapping=True)
-        ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
-        bos = self._tokenizer.bos_token_id
+        ids, offsets = self._encode(item.text)
+        bos = self._bos
         width = self.spec.max_length - (1 if bos is not None else 0)
         chunks = [ids[i : i + width] for i in range(0, len(ids), width)]
         flags: tuple[str, ...] = ("truncated",) if len(chunks) > self.spec.max_windows else ()
@@ -197,3 +203,26 @@ class ZeroShotLmDetector:
             if value is not None:
                 spans.append(SpanScore(a, b, self.state.calibration(value)))
         return tuple(spans)
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    peak = z.max(axis=-1, keepdims=True)
+    shifted = z - peak
+    return np.asarray(shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True)))
+
+
+def token_parts_np(obs: np.ndarray, perf: np.ndarray, ids: np.ndarray,
+                   method: ZeroShotMethod) -> tuple[np.ndarray, np.ndarray]:
+    """The torch computation of :meth:`ZeroShotLmDetector._token_parts` in numpy: logits (B, T, V) of
+    positions 0..T-2, ``ids`` (B, T); returns per-token numerators and denominators (B, T-1)."""
+    targets = ids[:, 1:, None]
+    if method is ZeroShotMethod.BINOCULARS:
+        perf_log = _log_softmax(perf)
+        num = -np.take_along_axis(perf_log, targets, axis=-1)[..., 0]
+        den = -(np.exp(_log_softmax(obs)) * perf_log).sum(-1)
+        return num, den
+    score_log = _log_softmax(obs)
+    ref = np.exp(_log_softmax(perf))
+    mean = (ref * score_log).sum(-1)
+    num = np.take_along_axis(score_log, targets, axis=-1)[..., 0] - mean
+    return num, (ref * np.square(score_log)).sum(-1) - np.square(mean)
