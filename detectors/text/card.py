@@ -1,0 +1,141 @@
+"""Writes the text model's MODEL_CARD.md from the training report and manifest (training side)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from detectors.manifest import sha256_file
+from detectors.text.evaluation import format_table
+
+TARGETS = "AUROC >= 0.97 and TPR@1%FPR >= 0.80 overall; AUROC >= 0.95 per generator/domain (n >= 100)"
+
+
+def _f(v: Any) -> str:
+    return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+
+def _kv_table(items: Mapping[str, Mapping[str, Any]], cols: tuple[str, ...], title: str) -> str:
+    lines = [f"| {title} | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    lines += [f"| {k} | " + " | ".join(_f(v.get(c)) for c in cols) + " |" for k, v in items.items()]
+    return "\n".join(lines)
+
+
+def _shortfalls(test: Mapping[str, Any]) -> list[str]:
+    notes = []
+    o = test["overall"]
+    if (o["auroc"] or 0) < 0.97:
+        notes.append(f"overall AUROC {o['auroc']:.3f} < 0.97")
+    if (o["tpr_at_1pct_fpr"] or 0) < 0.80:
+        notes.append(f"overall TPR@1%FPR {o['tpr_at_1pct_fpr']:.3f} < 0.80")
+    for kind in ("per_domain", "per_generator"):
+        for name, m in test[kind].items():
+            if m["n"] >= 100 and m["auroc"] is not None and m["auroc"] < 0.95:
+                notes.append(f"{kind[4:]} {name}: AUROC {m['auroc']:.3f} < 0.95")
+    return notes
+
+
+def render_from_files(out_dir: Path) -> None:
+    """Re-render ``MODEL_CARD.md`` from ``training_report.json`` and ``manifest.json`` in ``out_dir``."""
+    report = json.loads((out_dir / "training_report.json").read_text(encoding="utf-8"))
+    manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+    write_model_card(out_dir, report, manifest)
+
+
+def write_model_card(out_dir: Path, report: Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
+    """Render the card; every number comes from ``report`` (test split unless stated)."""
+    test, cal, fair, spd = report["test"], report["calibration"], report["fairness"], report["speed"]
+    model = out_dir / "model.onnx"
+    wf = out_dir / "wordfreq.npy"
+    short = _shortfalls(test)
+    curve = {str(p["words"]): p for p in report["length_curve"]}
+    sections = [
+        f"# Model card: {manifest['name']} {manifest['version']}",
+        "Detects whether an English text was written by a language model. Raw score: a logit, higher is AI; "
+        "probability: isotonic-calibrated on the validation split (its AI/human mix, about 70% AI, is the prior "
+        "baked into the probabilities: re-read them for a newsroom's own base rate).",
+        "## Model\n"
+        "- Logistic regression (averaged SGD, 20 epochs, L2 penalty chosen on validation; scikit-learn) on hashed "
+        "features: word/punctuation 1-2-grams "
+        f"({manifest['extra']['n_buckets'] // 4} buckets) and character 3-5-grams ({manifest['extra']['n_buckets'] * 3 // 4} "
+        "buckets), sublinear tf, l2 per block; plus 9 stylometric features (sentence-length mean and burstiness, "
+        "MATTR-50 type-token ratio, mean/std of word log-frequency and rare-word share from a training-split frequency "
+        "table, commas per word, word length, stopword share; standardised and scaled by 0.05, since unscaled they made "
+        "the SGD fit worse: validation AUROC 0.856 vs 0.877 on an 8k-text pilot). Text is NFKC-normalised, "
+        "zero-width characters removed, "
+        "Cyrillic/Greek homoglyphs mapped to Latin, lower-cased, digits folded to 0, whitespace collapsed.\n"
+        f"- Texts are scored in sentence-aligned windows of <= {manifest['extra']['window_words']} words; window logits "
+        "are averaged weighted by words. Each sentence is also scored alone for the span probabilities (indicative only).\n"
+        "- Not used: SmolLM2 likelihood / Fast-DetectGPT curvature features and fine-tuned encoders. Extracting LM "
+        "features for ~37k texts does not fit a 2-core CPU training budget of ~20 minutes; they are the obvious next step "
+        "for cross-generator robustness.\n"
+        f"- Files: `model.onnx` {model.stat().st_size} bytes, sha256 `{sha256_file(model)}` "
+        f"(int8 weights: {report['export']['quantised_int8']}, "
+        f"validation AUROC change {report['export']['int8_val_auroc_delta']:.5f}); "
+        f"`wordfreq.npy` {wf.stat().st_size} bytes, sha256 `{sha256_file(wf)}`.",
+        "## Data and splits\n"
+        "`../shared/datasets/text` (l2r, fastdetect_glimpse, reuters21578_news, llmfake_news). Split by `pair_id` "
+        f"(Reuters rows by `id`) with sha256(seed:key), seed {report['seed']}: 70% train / 15% validation (calibration, "
+        "thresholds, C, minimum length) / 15% test (reported only).\n\n"
+        + _kv_table(report["split_counts"], ("human", "ai", "groups"), "split")
+        + "\n\nShortcut removal on both labels before training and evaluation: Reuters ticker markup, chat preambles, "
+        "trailing disclaimers, the PubMedQA `Question: ... Answer:` frame, WritingPrompts tokenisation, trailing "
+        "fragments after the last full sentence (e.g. scrapes cut at 4,000 characters); training sees only the first "
+        f"window (<= {manifest['extra']['window_words']} words) of each text. Sample weights: each label half the weight, "
+        "and no domain group more than 4x the median group within a label (so Reuters does not define 'human').",
+        "## Calibration, thresholds, abstention (validation split)\n"
+        f"- Isotonic calibration ({len(cal['calibration']['x'])} knots) on {cal['n_val_covered']} validation texts; Platt "
+        "scaling was tried first, but its probabilities saturated at exactly 1.0 for the top 1% of human texts, leaving "
+        "no probability cut with FPR <= 1%.\n"
+        f"- `likely_ai` = {cal['thresholds']['likely_ai']:.4f}: lowest cut with FPR <= 1% on validation human texts "
+        f"(reached {cal['fpr_reached']:.4f}; validation TPR there {cal['val_tpr_at_likely_ai']:.3f}).\n"
+        f"- `likely_human` = {cal['thresholds']['likely_human']:.4f}: highest cut that puts at most 5% of validation AI texts "
+        f"in `likely_human` (reached {cal['likely_human_ai_share_reached']:.3f}); {cal['val_human_likely_human_share']:.3f} "
+        "of validation human texts get `likely_human`. Between the two: `uncertain`.\n"
+        f"- Minimum length {report['min_words']} words: the smallest prefix length whose validation AUROC (and every "
+        "longer one's) is >= 0.90. Quality versus words seen (validation texts cut to their first L words):\n\n"
+        + _kv_table(curve, ("n", "auroc", "tpr_at_1pct_fpr"), "words")
+        + f"\n\n- Not English: Latin-letter share < {manifest['extra']['min_latin_share']} or, from "
+        f"{manifest['extra']['english_check_min_words']} words, English stopword share < "
+        f"{manifest['extra']['min_stopword_share']:.3f} (0.5th percentile of training texts).",
+        "## Results on the held-out test split\n"
+        f"Targets: {TARGETS}.\n\n" + format_table({"overall": test["overall"]}, "group") + "\n\n"
+        + format_table(test["per_domain"], "domain") + "\n\n" + format_table(test["per_generator"], "generator (vs all human)")
+        + "\n\nShortfalls against the targets: " + ("; ".join(short) if short else "none") + ".",
+        "## Fairness: FPR at `likely_ai` on human test texts\n"
+        "Plainest texts: the lowest 10% by MATTR-50 vocabulary diversity and the highest 10% by Flesch reading ease "
+        "(simplest prose), among covered human test texts.\n\n"
+        + _kv_table(fair, ("n", "fpr"), "human slice"),
+        "## Leave-one-out generalisation (AUROC)\n"
+        "Quick refits on a seeded 50% subsample of the training split with the held-out generator family's AI texts "
+        "(or the domain group's texts) removed from training, "
+        "scored on the first window of that family's / group's validation + test rows (for generators: against all "
+        "validation + test human texts). This predicts behaviour on unseen generators and on news.\n\n"
+        + (_kv_table(report["folds"], ("n_ai", "n_human", "auroc", "tpr_at_1pct_fpr"), "held out") if report["folds"]
+           else "Not run: the time budget was spent."),
+        "## Speed\n"
+        f"One {spd['words']:.0f}-word news article, batch of one, preprocess + ONNX forward + postprocess, "
+        f"{spd.get('threads', 2)} intra-op thread(s): median wall {spd['median_ms']:.1f} ms (p90 {spd['p90_ms']:.1f} ms), "
+        f"{spd['words_per_s']:.0f} words/s, median process CPU time {spd.get('cpu_ms', float('nan')):.1f} ms, on the "
+        "2-core training machine while it was shared with other jobs (load average about 8-10, so wall time is inflated; "
+        "the CPU time is what one core needs). Featurisation (vectorised numpy hashing) dominates; the ONNX call is a "
+        "gather and a sum. Energy: at an assumed ~15 W per busy core, CPU time x 15 W gives the per-article estimate "
+        f"(about {spd.get('cpu_ms', 0.0) * 15 / 1000:.2f} J).",
+        "## Limitations\n"
+        "- A bag-of-n-grams model learns the style of the generators and domains it saw: the leave-one-out table shows "
+        "how much it drops on unseen ones. AI-written news in the data is LLMFake misinformation (2023 chat models); "
+        "modern GPT-4-class news may score lower.\n"
+        "- Human references are mostly pre-2020 corpora; Reuters is 1987 wire copy. The FPR bound holds on these "
+        "distributions, not on every newsroom's prose. Plain, non-native writing is only approximated by the slices above.\n"
+        "- Probabilities carry the validation prior (about 70% AI) and are step-like (isotonic). Sentence span "
+        "probabilities are indicative only.\n"
+        "- Paraphrased or lightly human-edited AI text, and mixed human/AI documents, were not evaluated.",
+    ]
+    (out_dir / "MODEL_CARD.md").write_text("\n\n".join(sections) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    render_from_files(Path(sys.argv[1]))

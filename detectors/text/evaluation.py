@@ -1,0 +1,181 @@
+"""Evaluation of a text detector on labelled rows: AUROC, TPR at fixed FPR, ECE, coverage (numpy only).
+
+Caveats first: every metric except coverage is computed on the rows the detector did not abstain
+on. TPR at 1%/5% FPR uses the threshold that reaches that FPR on the evaluated human rows (an
+oracle threshold, the usual definition); "FPR at likely_ai" uses the manifest threshold. Per
+generator, AUROC compares that generator's AI rows with all human rows. A group with a single class
+reports ``None`` for the metrics that need both.
+
+Run: ``python -m detectors.text.evaluation --input FILE.jsonl [--weights weights/text]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detectors.contract import DetectorOutput, Device, TextItem
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "text"
+MIN_GROUP = 10
+
+
+def auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Area under the ROC curve (ties count half); None when a class is missing."""
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    if pos.size == 0 or neg.size == 0:
+        return None
+    values = np.concatenate([pos, neg])
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    mid_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based average rank of each distinct value
+    ranks = mid_rank[inverse]
+    return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2.0) / (pos.size * neg.size))
+
+
+def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr: float) -> float | None:
+    """Share of AI rows scored above the threshold that keeps FPR <= ``fpr`` on the human rows."""
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    if pos.size == 0 or neg.size == 0:
+        return None
+    k = int(np.floor(fpr * neg.size))
+    threshold = np.sort(neg)[::-1][min(k, neg.size - 1)]
+    return float(np.mean(pos > threshold))
+
+
+def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 10) -> float | None:
+    """Weighted mean |accuracy - confidence| over ``bins`` equal-width probability bins."""
+    if probs.size == 0:
+        return None
+    which = np.minimum((probs * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            total += sel.sum() * abs(float(labels[sel].mean()) - float(probs[sel].mean()))
+    return float(total / probs.size)
+
+
+def group_metrics(labels: np.ndarray, raw: np.ndarray, probs: np.ndarray, covered: np.ndarray, thr: float) -> dict[str, Any]:
+    """Metrics for one group. ``covered`` marks rows not abstained on."""
+    y, s, p = labels[covered], raw[covered], probs[covered]
+    human = y == 0
+    return {
+        "n": int(labels.size),
+        "n_human": int((labels == 0).sum()),
+        "n_ai": int((labels == 1).sum()),
+        "coverage": float(covered.mean()) if labels.size else None,
+        "auroc": auroc(y, s),
+        "tpr_at_1pct_fpr": tpr_at_fpr(y, s, 0.01),
+        "tpr_at_5pct_fpr": tpr_at_fpr(y, s, 0.05),
+        "fpr_at_likely_ai": float(np.mean(p[human] >= thr)) if human.any() else None,
+        "tpr_at_likely_ai": float(np.mean(p[~human] >= thr)) if (~human).any() else None,
+        "ece": expected_calibration_error(y, p),
+    }
+
+
+def run_detector(detector: Any, texts: Sequence[str]) -> list[DetectorOutput]:
+    """Drive ``detector`` through preprocess / forward / postprocess in batches (sorted by length)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    outputs: list[DetectorOutput | None] = [None] * len(texts)
+    size = int(detector.max_batch_size)
+    for a in range(0, len(order), size):
+        ids = order[a : a + size]
+        prepared = [detector.preprocess(TextItem(texts[i])) for i in ids]
+        for i, out in zip(ids, detector.postprocess(prepared, detector.forward(prepared)), strict=True):
+            outputs[i] = out
+    return [o for o in outputs if o is not None]
+
+
+def evaluate_outputs(rows: Sequence[Mapping[str, Any]], outputs: Sequence[DetectorOutput], thr: float) -> dict[str, Any]:
+    """Overall, per-domain and per-generator metrics for detector outputs on labelled rows."""
+    labels = np.array([1 if r["label"] == "ai" else 0 for r in rows], dtype=np.int64)
+    raw = np.array([o.raw_score if o.raw_score is not None else np.nan for o in outputs], dtype=np.float64)
+    probs = np.array([o.probability if o.probability is not None else np.nan for o in outputs], dtype=np.float64)
+    covered = ~np.isnan(probs)
+    domains = np.array([str(r.get("domain") or "unknown") for r in rows])
+    gens = np.array([str(r.get("generator") or "") for r in rows])
+    result: dict[str, Any] = {"threshold_likely_ai": thr, "overall": group_metrics(labels, raw, probs, covered, thr)}
+    result["abstain_reasons"] = _count(o.abstain_reason for o in outputs if o.abstain_reason)
+    result["per_domain"] = {
+        d: group_metrics(labels[m], raw[m], probs[m], covered[m], thr)
+        for d in sorted(set(domains))
+        if (m := domains == d).sum() >= MIN_GROUP
+    }
+    human = labels == 0
+    result["per_generator"] = {
+        g: group_metrics(labels[m], raw[m], probs[m], covered[m], thr)
+        for g in sorted(set(gens[~human]))
+        if (m := (gens == g) | human).sum() - human.sum() >= MIN_GROUP
+    }
+    return result
+
+
+def _count(values: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return counts
+
+
+def evaluate_rows(detector: Any, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Run a loaded detector on rows (``text``, ``label`` human|ai, optional ``domain``, ``generator``)."""
+    outputs = run_detector(detector, [str(r["text"]) for r in rows])
+    return evaluate_outputs(rows, outputs, float(detector.manifest.thresholds.likely_ai))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+COLUMNS = ("n", "n_human", "n_ai", "coverage", "auroc", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr", "fpr_at_likely_ai", "ece")
+
+
+def format_table(groups: Mapping[str, Mapping[str, Any]], title: str) -> str:
+    """A Markdown table of group metrics."""
+    head = f"| {title} | " + " | ".join(COLUMNS) + " |"
+    sep = "|---|" + "---:|" * len(COLUMNS)
+    lines = [head, sep] + [f"| {g} | " + " | ".join(_fmt(m.get(c)) for c in COLUMNS) + " |" for g, m in groups.items()]
+    return "\n".join(lines)
+
+
+def format_evaluation(result: Mapping[str, Any]) -> str:
+    """Human-readable Markdown report of :func:`evaluate_rows` output."""
+    parts = [
+        f"likely_ai threshold: {result['threshold_likely_ai']:.4f}; abstentions: {dict(result.get('abstain_reasons', {}))}",
+        format_table({"overall": result["overall"]}, "group"),
+        format_table(result["per_domain"], "domain"),
+        format_table(result["per_generator"], "generator (vs all human)"),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from detectors.text.detector import build_text_detector
+
+    parser = argparse.ArgumentParser(description="Evaluate the text detector on a labelled JSONL file.")
+    parser.add_argument("--input", type=Path, required=True)
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    args = parser.parse_args(argv)
+    detector = build_text_detector(args.weights)
+    detector.load(Device())
+    result = evaluate_rows(detector, read_jsonl(args.input))
+    sys.stdout.write(json.dumps(result, indent=2) + "\n" if args.json else format_evaluation(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
