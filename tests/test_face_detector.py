@@ -10,7 +10,16 @@ import cv2
 import numpy as np
 import pytest
 
-from detectors.contract import Box, DetectorOutput, Device, ImageItem, ScoreDirection, Verdict, WeightsMissingError
+from detectors.contract import (
+    Box,
+    DetectorOutput,
+    Device,
+    ImageItem,
+    InvalidItemError,
+    ScoreDirection,
+    Verdict,
+    WeightsMissingError,
+)
 from detectors.face import FaceDetector, build_face_detector, face_embedding
 from detectors.face.data import list_records, read_rgb, split_records
 from detectors.face.metrics import auroc
@@ -19,7 +28,8 @@ ROOT = Path(__file__).parents[1]
 WEIGHTS = ROOT / "weights" / "face"
 DATA = Path(__file__).parents[1].parent / "shared" / "datasets" / "faces"
 FFHQ_SAMPLE = DATA / "real" / "00000.jpg"
-# Stated bar for the fixed 64-image subset of the seed-0 test split (the model card has full numbers).
+# Stated bar for the fixed 64-image subset of the seed-0 test split (shipped weights measure 0.946 there;
+# the model card has the full test-split numbers).
 AUROC_BAR = 0.90
 
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="face dataset not staged at ../shared/datasets/faces")
@@ -40,6 +50,11 @@ def _judge(detector: FaceDetector, pixels: np.ndarray) -> DetectorOutput:
 def test_missing_manifest_raises(tmp_path: Path) -> None:
     with pytest.raises(WeightsMissingError):
         build_face_detector(tmp_path)
+
+
+def test_malformed_array_fails_only_that_item(detector: FaceDetector) -> None:
+    with pytest.raises(InvalidItemError):
+        detector.preprocess(ImageItem(pixels=np.zeros((32, 32), np.uint8)))
 
 
 def test_no_face_abstains(detector: FaceDetector) -> None:
@@ -96,8 +111,12 @@ def test_box_is_in_submitted_pixel_coordinates(detector: FaceDetector) -> None:
     big = cv2.resize(padded, None, fx=3, fy=3, interpolation=cv2.INTER_LINEAR)
     moved = detector.judge([big])[0].region
     assert moved is not None
-    expected = np.array([3 * (box.x + 120), 3 * (box.y + 50), 3 * box.w, 3 * box.h])
-    assert np.abs(np.array(moved.as_list()) - expected).max() <= 0.12 * expected[2]
+    # HOG boxes snap to pyramid scales, so compare centres tightly and sizes loosely.
+    expected_centre = 3 * np.array([box.x + 120 + box.w / 2, box.y + 50 + box.h / 2])
+    centre = np.array([moved.x + moved.w / 2, moved.y + moved.h / 2])
+    assert np.abs(centre - expected_centre).max() <= 0.1 * 3 * box.w
+    assert 0.75 <= moved.w / (3 * box.w) <= 1.33
+    assert moved.x > 3 * 120 - moved.w
 
 
 @needs_data

@@ -30,7 +30,7 @@ from detectors.contract import (
 )
 from detectors.face.finding import FaceFinder, face_embedding
 from detectors.face.pipeline import FaceInputs, clip_box, find_and_prepare
-from detectors.face.scoring import Ensemble, sigmoid
+from detectors.face.scoring import CueTrees, Ensemble, parse_stacker, sigmoid
 from detectors.manifest import Manifest, load_manifest
 from detectors.runtime import onnx_session
 
@@ -73,10 +73,11 @@ class FaceDetector:
     def __init__(self, manifest: Manifest, max_batch_size: int = 16, embed_faces: bool = False) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
-        if "model" not in manifest.files:
-            raise WeightsCorruptError("face manifest lists no 'model' file")
+        missing = {"model", "cue_trees"} - set(manifest.files)
+        if missing:
+            raise WeightsCorruptError(f"face manifest lists no {sorted(missing)} file")
         try:
-            self._ensemble = Ensemble.from_dict(manifest.extra["ensemble"])
+            self._stacker = parse_stacker(manifest.extra["ensemble"])
             family = manifest.extra.get("family", {})
             self._family = FamilyRule(float(family.get("diffusion_above", 0.9)), float(family.get("gan_below", 0.1)))
             self._work_side = int(manifest.extra.get("work_side", 448))
@@ -89,9 +90,18 @@ class FaceDetector:
         self.embed_faces = embed_faces
         self._session: Any = None
         self._finder: FaceFinder | None = None
+        self._ensemble: Ensemble | None = None
 
     def load(self, device: Device) -> None:
-        """Open the ONNX session on ``device`` and the dlib models (raises WeightsMissingError)."""
+        """Open the ONNX session on ``device``, the cue trees and the dlib models.
+
+        Raises WeightsMissingError (dlib models absent) or WeightsCorruptError (unreadable trees).
+        """
+        try:
+            trees = CueTrees.load(self.manifest.files["cue_trees"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise WeightsCorruptError(f"unreadable cue trees: {exc}") from exc
+        self._ensemble = Ensemble(trees=trees, stack_coef=self._stacker[0], stack_intercept=self._stacker[1])
         self._session = onnx_session(self.manifest.files["model"], device)
         finder = FaceFinder(self._work_side)
         finder.load()
@@ -104,7 +114,7 @@ class FaceDetector:
             raise InvalidItemError("invalid_image", "expected an RGB uint8 array of shape (H, W, 3)")
         if min(pixels.shape[:2]) < 8:
             raise InvalidItemError("invalid_image", "image smaller than 8 px")
-        if self._finder is None:
+        if self._finder is None or self._ensemble is None:
             raise RuntimeError("FaceDetector.load() was not called")
         height, width = pixels.shape[:2]
         choice, inputs = find_and_prepare(self._finder, pixels, self.manifest.min_evidence)
@@ -154,8 +164,11 @@ class FaceDetector:
             return DetectorOutput(
                 raw_score=None, probability=None, verdict=Verdict.ABSTAIN, threshold=None, abstain_reason=reason, **common
             )
-        cue_logit = float(self._ensemble.cue_logits(prepared.inputs.cues)[0])
-        score = float(self._ensemble.raw_scores(np.array([raw[0]]), prepared.inputs.cues[None, :])[0])
+        ensemble = self._ensemble
+        if ensemble is None:
+            raise RuntimeError("FaceDetector.load() was not called")
+        cue_logit = float(ensemble.cue_logits(prepared.inputs.cues)[0])
+        score = float(ensemble.raw_scores(np.array([raw[0]]), prepared.inputs.cues[None, :])[0])
         probability = float(self.manifest.calibration(score))
         verdict = self.manifest.thresholds.verdict(probability)
         p_diffusion = float(sigmoid(raw[1]))

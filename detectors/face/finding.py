@@ -76,8 +76,8 @@ class FaceFinder:
         height, width = pixels.shape[:2]
         scale = self.work_side / max(height, width)
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        small = cv2.resize(pixels, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=interp)
-        gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        gray = cv2.resize(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY), size, interpolation=interp)
         rects, scores, _ = self._detector.run(gray, 0, -0.2)
         if not rects:
             rects, scores, _ = self._detector.run(gray, 1, -0.2)

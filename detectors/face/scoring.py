@@ -1,63 +1,111 @@
-"""The ensemble on top of the CNN: a logistic model on the engineered cues and a logistic stacker.
+"""The ensemble on top of the CNN: boosted trees on the engineered cues and a logistic stacker.
 
-Caveats first: pure numpy; the parameters live in the manifest's ``extra.ensemble``. The raw score is
-the stacker's logit (higher = more likely AI); the manifest's calibration maps it to a probability.
+Caveats first: pure numpy at inference. The trees (fitted with scikit-learn's
+HistGradientBoostingClassifier at training time) are stored as flat arrays in ``cue_trees.npz``
+beside the model, listed with its sha256 in the manifest; the stacker's three numbers live in the
+manifest's ``extra.ensemble``. The raw score is the stacker's logit (higher = more likely AI); the
+manifest's calibration maps it to a probability. Cues must be finite (NaN is treated as 0).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+_TREE_FIELDS = ("feature", "threshold", "left", "right", "leaf", "value", "roots")
+
+
+@dataclass(frozen=True)
+class CueTrees:
+    """Flat boosted-tree ensemble: node arrays for all trees, ``roots`` = first node of each tree.
+
+    A sample goes left when ``cues[feature] <= threshold``; the logit is ``baseline`` plus the sum
+    of the reached leaves' values.
+    """
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    leaf: np.ndarray
+    value: np.ndarray
+    roots: np.ndarray
+    baseline: float
+    depth: int
+
+    def logits(self, cues: np.ndarray) -> np.ndarray:
+        """Boosted-tree logits for (N, C) cues."""
+        x = np.nan_to_num(np.atleast_2d(np.asarray(cues, dtype=np.float64)))
+        nodes = np.broadcast_to(self.roots, (len(x), len(self.roots))).copy()
+        rows = np.arange(len(x))[:, None]
+        for _ in range(self.depth):
+            go_left = x[rows, self.feature[nodes]] <= self.threshold[nodes]
+            step = np.where(go_left, self.left[nodes], self.right[nodes])
+            nodes = np.where(self.leaf[nodes], nodes, step)
+        return np.asarray(self.value[nodes].sum(axis=1) + self.baseline, dtype=np.float64)
+
+    @classmethod
+    def from_sklearn(cls, model: Any) -> CueTrees:
+        """Flatten a fitted binary HistGradientBoostingClassifier (numerical features only)."""
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in _TREE_FIELDS}
+        offset, depth = 0, 0
+        for (predictor,) in model._predictors:
+            nodes = predictor.nodes
+            parts["feature"].append(nodes["feature_idx"].astype(np.int64))
+            parts["threshold"].append(nodes["num_threshold"].astype(np.float64))
+            parts["left"].append(nodes["left"].astype(np.int64) + offset)
+            parts["right"].append(nodes["right"].astype(np.int64) + offset)
+            parts["leaf"].append(nodes["is_leaf"].astype(bool))
+            parts["value"].append(nodes["value"].astype(np.float64))
+            parts["roots"].append(np.array([offset], dtype=np.int64))
+            depth = max(depth, int(nodes["depth"].max()))
+            offset += len(nodes)
+        arrays = {name: np.concatenate(values) for name, values in parts.items()}
+        baseline = float(np.asarray(model._baseline_prediction).ravel()[0])
+        return cls(**arrays, baseline=baseline, depth=depth)
+
+    def save(self, path: Path) -> None:
+        arrays = {name: getattr(self, name) for name in _TREE_FIELDS}
+        np.savez(path, baseline=np.array(self.baseline), depth=np.array(self.depth), **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> CueTrees:
+        """Raises OSError / KeyError / ValueError on an unreadable or malformed file."""
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: np.asarray(data[name]) for name in _TREE_FIELDS}
+            return cls(**arrays, baseline=float(data["baseline"]), depth=int(data["depth"]))
+
 
 @dataclass(frozen=True)
 class Ensemble:
-    """raw = s0 * cnn_logit + s1 * cue_logit + s2, with cue_logit = w . standardised(cues) + b."""
+    """raw = s0 * cnn_logit + s1 * cue_logit + s2, with cue_logit from the boosted trees."""
 
-    cue_mean: np.ndarray
-    cue_scale: np.ndarray
-    cue_coef: np.ndarray
-    cue_intercept: float
+    trees: CueTrees
     stack_coef: tuple[float, float]
     stack_intercept: float
 
     def cue_logits(self, cues: np.ndarray) -> np.ndarray:
-        standard = (np.atleast_2d(cues) - self.cue_mean) / self.cue_scale
-        return np.asarray(standard @ self.cue_coef + self.cue_intercept, dtype=np.float64)
+        return self.trees.logits(cues)
 
     def raw_scores(self, cnn_logits: np.ndarray, cues: np.ndarray) -> np.ndarray:
         """Stacked logits for N faces: ``cnn_logits`` (N,), ``cues`` (N, C)."""
-        cue = self.cue_logits(cues)
         cnn = np.asarray(cnn_logits, dtype=np.float64)
-        return self.stack_coef[0] * cnn + self.stack_coef[1] * cue + self.stack_intercept
+        return self.stack_coef[0] * cnn + self.stack_coef[1] * self.cue_logits(cues) + self.stack_intercept
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "cue_mean": [float(v) for v in self.cue_mean],
-            "cue_scale": [float(v) for v in self.cue_scale],
-            "cue_coef": [float(v) for v in self.cue_coef],
-            "cue_intercept": float(self.cue_intercept),
-            "stack_coef": [float(v) for v in self.stack_coef],
-            "stack_intercept": float(self.stack_intercept),
-        }
+    def stacker_dict(self) -> dict[str, Any]:
+        return {"stack_coef": [float(v) for v in self.stack_coef], "stack_intercept": float(self.stack_intercept)}
 
-    @classmethod
-    def from_dict(cls, spec: Mapping[str, Any]) -> Ensemble:
-        """Raises KeyError / ValueError on a malformed entry."""
-        coef = [float(v) for v in spec["stack_coef"]]
-        if len(coef) != 2:
-            raise ValueError("stack_coef needs 2 values")
-        return cls(
-            cue_mean=np.array(spec["cue_mean"], dtype=np.float64),
-            cue_scale=np.array(spec["cue_scale"], dtype=np.float64),
-            cue_coef=np.array(spec["cue_coef"], dtype=np.float64),
-            cue_intercept=float(spec["cue_intercept"]),
-            stack_coef=(coef[0], coef[1]),
-            stack_intercept=float(spec["stack_intercept"]),
-        )
+
+def parse_stacker(spec: Mapping[str, Any]) -> tuple[tuple[float, float], float]:
+    """(stack_coef, stack_intercept) from a manifest entry; raises KeyError / ValueError when malformed."""
+    coef = [float(v) for v in spec["stack_coef"]]
+    if len(coef) != 2:
+        raise ValueError("stack_coef needs 2 values")
+    return (coef[0], coef[1]), float(spec["stack_intercept"])
 
 
 def sigmoid(z: np.ndarray | float) -> np.ndarray:
