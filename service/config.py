@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     # Headshots.
     keep_headshot_images: bool = False
     headshot_retention_days: int = Field(default=30, ge=0)
+    face_embeddings: bool = Field(
+        default=True, description="Compute dlib's 128-d face descriptor (~100 ms per face) for reuse matching")
     reuse_embedding_max_distance: float = Field(default=0.45, gt=0.0)
     reuse_phash_max_distance: int = Field(default=10, ge=0, le=64)
 

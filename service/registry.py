@@ -41,11 +41,16 @@ def device_from_settings(settings: Settings) -> Device:
     return Device(kind=kind, index=settings.cuda_index, intra_op_threads=settings.intra_op_threads)
 
 
+def _factory_options(role: str, settings: Settings) -> dict[str, Any]:
+    """Per-role options from settings (face embeddings feed headshot-reuse matching)."""
+    return {"embed_faces": settings.face_embeddings} if role == "face" else {}
+
+
 def build_slot(role: str, settings: Settings, device: Device) -> DetectorSlot:
     module_name, factory_name, folder = FACTORIES[role]
     try:
         factory = getattr(importlib.import_module(module_name), factory_name)
-        detector = factory(settings.weights_dir / folder)
+        detector = factory(settings.weights_dir / folder, **_factory_options(role, settings))
         detector.load(device)
     except (ImportError, AttributeError) as exc:
         return DetectorSlot(role, None, f"not installed: {exc}")
