@@ -52,6 +52,11 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
+def _is_timestamp(value: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes '²' and other digits ``int`` refuses), and a sane length."""
+    return 0 < len(value) <= 20 and value.isascii() and value.isdigit()
+
+
 def _check_time(timestamp_s: float, tolerance_s: float, now: float | None) -> None:
     if abs((time.time() if now is None else now) - timestamp_s) > tolerance_s:
         raise StaleTimestampError(f"timestamp is more than {tolerance_s:g} s away from now")
@@ -64,7 +69,7 @@ def verify_ghost(headers: Mapping[str, str], body: bytes, secrets_: Sequence[str
         raise MissingSignatureError("X-Ghost-Signature is missing")
     parts = dict(p.strip().partition("=")[::2] for p in header.split(","))
     digest, ts = parts.get("sha256", ""), parts.get("t", "")
-    if not digest or not ts.isdigit():
+    if not digest or not _is_timestamp(ts):
         raise InvalidSignatureError("X-Ghost-Signature must be 'sha256=<hex>, t=<ms>'")
     ok = False
     for secret in secrets_:
@@ -94,7 +99,7 @@ def verify_standard(headers: Mapping[str, str], body: bytes, secrets_: Sequence[
     msg_id, ts, header = (headers.get(h) for h in ("webhook-id", "webhook-timestamp", "webhook-signature"))
     if not header:
         raise MissingSignatureError("webhook-signature is missing")
-    if not msg_id or not ts or not ts.isdigit() or len(msg_id) > 200:
+    if not msg_id or not ts or not _is_timestamp(ts) or len(msg_id) > 200:
         raise InvalidSignatureError("webhook-id and a numeric webhook-timestamp are required")
     given = [s.partition(",")[2] for s in header.split() if s.startswith("v1,")]
     ok = False
