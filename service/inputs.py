@@ -66,6 +66,7 @@ def decode_image(data: bytes, settings: Settings) -> DecodedImage:
     if kind is None:
         raise UnsupportedImageError("only JPEG, PNG and WebP images are accepted")
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # e.g. "Corrupt EXIF data": the EXIF is ignored, not the image
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(data), formats=[kind])
