@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +193,19 @@ def test_shipped_weights_reach_the_auroc_bar() -> None:
     assert result["overall"]["n"] == 600
     assert result["overall"]["coverage"] > 0.7
     assert result["overall"]["auroc"] >= SHIPPED_AUROC_BAR, format_evaluation(result)
+
+
+def test_inference_imports_neither_torch_nor_sklearn() -> None:
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from detectors.contract import Device, TextItem\n"
+        "from detectors.text import build_text_detector\n"
+        "d = build_text_detector(Path('weights/text'))\n"
+        "d.load(Device(intra_op_threads=1))\n"
+        "p = [d.preprocess(TextItem('The council met on Tuesday to talk about the budget. ' * 20))]\n"
+        "d.postprocess(p, d.forward(p))\n"
+        "print(sorted(m for m in ('torch', 'sklearn', 'scipy', 'onnx') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

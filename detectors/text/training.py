@@ -305,6 +305,9 @@ def fit_isotonic(z: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float]
 def calibrate(detector: Any, rows: list[Row], data: dict[str, Any], min_words: int) -> dict[str, Any]:
     """Isotonic calibration and thresholds on validation texts the detector would not abstain on.
 
+    ``likely_ai`` keeps FPR <= 1% both on all validation human texts and on those other than Reuters:
+    with Reuters in the pool, the non-Reuters test FPR was 1.6% (measured), since the newswire is easy.
+
     Isotonic rather than Platt: the raw logits are large, and Platt probabilities saturated at exactly
     1.0 for the top 1% of human texts, which left no probability cut with FPR <= 1% (measured).
     """
@@ -319,12 +322,17 @@ def calibrate(detector: Any, rows: list[Row], data: dict[str, Any], min_words: i
     xs, ys = fit_isotonic(z[covered], y)
     cal = IsotonicCalibration(tuple(xs), tuple(ys))
     p = np.array([cal(v) for v in z[covered]])
-    t_ai, fpr = likely_ai_threshold(p[y == 0], TARGET_FPR)
+    modern = np.array([rows[i].domain != "news" for i in data["va"]])[covered]
+    t_all, _ = likely_ai_threshold(p[y == 0], TARGET_FPR)
+    t_modern, _ = likely_ai_threshold(p[(y == 0) & modern], TARGET_FPR)
+    t_ai = max(t_all, t_modern)
+    fpr = float(np.mean(p[y == 0] >= t_ai))
     t_h, miss = likely_human_threshold(p[y == 1], LIKELY_HUMAN_MISS, t_ai)
     return {
         "calibration": {"method": "isotonic", "x": xs, "y": ys},
         "thresholds": {"likely_ai": t_ai, "likely_human": t_h},
-        "fpr_reached": fpr, "likely_human_ai_share_reached": miss,
+        "fpr_reached": fpr, "fpr_reached_excluding_reuters": float(np.mean(p[(y == 0) & modern] >= t_ai)),
+        "likely_human_ai_share_reached": miss,
         "val_tpr_at_likely_ai": float(np.mean(p[y == 1] >= t_ai)),
         "val_human_likely_human_share": float(np.mean(p[y == 0] <= t_h)),
         "n_val_covered": int(covered.sum()), "n_val_human": int((y == 0).sum()), "n_val_ai": int((y == 1).sum()),
@@ -399,7 +407,8 @@ def train_text_model(
     body["threshold_provenance"] = {
         "data": f"{data_dir.name}: {', '.join(sorted({r.source_file for r in rows}))}",
         "split": f"validation (pair_id-grouped, seed {seed}); {cal['n_val_covered']} texts >= {min_words} words",
-        "objective": f"likely_ai: lowest cut with FPR <= {TARGET_FPR:.0%} on validation human texts; likely_human: "
+        "objective": f"likely_ai: lowest cut with FPR <= {TARGET_FPR:.0%} on validation human texts, both all of them "
+        "and those other than Reuters (the easy 1987 newswire would otherwise loosen the cut); likely_human: "
         f"highest cut with <= {LIKELY_HUMAN_MISS:.0%} of validation AI texts at or below it",
         "fpr_reached": cal["fpr_reached"],
     }
@@ -411,12 +420,16 @@ def train_text_model(
     test_eval = evaluate_outputs([r.as_eval_row() for r in test_rows], outputs, cal["thresholds"]["likely_ai"])
     logger.info("test overall %s (%.0f s)", test_eval["overall"], time.monotonic() - start)
     fairness = plain_human_fpr(test_rows, outputs, cal["thresholds"]["likely_ai"])
+    no_reuters = [(r.as_eval_row(), o) for r, o in zip(test_rows, outputs, strict=True) if r.domain != "news"]
+    thr = cal["thresholds"]["likely_ai"]
+    test_ex = evaluate_outputs([r for r, _ in no_reuters], [o for _, o in no_reuters], thr)
     speed_1 = dict(speed(build_loaded(out_dir, 1), _speed_text(rows)), threads=1)
     folds = holdout_folds(rows, data, lambda h, s, y, w: fit_linear(h, s, y, w, c), start + budget_s,
                           _holdout_features(data))
     report = {
         "seed": seed, "alpha": c, "c_trials": trials, "export": export, "length_curve": curve, "min_words": min_words,
-        "calibration": cal, "test": test_eval, "fairness": fairness, "speed": speed_1, "folds": folds,
+        "calibration": cal, "test": test_eval, "test_excluding_reuters": test_ex["overall"], "fairness": fairness,
+        "speed": speed_1, "folds": folds,
         "split_counts": _split_counts(rows), "train_seconds": time.monotonic() - start,
     }
     write_model_card(out_dir, report, body)
