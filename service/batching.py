@@ -31,12 +31,20 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EnergyShare:
-    """One item's part of a batch's energy reading."""
+    """One item's energy: its share of the batch's forward-pass reading plus its own preprocessing.
+
+    ``forward_j`` is ``share`` of the batch's measured (or estimated) window; ``preprocess_j`` is the
+    item's own preprocessing CPU time (face finding, featurisation) times the per-core power figure,
+    always an estimate (0 when no figure was given). ``joules`` is their sum.
+    """
 
     joules: float
     share: float
     batch_size: int
     reading: EnergyReading
+    forward_j: float = 0.0
+    preprocess_j: float = 0.0
+    preprocess_cpu_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,7 @@ class MicroBatcher:
         max_queue: int,
         retry_after_s: int = 1,
         on_batch: Any = None,
+        preprocess_power_w: float | None = None,
     ) -> None:
         if max_batch_size < 1 or max_queue < 1:
             raise ValueError("max_batch_size and max_queue must be >= 1")
@@ -92,6 +101,7 @@ class MicroBatcher:
         self.max_wait_s = max_wait_s
         self.retry_after_s = retry_after_s
         self.on_batch = on_batch
+        self.preprocess_power_w = preprocess_power_w
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_queue)
         self._task: asyncio.Task[None] | None = None
         self.failure: str | None = None
@@ -193,7 +203,9 @@ class MicroBatcher:
     def _run_batch(self, items: Sequence[Any]) -> tuple[list[BatchedResult | BaseException], EnergyReading | None]:
         """Runs on the lane thread: preprocess each, forward the good ones, share the energy."""
         prepared: list[Prepared | BaseException] = []
+        prep_cpu_s: list[float] = []
         for item in items:
+            started = time.thread_time()
             try:
                 prepared.append(self.detector.preprocess(item))
             except InvalidItemError as exc:
@@ -201,6 +213,7 @@ class MicroBatcher:
             except Exception as exc:
                 logger.warning("preprocess failed in %s: %s", self.detector.name, type(exc).__name__)
                 prepared.append(ItemRejectedError(f"could not prepare item: {type(exc).__name__}"))
+            prep_cpu_s.append(time.thread_time() - started)
         good = sorted((i for i, p in enumerate(prepared) if not isinstance(p, BaseException)),
                       key=lambda i: _work(prepared[i]))
         if not good:
@@ -214,9 +227,13 @@ class MicroBatcher:
         results: list[BatchedResult | BaseException] = list(prepared)  # type: ignore[arg-type]
         for i, p, out in zip(good, batch, outputs, strict=True):
             share = max(_work(p), 1e-9) / total_work
+            forward_j = reading.joules * share
+            preprocess_j = prep_cpu_s[i] * self.preprocess_power_w if self.preprocess_power_w else 0.0
             results[i] = BatchedResult(
                 output=out,
-                energy=EnergyShare(joules=reading.joules * share, share=share, batch_size=len(batch), reading=reading),
+                energy=EnergyShare(joules=forward_j + preprocess_j, share=share, batch_size=len(batch),
+                                   reading=reading, forward_j=forward_j, preprocess_j=preprocess_j,
+                                   preprocess_cpu_s=prep_cpu_s[i]),
             )
         return results, reading
 

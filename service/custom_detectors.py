@@ -99,6 +99,7 @@ class ExtraDetectors:
                 slot.detector, meters[label], lanes[label], max_batch_size=slot.spec.max_batch_size,
                 max_wait_s=self.settings.max_wait_s, max_queue=self.settings.max_queue,
                 retry_after_s=self.settings.retry_after_s, on_batch=self.metrics.observe_batch,
+                preprocess_power_w=self.settings.cpu_core_power_w,
             )
             batcher.start()
             self.batchers[name] = batcher

@@ -100,6 +100,7 @@ class Pipeline:
                 slot.detector, meter, self._lane, max_batch_size=self.settings.max_batch_size,
                 max_wait_s=self.settings.max_wait_s, max_queue=self.settings.max_queue,
                 retry_after_s=self.settings.retry_after_s, on_batch=self.metrics.observe_batch,
+                preprocess_power_w=self.settings.cpu_core_power_w,
             )
             batcher.start()
             self.batchers[role] = batcher

@@ -31,18 +31,30 @@ def text_section(out: DetectorOutput) -> TextReport:
 
 
 def energy_part(result: BatchedResult) -> EnergyPart:
-    reading = result.energy.reading
+    """One detector's energy for one check: its share of the forward pass plus its own preprocessing.
+
+    The part is ``measured`` only when the forward reading was measured and no preprocessing estimate
+    was added; otherwise ``estimated``.
+    """
+    energy = result.energy
+    reading = energy.reading
+    method = reading.method.value if energy.preprocess_j == 0 else "estimated"
+    note = reading.note
+    if energy.preprocess_j:
+        note += f"; preprocessing {energy.preprocess_cpu_s:.4f} CPU-s estimated at {energy.preprocess_j:.4f} J"
     return EnergyPart(
         detector=f"{result.output.detector}@{result.output.version}",
-        joules=result.energy.joules,
-        method=reading.method.value,
+        joules=energy.joules,
+        method=method,
         source=reading.source.value,
         device=reading.device,
         window_s=reading.window_s,
-        batch_size=result.energy.batch_size,
-        share=result.energy.share,
+        batch_size=energy.batch_size,
+        share=energy.share,
         below_resolution=reading.below_resolution,
-        note=reading.note,
+        note=note,
+        forward_j=energy.forward_j,
+        preprocess_j=energy.preprocess_j,
     )
 
 
@@ -55,7 +67,7 @@ def energy_section(parts: Sequence[EnergyPart], settings: Settings) -> EnergyRep
             smartphone_charges=None, smartphone_charge_kwh=settings.smartphone_charge_kwh,
         )
     joules = sum(p.joules for p in parts)
-    batch_joules = sum(p.joules / p.share for p in parts if p.share > 0)
+    batch_joules = sum(p.forward_j / p.share + p.preprocess_j for p in parts if p.share > 0)
     main = max(parts, key=lambda p: p.joules)
     energy_kwh = kwh(joules)
     return EnergyReport(

@@ -109,6 +109,8 @@ class EnergyPart(BaseModel):
     share: float
     below_resolution: bool = False
     note: str = ""
+    forward_j: float = Field(default=0.0, description="Share of the batch's forward-pass energy")
+    preprocess_j: float = Field(default=0.0, description="This item's own preprocessing, CPU-time estimate")
 
 
 class EnergyReport(BaseModel):

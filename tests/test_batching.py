@@ -140,3 +140,21 @@ def test_http_concurrency_batches_requests(settings: Settings) -> None:
     assert all(r.status_code == 200 for r in responses)
     assert max(detector.batch_sizes) > 1
     assert max(r.json()["energy"]["batch_size"] for r in responses) > 1
+
+
+def test_preprocessing_cpu_time_is_added_as_an_estimate() -> None:
+    detector = FakeTextDetector()
+
+    async def run() -> list:
+        batcher = MicroBatcher(detector, CpuTimeMeter(5.0, "test"), ThreadPoolExecutor(max_workers=1),
+                               max_batch_size=4, max_wait_s=0.01, max_queue=8, preprocess_power_w=10.0)
+        batcher.start()
+        results = await asyncio.gather(*(batcher.submit(TextItem(TEXT * 200), time.monotonic() + 5) for _ in range(3)))
+        await batcher.close()
+        return results
+
+    for result in asyncio.run(run()):
+        energy = result.energy
+        assert energy.preprocess_cpu_s >= 0
+        assert energy.preprocess_j == pytest.approx(energy.preprocess_cpu_s * 10.0)
+        assert energy.joules == pytest.approx(energy.forward_j + energy.preprocess_j)
