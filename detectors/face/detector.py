@@ -28,7 +28,7 @@ from detectors.contract import (
     Verdict,
     WeightsCorruptError,
 )
-from detectors.face.finding import FaceFinder, face_embedding
+from detectors.face.finding import FaceEmbedder, FaceFinder
 from detectors.face.pipeline import FaceInputs, clip_box, find_and_prepare
 from detectors.face.scoring import CueTrees, Ensemble, parse_stacker, sigmoid
 from detectors.manifest import Manifest, load_manifest
@@ -88,6 +88,7 @@ class FaceDetector:
         self.version = manifest.version
         self.max_batch_size = max_batch_size
         self.embed_faces = embed_faces
+        self._embedder = FaceEmbedder()
         self._session: Any = None
         self._finder: FaceFinder | None = None
         self._ensemble: Ensemble | None = None
@@ -106,6 +107,8 @@ class FaceDetector:
         finder = FaceFinder(self._work_side)
         finder.load()
         self._finder = finder
+        if self.embed_faces:
+            self._embedder.load()
 
     def preprocess(self, item: ImageItem) -> PreparedFace:
         """Find, choose and align the face (CPU). Raises InvalidItemError on a malformed array."""
@@ -121,7 +124,7 @@ class FaceDetector:
         box = None if choice.face is None else clip_box(choice.face.box, width, height)
         embedding = None
         if self.embed_faces and inputs is not None and choice.face is not None:
-            embedding = face_embedding(pixels, choice.face.landmarks)
+            embedding = self._embedder.embed(pixels, choice.face.landmarks)
         return PreparedFace(
             inputs=inputs,
             box=box,

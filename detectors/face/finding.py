@@ -103,13 +103,19 @@ class FaceEmbedder:
         self._model: Any = None
         self._predictor: Any = None
 
-    def embed(self, pixels: np.ndarray, face: Box | np.ndarray) -> tuple[float, ...]:
-        """Descriptor of the face given by a Box or by 68 landmarks (submitted-image pixels)."""
+    def load(self) -> None:
+        """Load dlib's models now (about 0.5 s), so that the first check does not pay for it."""
         import dlib
 
         if self._model is None:
             self._model = dlib.face_recognition_model_v1(str(dlib_model_path(EMBEDDING_FILE)))
             self._predictor = dlib.shape_predictor(str(dlib_model_path(LANDMARKS_FILE)))
+
+    def embed(self, pixels: np.ndarray, face: Box | np.ndarray) -> tuple[float, ...]:
+        """Descriptor of the face given by a Box or by 68 landmarks (submitted-image pixels)."""
+        import dlib
+
+        self.load()
         image = np.ascontiguousarray(pixels, dtype=np.uint8)
         if isinstance(face, Box):
             rect = dlib.rectangle(face.x, face.y, face.x + face.w, face.y + face.h)
