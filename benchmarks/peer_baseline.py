@@ -26,7 +26,7 @@ def _cpu_s() -> float:
 def _basic_block(torch: Any, cin: int, cout: int, stride: int) -> Any:
     nn = torch.nn
 
-    class Block(nn.Module):  # type: ignore[misc]
+    class Block(nn.Module):  # type: ignore[misc,name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
@@ -63,9 +63,12 @@ def _distilbert_pipeline(texts: Sequence[str]) -> Any:
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=30522, special_tokens=specials))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
                                    sep_token="[SEP]", mask_token="[MASK]", model_max_length=512)
-    model = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=30522, num_labels=2)).eval()
+    config = DistilBertConfig(vocab_size=30522)
+    config.num_labels = 2
+    model = DistilBertForSequenceClassification(config).eval()  # type: ignore[no-untyped-call]
     return pipeline("text-classification", model=model, tokenizer=fast, device=-1, truncation=True, max_length=512)
 
 
