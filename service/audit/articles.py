@@ -7,14 +7,13 @@ checkpoint and the idempotency key rest on that. ``published`` is ISO 8601 (UTC)
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from html.parser import HTMLParser
 from typing import Any
+
+from service.html_text import html_to_text as visible_text
 
 
 @dataclass(frozen=True)
@@ -83,42 +82,8 @@ def parse_date(value: Any) -> str | None:
     return parsed.astimezone(UTC).isoformat()
 
 
-_BLOCKS = {"p", "br", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr", "figcaption"}
-_SKIP = {"script", "style", "noscript", "template"}
-
-
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIP:
-            self._skipping += 1
-        elif tag in _BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP and self._skipping:
-            self._skipping -= 1
-        elif tag in _BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self.parts.append(data)
-
-
 def html_to_text(markup: str | None) -> str | None:
-    """Visible text of a post body: tags dropped, block elements become paragraph breaks."""
+    """Visible text of a post body (see :mod:`service.html_text`); None when there is none."""
     if markup is None:
         return None
-    if "<" not in markup:
-        return html.unescape(markup).strip() or None
-    extractor = _TextExtractor()
-    extractor.feed(markup)
-    extractor.close()
-    text = re.sub(r"[ \t]+", " ", "".join(extractor.parts))
-    text = re.sub(r"\s*\n\s*(\n\s*)+", "\n\n", text)
-    return text.strip() or None
+    return visible_text(markup) or None

@@ -22,14 +22,10 @@ import binascii
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from html.parser import HTMLParser
 from typing import Any
 
+from service.html_text import html_to_text
 from service.webhooks.errors import InvalidPayloadError
-
-_SKIP = {"script", "style", "template", "noscript", "head"}
-_BLOCK = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr", "section", "article",
-          "figcaption", "pre", "hr"}
 
 
 @dataclass(frozen=True)
@@ -56,38 +52,6 @@ class Article:
         return cls(event_type=str(data.get("event_type") or "article"), text=opt("text"), title=opt("title"),
                    byline=opt("byline"), external_id=opt("external_id"), headshot_b64=opt("headshot_b64"),
                    headshot_url=opt("headshot_url"))
-
-
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIP:
-            self._skipping += 1
-        elif tag in _BLOCK:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP:
-            self._skipping = max(0, self._skipping - 1)
-        elif tag in _BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self.parts.append(data)
-
-
-def html_to_text(html: str) -> str:
-    """Visible text of an HTML fragment: paragraphs separated by blank lines, spaces collapsed."""
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    lines = (" ".join(line.split()) for line in "".join(parser.parts).split("\n"))
-    return "\n\n".join(line for line in lines if line)
 
 
 def _dict(value: Any, where: str) -> dict[str, Any]:
