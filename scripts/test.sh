@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (first run only) and run the whole test suite: lint, then pytest.
+# Set up (first run only) and run the whole test suite: ruff, mypy (strict on service/ and detectors/), then pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev
@@ -36,4 +36,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 mkdir -p test-output
 .venv/bin/ruff check .
+.venv/bin/mypy
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
