@@ -19,15 +19,9 @@ from typing import Any
 
 from detectors.contract import Detector, DetectorError, DetectorOutput, ImageItem, Modality, ScoreDirection, TextItem
 from detectors.custom.calibrated import ManifestDraft, model_files, read_state, write_manifest
-from detectors.custom.stacking import (
-    auroc,
-    choose_thresholds,
-    expected_calibration_error,
-    fit_platt_smoothed,
-    fit_stacker,
-    tpr_at_fpr,
-)
+from detectors.custom.stacking import choose_thresholds, expected_calibration_error, fit_platt_smoothed, fit_stacker
 from detectors.custom.textclass import DEFAULT_MIN_TOKENS
+from detectors.metrics import auroc, tpr_at_fpr
 from service.config import CustomDetectorSpec, Settings
 from service.ensembles import write_stacker_manifest
 from service.inputs import decode_image

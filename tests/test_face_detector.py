@@ -22,7 +22,7 @@ from detectors.contract import (
 )
 from detectors.face import FaceDetector, build_face_detector, face_embedding
 from detectors.face.data import list_records, read_rgb, split_records
-from detectors.face.metrics import auroc
+from detectors.metrics import auroc
 
 ROOT = Path(__file__).parents[1]
 WEIGHTS = ROOT / "weights" / "face"

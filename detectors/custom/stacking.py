@@ -66,28 +66,6 @@ def fit_platt_smoothed(raw: Sequence[float], labels: Sequence[int]) -> PlattCali
     return PlattCalibration(a=a, b=b)
 
 
-def auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
-    """Area under the ROC curve (ties count half)."""
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64)
-    pos, neg = s[y == 1], s[y == 0]
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
-
-
-def tpr_at_fpr(scores: Sequence[float], labels: Sequence[int], target_fpr: float = 0.01) -> float:
-    """TPR at the smallest score cut whose FPR on the label-0 rows is <= ``target_fpr`` (higher = AI)."""
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64)
-    human, ai = s[y == 0], s[y == 1]
-    if len(human) == 0 or len(ai) == 0:
-        return float("nan")
-    cuts = [t for t in np.unique(np.concatenate([s, [np.nextafter(human.max(), np.inf)]])) if np.mean(human >= t) <= target_fpr]
-    return float(np.mean(ai >= min(cuts)))
-
-
 def expected_calibration_error(probs: Sequence[float], labels: Sequence[int], bins: int = 10) -> float:
     """Mean |accuracy - confidence| over equal-width probability bins, weighted by their share of rows."""
     p = np.asarray(probs, dtype=np.float64)

@@ -21,7 +21,7 @@ import numpy as np
 from detectors.contract import DetectorOutput, Device
 from detectors.face.augment import q60_half
 from detectors.face.detector import FaceDetector, build_face_detector
-from detectors.face.metrics import auroc, rates_at, tpr_at_fpr
+from detectors.metrics import auroc, rates_at, tpr_at_fpr
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 CONDITIONS: dict[str, Callable[[np.ndarray], np.ndarray] | None] = {"as_submitted": None, "jpeg_q60_half": q60_half}

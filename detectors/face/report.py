@@ -23,7 +23,7 @@ from detectors.face.card import write_model_card
 from detectors.face.data import SOURCE_NAMES, Record, read_rgb
 from detectors.face.detector import FaceDetector, build_face_detector
 from detectors.face.evaluation import CONDITIONS, judge_paths, summarise
-from detectors.face.metrics import auroc, tpr_at_fpr
+from detectors.metrics import auroc, tpr_at_fpr
 
 logger = logging.getLogger(__name__)
 

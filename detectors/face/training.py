@@ -23,10 +23,10 @@ import numpy as np
 
 from detectors.calibration import fit_platt
 from detectors.face.data import SOURCE_NAMES, Record, build_cache, list_records, split_records
-from detectors.face.metrics import auroc, threshold_at_fpr, tpr_at_fpr
 from detectors.face.pipeline import CROP_SIZE
 from detectors.face.scoring import CueTrees, Ensemble
 from detectors.manifest import MANIFEST_NAME, file_entry
+from detectors.metrics import auroc, threshold_at_fpr, tpr_at_fpr
 
 logger = logging.getLogger(__name__)
 

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from detectors.contract import DetectorOutput, Device, TextItem
+from detectors.metrics import auroc as shared_auroc
+from detectors.metrics import tpr_at_fpr as shared_tpr_at_fpr
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "text"
 MIN_GROUP = 10
@@ -28,24 +30,14 @@ MIN_GROUP = 10
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     """Area under the ROC curve (ties count half); None when a class is missing."""
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    if pos.size == 0 or neg.size == 0:
-        return None
-    values = np.concatenate([pos, neg])
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    mid_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based average rank of each distinct value
-    ranks = mid_rank[inverse]
-    return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2.0) / (pos.size * neg.size))
+    value = shared_auroc(scores, labels)
+    return None if np.isnan(value) else value
 
 
 def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr: float) -> float | None:
-    """Share of AI rows scored above the threshold that keeps FPR <= ``fpr`` on the human rows."""
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    if pos.size == 0 or neg.size == 0:
-        return None
-    k = int(np.floor(fpr * neg.size))
-    threshold = np.sort(neg)[::-1][min(k, neg.size - 1)]
-    return float(np.mean(pos > threshold))
+    """Share of AI rows caught at the strictest threshold keeping FPR <= ``fpr`` on the human rows."""
+    value = shared_tpr_at_fpr(scores, labels, fpr)
+    return None if np.isnan(value) else value
 
 
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 10) -> float | None:

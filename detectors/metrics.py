@@ -1,4 +1,4 @@
-"""Binary-detection metrics in numpy (labels 1 = AI, scores higher = more likely AI).
+"""Binary-detection metrics shared by every detector's evaluation (labels 1 = AI, scores higher = more AI).
 
 Caveats first: with few negatives, TPR at 1% FPR is coarse (with 200 real photos, 1% is 2 photos);
 all functions return ``nan`` when a class is missing.
@@ -7,9 +7,10 @@ all functions return ``nan`` when a class is missing.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+def auroc(scores: ArrayLike, labels: ArrayLike) -> float:
     """Area under the ROC curve (Mann-Whitney U with tie correction)."""
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(labels).astype(bool)
@@ -25,7 +26,7 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def threshold_at_fpr(scores: np.ndarray, labels: np.ndarray, max_fpr: float) -> float:
+def threshold_at_fpr(scores: ArrayLike, labels: ArrayLike, max_fpr: float) -> float:
     """Smallest threshold t such that the share of negatives with score >= t is <= ``max_fpr``."""
     negatives = np.sort(np.asarray(scores, dtype=np.float64)[np.asarray(labels) == 0])[::-1]
     if len(negatives) == 0:
@@ -36,7 +37,7 @@ def threshold_at_fpr(scores: np.ndarray, labels: np.ndarray, max_fpr: float) -> 
     return float(np.nextafter(negatives[allowed], np.inf))
 
 
-def rates_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float]:
+def rates_at(scores: ArrayLike, labels: ArrayLike, threshold: float) -> tuple[float, float]:
     """(TPR, FPR) when flagging score >= ``threshold``."""
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(labels).astype(bool)
@@ -45,7 +46,7 @@ def rates_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[
     return tpr, fpr
 
 
-def tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, max_fpr: float = 0.01) -> float:
+def tpr_at_fpr(scores: ArrayLike, labels: ArrayLike, max_fpr: float = 0.01) -> float:
     """Share of AI items caught at the strictest threshold keeping FPR <= ``max_fpr``."""
     threshold = threshold_at_fpr(scores, labels, max_fpr)
     if np.isnan(threshold):
