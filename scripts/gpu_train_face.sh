@@ -14,6 +14,6 @@ mkdir -p "$out"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
   du -sm .devdata/face_gpu
 } 2>&1 | tee "$out/run.log"
-# The script stops training on its own budget (--budget-s, default 290 s) and exports; timeout is the backstop.
-timeout -k 10 "${TIMEOUT_S:-345}" "${PYTHON:-python3}" -u detectors/face/gpu_train.py --data .devdata/face_gpu --out "$out" "$@" 2>&1 |
+# The script stops training on its own budget (--budget-s, default 280 s) and exports; timeout is the backstop.
+timeout -k 10 "${TIMEOUT_S:-355}" "${PYTHON:-python3}" -u detectors/face/gpu_train.py --data .devdata/face_gpu --out "$out" "$@" 2>&1 |
   tee -a "$out/run.log"

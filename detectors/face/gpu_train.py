@@ -554,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=600, help="upper bound; the budget may plan fewer")
-    parser.add_argument("--budget-s", type=float, default=290.0, help="training wall clock from process start")
+    parser.add_argument("--budget-s", type=float, default=280.0, help="training wall clock from process start")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--weight-decay", type=float, default=0.05)
