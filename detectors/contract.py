@@ -90,10 +90,16 @@ class TextItem:
 
 @dataclass(frozen=True)
 class ImageItem:
-    """A decoded image: RGB uint8 array of shape (H, W, 3), plus the original bytes."""
+    """A decoded image: RGB uint8 array of shape (H, W, 3), plus the original bytes.
+
+    ``submitted_size`` is the submitted image's (width, height) when ``pixels`` is a reduced decode of it
+    (e.g. a JPEG decoded at 1/2 scale); None means ``pixels`` is the submitted size. Boxes in outputs are
+    always in submitted-image pixels.
+    """
 
     pixels: np.ndarray
     original: bytes = b""
+    submitted_size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,14 @@ turns False and ``/readyz`` reports it). The queue is bounded (full: :class:`Ove
 and a request whose deadline passed while it waited fails with :class:`DeadlineExceededError` (504)
 before any inference is spent on it.
 
-Each batch runs on its device's *lane*, a single thread shared by every detector on that device:
-preprocess, then ``forward`` inside an energy window, then postprocess. The window's reading is
-shared among the batch's items in proportion to their ``work`` (tokens, pixels), so the shares add
-up to the measured total.
+Each batch's ``forward`` runs on its device's *lane*, a single thread shared by every detector on
+that device, inside an energy window, then postprocess. The window's reading is shared among the
+batch's items in proportion to their ``work`` (tokens, pixels), so the shares add up to the measured
+total. Preprocessing (face finding, featurisation: the CPU-heavy part) runs either on the lane too, or,
+when a ``preprocess_pool`` is given, on that pool as soon as each item is submitted, so that several
+items are prepared at once on several cores while the lane forwards earlier batches. Either way each
+item's preprocessing CPU time is its own thread's (``time.thread_time`` around its own preprocess), and
+the queue limit counts items being prepared as well as items waiting for a batch.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 from detectors.contract import Detector, DetectorOutput, InvalidItemError, Prepared
 from detectors.energy import EnergyMeter, EnergyReading
+from service.caching import PreparedCache
 from service.errors import BadInputError, DeadlineExceededError, OverloadedError, UnavailableError
 
 logger = logging.getLogger(__name__)
@@ -53,11 +58,16 @@ class BatchedResult:
     energy: EnergyShare
 
 
+_UNPREPARED = object()
+
+
 @dataclass
 class _Pending:
     item: Any
     deadline: float
     future: asyncio.Future[BatchedResult]
+    prepared: Any = _UNPREPARED  # set when the item was preprocessed on the pool
+    prep_cpu_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,8 @@ class MicroBatcher:
         retry_after_s: int = 1,
         on_batch: Any = None,
         preprocess_power_w: float | None = None,
+        preprocess_pool: Executor | None = None,
+        cache: PreparedCache | None = None,
     ) -> None:
         if max_batch_size < 1 or max_queue < 1:
             raise ValueError("max_batch_size and max_queue must be >= 1")
@@ -102,6 +114,10 @@ class MicroBatcher:
         self.retry_after_s = retry_after_s
         self.on_batch = on_batch
         self.preprocess_power_w = preprocess_power_w
+        self.preprocess_pool = preprocess_pool
+        self.cache = cache
+        self.max_queue = max_queue
+        self._preparing = 0
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_queue)
         self._task: asyncio.Task[None] | None = None
         self.failure: str | None = None
@@ -112,7 +128,7 @@ class MicroBatcher:
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        return self._queue.qsize() + self._preparing
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.detector.name}")
@@ -123,18 +139,68 @@ class MicroBatcher:
             await asyncio.gather(self._task, return_exceptions=True)
         self._fail_waiting(UnavailableError("service shutting down"))
 
-    async def submit(self, item: Any, deadline: float) -> BatchedResult:
-        """Queue ``item``; ``deadline`` is a ``time.monotonic()`` instant."""
+    async def submit(self, item: Any, deadline: float, cache_key: str | None = None) -> BatchedResult:
+        """Queue ``item``; ``deadline`` is a ``time.monotonic()`` instant.
+
+        With a ``cache`` and a preprocessing pool, ``cache_key`` (what identifies the item's content, e.g. the
+        sha256 of an upload) looks up an earlier item's preprocessing; the detector's name and version are
+        added to the key here.
+        """
         if not self.is_alive:
             raise UnavailableError(f"detector {self.detector.name} worker is not running")
-        future: asyncio.Future[BatchedResult] = asyncio.get_running_loop().create_future()
+        if self.preprocess_pool is None:
+            return await self._enqueue(_Pending(item=item, deadline=deadline, future=self._new_future()))
+        if self.queue_depth >= self.max_queue:
+            raise self._overloaded()
+        self._preparing += 1
         try:
-            self._queue.put_nowait(_Pending(item=item, deadline=deadline, future=future))
+            loop = asyncio.get_running_loop()
+            key = None if cache_key is None or self.cache is None else \
+                f"{self.detector.name}@{self.detector.version}:{cache_key}"
+            prepared, cpu_s = await loop.run_in_executor(self.preprocess_pool, self._prepare, item, deadline, key)
+        finally:
+            self._preparing -= 1
+        if isinstance(prepared, BaseException):
+            raise prepared
+        if not self.is_alive:  # the worker died (or closed) while this item was being prepared
+            raise UnavailableError(f"detector {self.detector.name} worker is not running")
+        pending = _Pending(item=item, deadline=deadline, future=self._new_future(), prepared=prepared, prep_cpu_s=cpu_s)
+        return await self._enqueue(pending)
+
+    @staticmethod
+    def _new_future() -> asyncio.Future[BatchedResult]:
+        return asyncio.get_running_loop().create_future()
+
+    def _overloaded(self) -> OverloadedError:
+        return OverloadedError(f"{self.detector.name} queue is full", headers={"Retry-After": str(self.retry_after_s)})
+
+    async def _enqueue(self, pending: _Pending) -> BatchedResult:
+        try:
+            self._queue.put_nowait(pending)
         except asyncio.QueueFull:
-            raise OverloadedError(
-                f"{self.detector.name} queue is full", headers={"Retry-After": str(self.retry_after_s)}
-            ) from None
-        return await future
+            raise self._overloaded() from None
+        return await pending.future
+
+    def _prepare(self, item: Any, deadline: float, key: str | None = None) -> tuple[Prepared | BaseException, float]:
+        """Runs on the pool: one item's preprocess (or cache hit) and its own thread's CPU seconds."""
+        if deadline <= time.monotonic():
+            return DeadlineExceededError("deadline passed before inference"), 0.0
+        started = time.thread_time()
+        prepared = None if key is None or self.cache is None else self.cache.get(key)
+        if prepared is None:
+            prepared = self._preprocess_one(item)
+            if key is not None and self.cache is not None and not isinstance(prepared, BaseException):
+                self.cache.put(key, prepared)
+        return prepared, time.thread_time() - started
+
+    def _preprocess_one(self, item: Any) -> Prepared | BaseException:
+        try:
+            return self.detector.preprocess(item)
+        except InvalidItemError as exc:
+            return ItemRejectedError(f"{exc.code}: {exc}")
+        except Exception as exc:
+            logger.warning("preprocess failed in %s: %s", self.detector.name, type(exc).__name__)
+            return ItemRejectedError(f"could not prepare item: {type(exc).__name__}")
 
     async def _run(self) -> None:
         try:
@@ -181,7 +247,7 @@ class MicroBatcher:
     async def _process(self, batch: list[_Pending]) -> None:
         loop = asyncio.get_running_loop()
         try:
-            outcome = await loop.run_in_executor(self.lane, self._run_batch, [p.item for p in batch])
+            outcome = await loop.run_in_executor(self.lane, self._run_batch, batch)
         except Exception as exc:
             logger.exception("batch of %d failed in %s", len(batch), self.detector.name)
             for pending in batch:
@@ -200,19 +266,17 @@ class MicroBatcher:
         if self.on_batch is not None and reading is not None:
             self.on_batch(BatchStats(detector=self.detector.name, size=len(batch), reading=reading))
 
-    def _run_batch(self, items: Sequence[Any]) -> tuple[list[BatchedResult | BaseException], EnergyReading | None]:
-        """Runs on the lane thread: preprocess each, forward the good ones, share the energy."""
+    def _run_batch(self, pending: Sequence[_Pending]) -> tuple[list[BatchedResult | BaseException], EnergyReading | None]:
+        """Runs on the lane thread: preprocess each (unless the pool did), forward the good ones, share the energy."""
         prepared: list[Prepared | BaseException] = []
         prep_cpu_s: list[float] = []
-        for item in items:
+        for entry in pending:
+            if entry.prepared is not _UNPREPARED:
+                prepared.append(entry.prepared)
+                prep_cpu_s.append(entry.prep_cpu_s)
+                continue
             started = time.thread_time()
-            try:
-                prepared.append(self.detector.preprocess(item))
-            except InvalidItemError as exc:
-                prepared.append(ItemRejectedError(f"{exc.code}: {exc}"))
-            except Exception as exc:
-                logger.warning("preprocess failed in %s: %s", self.detector.name, type(exc).__name__)
-                prepared.append(ItemRejectedError(f"could not prepare item: {type(exc).__name__}"))
+            prepared.append(self._preprocess_one(entry.item))
             prep_cpu_s.append(time.thread_time() - started)
         good = sorted((i for i, p in enumerate(prepared) if not isinstance(p, BaseException)),
                       key=lambda i: _work(prepared[i]))

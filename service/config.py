@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     max_queue: int = Field(default=256, ge=1)
     request_deadline_s: float = Field(default=30.0, gt=0.0)
     retry_after_s: int = Field(default=1, ge=1)
+    preprocess_workers: int = Field(
+        default=0, ge=0, le=256, description="Threads that decode images and preprocess items for the shipped "
+        "detectors (face finding, featurisation, provenance); 0 = one per CPU core. dlib, OpenCV, numpy and Pillow "
+        "release the GIL for their heavy parts, so threads use the cores")
 
     # Input limits.
     max_text_chars: int = Field(default=200_000, ge=1)
@@ -143,6 +147,14 @@ class Settings(BaseSettings):
         default=0.35, gt=0.0, description="Measured (benchmarks/reuse_rates.py, 120 faces): same face after resize+JPEG q70+crop "
         "matched 99.2%, different people 0 of 7,021 pairs; at 0.45: 100% and 0.30%")
     reuse_phash_max_distance: int = Field(default=10, ge=0, le=64)
+    headshot_cache_size: int = Field(
+        default=256, ge=0, description="Headshot analyses (face finding, crops, cues, embedding; ~30 KB each) kept "
+        "in memory, keyed by the upload's sha256 and the face model's version: the same byline photo sent again "
+        "skips face preprocessing. 0 = off")
+    headshot_decode_min_side: int = Field(
+        default=448, ge=0, description="Decode JPEG headshots at 1/2, 1/4 or 1/8 scale (DCT scaling) while the "
+        "longest side stays >= this (the face finder works at 448 px; faces with under ~60 px between the eyes are "
+        "re-decoded at full size); 0 = always full size. Not applied when a declared image detector is configured")
 
     # Webhooks (inbound CMS events, durable queue, outbound callbacks). See docs/webhooks.md.
     webhook_secrets: dict[str, list[SecretStr]] = Field(

@@ -37,7 +37,11 @@ class CheckRequest:
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """A validated upload: RGB pixels (H, W, 3) uint8 plus facts about the file."""
+    """A validated upload: RGB pixels (H, W, 3) uint8 plus facts about the file.
+
+    ``width`` and ``height`` are the submitted image's (after EXIF orientation); ``pixels`` may be a reduced
+    decode of it (see :func:`service.inputs.decode_image`), in which case :attr:`is_reduced` is True.
+    """
 
     pixels: np.ndarray
     format: str
@@ -45,3 +49,12 @@ class DecodedImage:
     height: int
     sha256: str
     original: bytes = field(repr=False, default=b"")
+
+    @property
+    def is_reduced(self) -> bool:
+        return (self.pixels.shape[1], self.pixels.shape[0]) != (self.width, self.height)
+
+    @property
+    def submitted_size(self) -> tuple[int, int] | None:
+        """(width, height) for :class:`detectors.contract.ImageItem` when ``pixels`` is reduced, else None."""
+        return (self.width, self.height) if self.is_reduced else None

@@ -2,7 +2,9 @@
 
 Caveats first: the image type is sniffed from the bytes, never from a filename or a declared
 content type; the pixel count is checked from the header before any pixel is decoded (our own
-decompression-bomb guard, below Pillow's); truncated files fail on a full decode.
+decompression-bomb guard, below Pillow's); truncated files fail on a full decode. With ``min_side``,
+a JPEG is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain (Pillow's ``draft``) as long as its longest
+side stays >= ``min_side``; the result still records the submitted width and height.
 """
 
 from __future__ import annotations
@@ -58,8 +60,12 @@ def validate_text(text: str, settings: Settings) -> str:
     return text
 
 
-def decode_image(data: bytes, settings: Settings) -> DecodedImage:
-    """Validate and decode an upload to RGB. Raises a BadInputError subclass on any problem."""
+def decode_image(data: bytes, settings: Settings, min_side: int = 0) -> DecodedImage:
+    """Validate and decode an upload to RGB. Raises a BadInputError subclass on any problem.
+
+    ``min_side`` > 0 allows a reduced JPEG decode whose longest side is at least ``min_side`` px (about 3x
+    less CPU for a 1024 px JPEG at 1/2 scale); ``width``/``height`` stay the submitted image's.
+    """
     if len(data) > settings.max_image_bytes:
         raise ImageTooLargeError(f"image has {len(data)} bytes; the limit is {settings.max_image_bytes}")
     kind = sniff_image_type(data)
@@ -71,6 +77,10 @@ def decode_image(data: bytes, settings: Settings) -> DecodedImage:
         try:
             image = Image.open(io.BytesIO(data), formats=[kind])
             _check_header(image, settings)
+            full_size = image.size
+            if min_side > 0 and kind == "JPEG":
+                _reduce(image, min_side)
+            reduced_size = image.size
             image.load()
             rgb = _to_rgb(ImageOps.exif_transpose(image))
         except (DecompressionBombError, UnsupportedImageError):
@@ -80,14 +90,33 @@ def decode_image(data: bytes, settings: Settings) -> DecodedImage:
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
             raise CorruptImageError(f"image could not be decoded: {type(exc).__name__}") from None
     pixels = np.asarray(rgb, dtype=np.uint8)
+    width, height = _submitted_size(full_size, reduced_size, rgb.size)
     return DecodedImage(
         pixels=pixels,
         format=kind,
-        width=int(pixels.shape[1]),
-        height=int(pixels.shape[0]),
+        width=width,
+        height=height,
         sha256=hashlib.sha256(data).hexdigest(),
         original=data,
     )
+
+
+def _reduce(image: Image.Image, min_side: int) -> None:
+    """Ask the JPEG decoder for the smallest DCT scale (1/2, 1/4, 1/8) keeping the longest side >= ``min_side``."""
+    width, height = image.size
+    longest = max(width, height)
+    if longest < 2 * min_side:
+        return
+    wanted = (max(1, -(-width * min_side // longest)), max(1, -(-height * min_side // longest)))
+    image.draft(image.mode, wanted)
+
+
+def _submitted_size(full: tuple[int, int], reduced: tuple[int, int], oriented: tuple[int, int]) -> tuple[int, int]:
+    """The submitted (width, height) after EXIF orientation, given the decoded sizes before and after it."""
+    if full == reduced:
+        return oriented
+    turned = oriented != reduced
+    return (full[1], full[0]) if turned else full
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

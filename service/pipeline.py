@@ -13,18 +13,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from detectors.contract import Detector, ImageItem, TextItem, Verdict
 from detectors.energy import EnergyMeter
 from service import headshots as evidence
 from service.batching import MicroBatcher
+from service.caching import PreparedCache
 from service.config import Settings
 from service.custom_detectors import SHIPPED, ExtraDetectors, MemberResult, detector_score, members_energy
 from service.domain import CheckRequest, DecodedImage
@@ -42,6 +44,7 @@ from service.verdict import combine, headshot_verdict
 logger = logging.getLogger(__name__)
 
 UNAVAILABLE = "detector_unavailable"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -85,12 +88,16 @@ class Pipeline:
         self.slots: dict[str, DetectorSlot] = {}
         self.batchers: dict[str, MicroBatcher] = {}
         self._lane: ThreadPoolExecutor | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self.headshot_cache = PreparedCache(settings.headshot_cache_size)
         self.extras = ExtraDetectors(settings, self.metrics)
         self.ensembles: dict[str, LoadedEnsemble] = {}
         self.ensemble_status: dict[str, str] = {}
 
     async def start(self) -> None:
         self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lane-{self.device.label}")
+        self._pool = ThreadPoolExecutor(max_workers=self.settings.preprocess_workers or os.cpu_count() or 1,
+                                        thread_name_prefix="preprocess")
         self.slots = await asyncio.to_thread(load_slots, self.settings, self.device, self._provided)
         meter = self._meter or build_meter(self.settings, self.device)
         for role, slot in self.slots.items():
@@ -100,7 +107,8 @@ class Pipeline:
                 slot.detector, meter, self._lane, max_batch_size=self.settings.max_batch_size,
                 max_wait_s=self.settings.max_wait_s, max_queue=self.settings.max_queue,
                 retry_after_s=self.settings.retry_after_s, on_batch=self.metrics.observe_batch,
-                preprocess_power_w=self.settings.cpu_core_power_w,
+                preprocess_power_w=self.settings.cpu_core_power_w, preprocess_pool=self._pool,
+                cache=self.headshot_cache if role == "face" else None,
             )
             batcher.start()
             self.batchers[role] = batcher
@@ -113,6 +121,8 @@ class Pipeline:
             await batcher.close()
         if self._lane is not None:
             self._lane.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def readiness(self) -> ReadyStatus:
         workers = {role: b.is_alive for role, b in self.batchers.items()} | self.extras.workers()
@@ -166,8 +176,17 @@ class Pipeline:
             raise InvalidRequestError("a check needs text, at least one headshot, or both")
         if len(request.headshots) > self.settings.max_headshots:
             raise TooManyHeadshotsError(f"at most {self.settings.max_headshots} headshots per check")
-        images = await asyncio.to_thread(lambda: [decode_image(h.data, self.settings) for h in request.headshots])
-        return text, images
+        min_side = 0 if any(s.role == "image" for s in self.settings.custom_detectors) \
+            else self.settings.headshot_decode_min_side
+        images = await asyncio.gather(*(self._on_pool(decode_image, h.data, self.settings, min_side)
+                                        for h in request.headshots))
+        return text, list(images)
+
+    async def _on_pool(self, work: Callable[..., _T], *args: Any) -> _T:
+        """Run CPU work on the preprocessing pool (bounded to the cores), or a plain thread before start()."""
+        if self._pool is None:
+            return await asyncio.to_thread(work, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
 
     async def _judge_text(self, text: str | None, deadline: float) -> tuple[TextReport | None, tuple[EnergyPart, ...]]:
         if text is None:
@@ -190,11 +209,11 @@ class Pipeline:
 
     async def _judge_headshot(self, index: int, image: DecodedImage, deadline: float,
                               candidates: Sequence[HeadshotFingerprint]) -> _HeadshotOutcome:
-        findings, phash = await asyncio.to_thread(
-            lambda: (evidence.provenance(image.original), evidence.phash(image.pixels)))
+        findings, phash = await self._on_pool(lambda: (evidence.provenance(image.original), evidence.phash(image.pixels)))
         batcher = self.batchers.get("face")
-        item = ImageItem(pixels=image.pixels, original=image.original)
-        result, extra = await asyncio.gather(batcher.submit(item, deadline) if batcher else _nothing(),
+        item = ImageItem(pixels=image.pixels, original=image.original, submitted_size=image.submitted_size)
+        key = f"{image.sha256}:{image.pixels.shape}:{image.width}x{image.height}:embed={self.settings.face_embeddings}"
+        result, extra = await asyncio.gather(batcher.submit(item, deadline, cache_key=key) if batcher else _nothing(),
                                              self.extras.judge("image", item, deadline))
         out = result.output if result else None
         proves_ai = any(f.strength == evidence.PROVES_AI for f in findings)

@@ -29,7 +29,15 @@ from detectors.contract import (
     WeightsCorruptError,
 )
 from detectors.face.finding import FaceEmbedder, FaceFinder
-from detectors.face.pipeline import FaceInputs, clip_box, find_and_prepare
+from detectors.face.pipeline import (
+    CROP_SIZE,
+    FaceInputs,
+    clip_box,
+    face_inputs,
+    find_and_prepare,
+    min_eye_distance,
+    scale_face,
+)
 from detectors.face.scoring import CueTrees, Ensemble, parse_stacker, sigmoid
 from detectors.manifest import Manifest, load_manifest
 from detectors.runtime import onnx_session
@@ -81,6 +89,7 @@ class FaceDetector:
             family = manifest.extra.get("family", {})
             self._family = FamilyRule(float(family.get("diffusion_above", 0.9)), float(family.get("gan_below", 0.1)))
             self._work_side = int(manifest.extra.get("work_side", 448))
+            self._crop_size = int(manifest.extra.get("crop_size", CROP_SIZE))
         except (KeyError, TypeError, ValueError) as exc:
             raise WeightsCorruptError(f"malformed face manifest extra: {exc}") from exc
         self.manifest = manifest
@@ -111,7 +120,13 @@ class FaceDetector:
             self._embedder.load()
 
     def preprocess(self, item: ImageItem) -> PreparedFace:
-        """Find, choose and align the face (CPU). Raises InvalidItemError on a malformed array."""
+        """Find, choose and align the face (CPU). Raises InvalidItemError on a malformed array.
+
+        ``item.pixels`` may be a reduced decode (``item.submitted_size`` set): faces are found and cropped
+        there, unless the face has fewer than :func:`min_eye_distance` px between the eyes, in which case the
+        original bytes are decoded at full size for the crop and the embedding. The box, the evidence and
+        the face-size abstention are in submitted-image pixels either way.
+        """
         pixels = item.pixels
         if not isinstance(pixels, np.ndarray) or pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
             raise InvalidItemError("invalid_image", "expected an RGB uint8 array of shape (H, W, 3)")
@@ -120,11 +135,21 @@ class FaceDetector:
         if self._finder is None or self._ensemble is None:
             raise RuntimeError("FaceDetector.load() was not called")
         height, width = pixels.shape[:2]
-        choice, inputs = find_and_prepare(self._finder, pixels, self.manifest.min_evidence)
-        box = None if choice.face is None else clip_box(choice.face.box, width, height)
+        submitted_w, submitted_h = item.submitted_size or (width, height)
+        scale_x, scale_y = submitted_w / width, submitted_h / height
+        min_pixels = self.manifest.min_evidence / (scale_x * scale_y)
+        choice, inputs = find_and_prepare(self._finder, pixels, min_pixels, self._crop_size)
+        face = choice.face
+        if face is not None and inputs is not None and (scale_x > 1 or scale_y > 1) \
+                and face.eye_distance < min_eye_distance(self._crop_size):
+            full = decode_full(item.original, (submitted_w, submitted_h))
+            if full is not None:
+                pixels, face, scale_x, scale_y = full, scale_face(face, scale_x, scale_y), 1.0, 1.0
+                inputs = face_inputs(pixels, face.landmarks, crop_size=self._crop_size)
+        box = None if face is None else clip_box(scale_face(face, scale_x, scale_y).box, submitted_w, submitted_h)
         embedding = None
-        if self.embed_faces and inputs is not None and choice.face is not None:
-            embedding = self._embedder.embed(pixels, choice.face.landmarks)
+        if self.embed_faces and inputs is not None and face is not None:
+            embedding = self._embedder.embed(pixels, face.landmarks)
         return PreparedFace(
             inputs=inputs,
             box=box,
@@ -195,6 +220,26 @@ class FaceDetector:
             prepared = [self.preprocess(ImageItem(pixels=p)) for p in images[start : start + self.max_batch_size]]
             outputs.extend(self.postprocess(prepared, self.forward(prepared)))
         return outputs
+
+
+def decode_full(original: bytes, size: tuple[int, int]) -> np.ndarray | None:
+    """The original upload decoded at full size (EXIF orientation applied), or None when it cannot be, or
+    when its size is not ``size`` (width, height)."""
+    import io
+    import warnings
+
+    from PIL import Image, ImageOps
+
+    if not original:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(original)) as image:
+                rgb = ImageOps.exif_transpose(image).convert("RGB")
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, Image.DecompressionBombError):
+        return None
+    return np.asarray(rgb, dtype=np.uint8) if rgb.size == size else None
 
 
 def build_face_detector(weights_dir: Path, max_batch_size: int = 16, embed_faces: bool = False) -> FaceDetector:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detectors.contract import Box
-from detectors.face.alignment import align_face
+from detectors.face.alignment import EYE_GAP, align_face
 from detectors.face.features import eye_features, spectral_features
 from detectors.face.finding import FaceFinder, FoundFace
 
@@ -33,10 +33,12 @@ class FaceInputs:
     cues: np.ndarray
 
 
-def face_inputs(pixels: np.ndarray, landmarks: np.ndarray, jitter: np.ndarray | None = None) -> FaceInputs:
+def face_inputs(
+    pixels: np.ndarray, landmarks: np.ndarray, jitter: np.ndarray | None = None, crop_size: int = CROP_SIZE
+) -> FaceInputs:
     """Aligned crop plus spectral and eye-position cues for one face (landmarks in ``pixels`` coords)."""
-    crop = align_face(pixels, landmarks, CROP_SIZE, jitter=jitter)
-    context = align_face(pixels, landmarks, CROP_SIZE, zoom=CONTEXT_ZOOM, jitter=jitter)
+    crop = align_face(pixels, landmarks, crop_size, jitter=jitter)
+    context = align_face(pixels, landmarks, crop_size, zoom=CONTEXT_ZOOM, jitter=jitter)
     height, width = pixels.shape[:2]
     cues = np.concatenate([spectral_features(crop, context), eye_features(landmarks, width, height)])
     return FaceInputs(crop=crop, cues=cues.astype(np.float32))
@@ -71,9 +73,26 @@ def clip_box(box: Box, width: int, height: int) -> Box:
     return Box(x=x0, y=y0, w=max(1, x1 - x0), h=max(1, y1 - y0))
 
 
-def find_and_prepare(finder: FaceFinder, pixels: np.ndarray, min_face_pixels: float) -> tuple[FaceChoice, FaceInputs | None]:
+def find_and_prepare(
+    finder: FaceFinder, pixels: np.ndarray, min_face_pixels: float, crop_size: int = CROP_SIZE
+) -> tuple[FaceChoice, FaceInputs | None]:
     """Find faces, choose one, and compute its inputs unless abstaining."""
     choice = choose_face(finder.find(pixels), min_face_pixels)
     if choice.face is None or choice.abstain_reason is not None:
         return choice, None
-    return choice, face_inputs(pixels, choice.face.landmarks)
+    return choice, face_inputs(pixels, choice.face.landmarks, crop_size=crop_size)
+
+
+def min_eye_distance(crop_size: int) -> float:
+    """Fewest pixels between the eyes for which a reduced decode loses nothing: the aligned crop is still a
+    2x (or more) down-scale, and so is dlib's 150 px embedding chip (eyes ~50-57 px apart there)."""
+    return max(2.0 * EYE_GAP * crop_size, 60.0)
+
+
+def scale_face(face: FoundFace, scale_x: float, scale_y: float) -> FoundFace:
+    """``face`` with its box and landmarks multiplied by the given factors (reduced -> submitted pixels)."""
+    box = face.box
+    scaled = Box(x=round(box.x * scale_x), y=round(box.y * scale_y), w=max(1, round(box.w * scale_x)),
+                 h=max(1, round(box.h * scale_y)))
+    landmarks = (face.landmarks * np.array([scale_x, scale_y], dtype=np.float32)).astype(np.float32)
+    return FoundFace(box=scaled, landmarks=landmarks, score=face.score)

@@ -1,0 +1,184 @@
+"""Preprocessing on a bounded pool beside the inference lane, and the content-hash cache of preprocessed items."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from detectors.contract import TextItem
+from detectors.energy import CpuTimeMeter
+from service.api import create_app
+from service.batching import ItemRejectedError, MicroBatcher
+from service.caching import PreparedCache
+from service.config import Settings
+from service.domain import Scope
+from service.errors import DeadlineExceededError, OverloadedError, UnavailableError
+from tests.fakes import FakeFaceDetector, FakeTextDetector
+
+TEXT = "one two three four five six seven eight"
+
+
+class CountingTextDetector(FakeTextDetector):
+    """The fake text detector, counting preprocess calls; ``spin`` words of busy CPU per word (for CPU time)."""
+
+    def __init__(self, version: str = "0", spin: int = 0, prepare_delay_s: float = 0.0, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.version = version
+        self.spin = spin
+        self.prepare_delay_s = prepare_delay_s
+        self.prepared = 0
+
+    def preprocess(self, item: TextItem) -> Any:
+        with self._lock:
+            self.prepared += 1
+        time.sleep(self.prepare_delay_s)
+        total = 0
+        for i in range(self.spin * len(item.text.split())):
+            total += i * i
+        return super().preprocess(item)
+
+
+def _batcher(detector: FakeTextDetector, pool: ThreadPoolExecutor, **kw: Any) -> MicroBatcher:
+    options = {"max_batch_size": 8, "max_wait_s": 0.02, "max_queue": 64, "preprocess_power_w": 10.0, **kw}
+    return MicroBatcher(detector, CpuTimeMeter(5.0, "test"), ThreadPoolExecutor(max_workers=1),  # type: ignore[arg-type]
+                        preprocess_pool=pool, **options)
+
+
+def test_pool_resolves_every_future_and_bills_each_item_its_own_cpu() -> None:
+    detector = CountingTextDetector(spin=20_000)
+    pool = ThreadPoolExecutor(max_workers=2)
+
+    async def run() -> list[Any]:
+        batcher = _batcher(detector, pool)
+        batcher.start()
+        now = time.monotonic()
+        submissions = [batcher.submit(TextItem(TEXT * (1 + i % 3)), now + 10) for i in range(9)]
+        submissions += [batcher.submit(TextItem("bad \ufffd " + TEXT), now + 10),
+                        batcher.submit(TextItem(TEXT), now - 1)]
+        results = await asyncio.wait_for(asyncio.gather(*submissions, return_exceptions=True), 30)
+        await batcher.close()
+        return results
+
+    *good, bad, late = asyncio.run(run())
+    pool.shutdown()
+    assert isinstance(bad, ItemRejectedError)
+    assert isinstance(late, DeadlineExceededError)
+    assert not any(isinstance(r, BaseException) for r in good)
+    for result in good:
+        assert result.energy.preprocess_j == pytest.approx(result.energy.preprocess_cpu_s * 10.0)
+        assert result.energy.joules == pytest.approx(result.energy.forward_j + result.energy.preprocess_j)
+    by_words = sorted(good, key=lambda r: r.output.evidence)
+    assert by_words[-1].energy.preprocess_cpu_s > by_words[0].energy.preprocess_cpu_s  # 3x the words, 3x the spin
+
+
+def test_pool_answers_a_failed_batch_and_a_closed_batcher() -> None:
+    pool = ThreadPoolExecutor(max_workers=2)
+
+    async def failing() -> list[Any]:
+        batcher = _batcher(CountingTextDetector(fail_forward=True), pool)
+        batcher.start()
+        results = await asyncio.gather(*(batcher.submit(TextItem(TEXT), time.monotonic() + 5) for _ in range(4)),
+                                       return_exceptions=True)
+        await batcher.close()
+        return results
+
+    async def closing() -> list[Any]:
+        batcher = _batcher(CountingTextDetector(prepare_delay_s=0.2), pool)
+        batcher.start()
+        tasks = [asyncio.ensure_future(batcher.submit(TextItem(TEXT), time.monotonic() + 5)) for _ in range(3)]
+        await asyncio.sleep(0.05)  # the items are being prepared
+        await batcher.close()
+        return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+
+    assert all(isinstance(r, UnavailableError) for r in asyncio.run(failing()))
+    assert all(isinstance(r, UnavailableError) for r in asyncio.run(closing()))
+    pool.shutdown()
+
+
+def test_items_being_prepared_count_against_the_queue_limit() -> None:
+    pool = ThreadPoolExecutor(max_workers=2)
+
+    async def run() -> list[Any]:
+        batcher = _batcher(CountingTextDetector(prepare_delay_s=0.1), pool, max_queue=2)
+        batcher.start()
+        results = await asyncio.gather(*(batcher.submit(TextItem(TEXT), time.monotonic() + 5) for _ in range(6)),
+                                       return_exceptions=True)
+        await batcher.close()
+        return results
+
+    results = asyncio.run(run())
+    pool.shutdown()
+    overloaded = [r for r in results if isinstance(r, OverloadedError)]
+    assert len(overloaded) == 4
+    assert overloaded[0].headers["Retry-After"] == "1"
+    assert sum(not isinstance(r, BaseException) for r in results) == 2
+
+
+def test_lru_cache_is_bounded_and_zero_disables_it() -> None:
+    cache = PreparedCache(2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1  # a is now the most recent
+    cache.put("c", 3)
+    assert cache.get("b") is None
+    assert (cache.get("a"), cache.get("c"), len(cache)) == (1, 3, 2)
+    assert (cache.hits, cache.misses) == (3, 1)
+    off = PreparedCache(0)
+    off.put("a", 1)
+    assert off.get("a") is None
+    with pytest.raises(ValueError, match="max_entries"):
+        PreparedCache(-1)
+
+
+def test_cache_hit_skips_preprocessing_and_a_new_model_version_misses() -> None:
+    cache = PreparedCache(8)
+    pool = ThreadPoolExecutor(max_workers=2)
+    old, new = CountingTextDetector(version="1"), CountingTextDetector(version="2")
+
+    async def run() -> list[Any]:
+        out = []
+        for detector in (old, old, new):
+            batcher = _batcher(detector, pool, cache=cache)
+            batcher.start()
+            out.append(await batcher.submit(TextItem(TEXT), time.monotonic() + 5, cache_key="sha256-of-the-text"))
+            await batcher.close()
+        return out
+
+    first, second, third = asyncio.run(run())
+    pool.shutdown()
+    assert (old.prepared, new.prepared) == (1, 1)  # the second check of the same content hit the cache
+    assert second.output == first.output
+    assert third.output.version == "2"
+    assert (cache.hits, cache.misses) == (1, 2)
+
+
+def _jpeg(red: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (1024, 1024), (red, 90, 80)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def test_the_same_headshot_twice_hits_the_cache_through_the_api(settings: Settings) -> None:
+    app = create_app(settings, detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
+    with TestClient(app) as client:
+        auth = {"Authorization": f"Bearer {app.state.store.create_api_key('t', [Scope.CHECK])}"}
+
+        def check(image: bytes) -> dict[str, Any]:
+            resp = client.post("/v1/checks", data={"text": TEXT}, files=[("headshots", ("h.jpg", image, "image/jpeg"))],
+                               headers=auth)
+            assert resp.status_code == 200, resp.text
+            return dict(resp.json()["headshots"][0])
+
+        first, again, other = check(_jpeg(200)), check(_jpeg(200)), check(_jpeg(20))
+        cache = app.state.pipeline.headshot_cache
+        assert (cache.hits, cache.misses) == (1, 2)
+        assert again["synthetic_probability"] == first["synthetic_probability"]
+        assert again["face_box"] == first["face_box"]
+        assert other["synthetic_probability"] != first["synthetic_probability"]
