@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detectors.provenance import FindingKind, Strength, read_provenance
+from detectors.provenance import FindingKind, Strength, read_provenance, reader
 from detectors.provenance.watermark import SDXL_MESSAGE, block_bits, decode_bits, pattern_distances, read_watermark
 
 
@@ -105,3 +105,29 @@ def test_distances_to_every_pattern_are_reported() -> None:
     assert set(distances) == set(PAYLOADS)
     assert distances["SDXL"] == 0
     assert distances["SDV2"] > 4
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int, subsampling: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality, subsampling=subsampling)
+    return buf.getvalue()
+
+
+def test_watermark_in_a_4_4_4_jpeg_is_still_decoded() -> None:
+    """Without chroma subsampling the watermark survives JPEG (benchmarks/watermark_survival.py), so it is read."""
+    data = jpeg_bytes(watermarked(textured(1), "SDXL"), quality=80, subsampling=0)
+
+    assert not reader._watermark_cannot_survive(data)
+    assert [f.value for f in read_provenance(data) if f.kind is FindingKind.INVISIBLE_WATERMARK] == ["SDXL"]
+
+
+def test_subsampled_jpeg_below_the_measured_quality_is_not_decoded() -> None:
+    rgb = watermarked(textured(1), "SDXL")
+    low = jpeg_bytes(rgb, quality=75, subsampling=2)
+    high = jpeg_bytes(rgb, quality=95, subsampling=2)
+
+    assert reader.jpeg_quality(low) == pytest.approx(75, abs=1)
+    assert reader._watermark_cannot_survive(low)
+    assert not reader._watermark_cannot_survive(high)
+    assert not reader._watermark_cannot_survive(png_bytes(rgb))
+    assert read_provenance(low) == []
