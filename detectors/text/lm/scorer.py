@@ -1,0 +1,43 @@
+"""Per-text SmolLM2 features on the service path: tokenizer + numpy forward + ``stats``.
+
+Caveats first: the text should already be Unicode-normalised (``detectors.text.normalise``), as
+the training features were; only its first ``max_tokens`` tokens are scored. Cost on one CPU core
+is roughly linear in ``max_tokens`` (see GPU_RUN.md for measured times).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from detectors.text.lm.gguf import GGUFFile
+from detectors.text.lm.numpy_model import NumpyLlama
+from detectors.text.lm.stats import context_ids, text_features, token_stats
+from detectors.text.lm.tokenizer import build_tokenizer
+from detectors.text.lm.weights import load_llama
+
+
+class LMScorer:
+    """``features(text)`` -> ``stats.FEATURE_NAMES`` vector (float32)."""
+
+    def __init__(self, gguf_path: Path | str, max_tokens: int = 256) -> None:
+        if max_tokens < 1:
+            raise ValueError("max_tokens must be >= 1")
+        self.max_tokens = max_tokens
+        self.tokenizer = build_tokenizer(GGUFFile(gguf_path).metadata)
+        self.model = NumpyLlama(load_llama(gguf_path))
+
+    def token_ids(self, text: str) -> np.ndarray:
+        ids = self.tokenizer.encode(text, add_special_tokens=False).ids[: self.max_tokens]
+        return np.asarray(ids, dtype=np.int64)
+
+    def features_from_ids(self, ids: np.ndarray) -> np.ndarray:
+        x = context_ids(ids, self.max_tokens)
+        if x.size < 2:
+            return text_features(token_stats(np.zeros((0, self.model.config.vocab_size)), x[1:]))
+        logits = self.model.logits(x[:-1])
+        return text_features(token_stats(logits, x[1:]))
+
+    def features(self, text: str) -> np.ndarray:
+        return self.features_from_ids(self.token_ids(text))
