@@ -30,13 +30,13 @@ from service.caching import PreparedCache
 from service.config import Settings
 from service.custom_detectors import SHIPPED, ExtraDetectors, MemberResult, detector_score, members_energy
 from service.domain import CheckRequest, DecodedImage
-from service.energy_setup import build_meter
+from service.energy_setup import build_meter, lane_meter
 from service.ensembles import EnsembleOutcome, LoadedEnsemble, load_ensembles
 from service.errors import ConflictError, InvalidRequestError, TooManyHeadshotsError
 from service.inputs import decode_image, validate_text
 from service.metrics import Metrics
 from service.registry import DetectorSlot, device_from_settings, load_slots
-from service.reports import abstained_text, energy_part, energy_section, text_section
+from service.reports import abstained_text, energy_part, energy_section, evidence_part, text_section
 from service.schemas import EnergyPart, HeadshotReport, ReadyStatus, Report, TextReport
 from service.store.repository import HeadshotFingerprint, HeadshotRecord, Store, byline_key
 from service.verdict import combine, headshot_verdict
@@ -100,11 +100,12 @@ class Pipeline:
                                         thread_name_prefix="preprocess")
         self.slots = await asyncio.to_thread(load_slots, self.settings, self.device, self._provided)
         meter = self._meter or build_meter(self.settings, self.device)
+        shipped_meter = lane_meter(self.settings, self.device, meter)
         for role, slot in self.slots.items():
             if slot.detector is None:
                 continue
             batcher = MicroBatcher(
-                slot.detector, meter, self._lane, max_batch_size=self.settings.max_batch_size,
+                slot.detector, shipped_meter, self._lane, max_batch_size=self.settings.max_batch_size,
                 max_wait_s=self.settings.max_wait_s, max_queue=self.settings.max_queue,
                 retry_after_s=self.settings.retry_after_s, on_batch=self.metrics.observe_batch,
                 preprocess_power_w=self.settings.cpu_core_power_w, preprocess_pool=self._pool,
@@ -142,7 +143,7 @@ class Pipeline:
     async def check(self, request: CheckRequest, api_key_id: str | None = None) -> dict[str, Any]:
         """Run one check and store it. Returns the report as JSON-ready dict."""
         started = time.perf_counter()
-        text, images = await self._validated(request)
+        text, images, decode_cpu_s = await self._validated(request)
         req_hash = request_hash(text, request, images)
         if request.idempotency_key:
             existing = await asyncio.to_thread(self.store.find_idempotent, api_key_id, request.idempotency_key)
@@ -153,7 +154,7 @@ class Pipeline:
             if images else []
         gathered = await asyncio.gather(
             self._judge_text(text, deadline),
-            *(self._judge_headshot(i, img, deadline, candidates) for i, img in enumerate(images)),
+            *(self._judge_headshot(i, img, deadline, candidates, decode_cpu_s[i]) for i, img in enumerate(images)),
             return_exceptions=True,
         )
         for outcome in gathered:
@@ -170,7 +171,8 @@ class Pipeline:
         self.metrics.check_latency.observe(time.perf_counter() - started)
         return _replayed(stored.report, stored.request_hash, req_hash)
 
-    async def _validated(self, request: CheckRequest) -> tuple[str | None, list[DecodedImage]]:
+    async def _validated(self, request: CheckRequest) -> tuple[str | None, list[DecodedImage], list[float]]:
+        """The validated text, the decoded headshots and each decode's CPU seconds (billed to the check)."""
         text = validate_text(request.text, self.settings) if request.text is not None else None
         if text is None and not request.headshots:
             raise InvalidRequestError("a check needs text, at least one headshot, or both")
@@ -178,9 +180,9 @@ class Pipeline:
             raise TooManyHeadshotsError(f"at most {self.settings.max_headshots} headshots per check")
         min_side = 0 if any(s.role == "image" for s in self.settings.custom_detectors) \
             else self.settings.headshot_decode_min_side
-        images = await asyncio.gather(*(self._on_pool(decode_image, h.data, self.settings, min_side)
-                                        for h in request.headshots))
-        return text, list(images)
+        decoded = await asyncio.gather(*(self._on_pool(_cpu_timed, decode_image, h.data, self.settings, min_side)
+                                         for h in request.headshots))
+        return text, [image for image, _ in decoded], [cpu_s for _, cpu_s in decoded]
 
     async def _on_pool(self, work: Callable[..., _T], *args: Any) -> _T:
         """Run CPU work on the preprocessing pool (bounded to the cores), or a plain thread before start()."""
@@ -208,8 +210,9 @@ class Pipeline:
         return report.model_copy(update=update), parts
 
     async def _judge_headshot(self, index: int, image: DecodedImage, deadline: float,
-                              candidates: Sequence[HeadshotFingerprint]) -> _HeadshotOutcome:
-        findings, phash = await self._on_pool(lambda: (evidence.provenance(image.original), evidence.phash(image.pixels)))
+                              candidates: Sequence[HeadshotFingerprint], decode_cpu_s: float) -> _HeadshotOutcome:
+        (findings, phash), evidence_cpu_s = await self._on_pool(
+            _cpu_timed, lambda: (evidence.provenance(image.original), evidence.phash(image.pixels)))
         batcher = self.batchers.get("face")
         item = ImageItem(pixels=image.pixels, original=image.original, submitted_size=image.submitted_size)
         key = f"{image.sha256}:{image.pixels.shape}:{image.width}x{image.height}:embed={self.settings.face_embeddings}"
@@ -242,7 +245,9 @@ class Pipeline:
             embedding=evidence.embedding_bytes(out.embedding if out else None),
             image=image.original if self.settings.keep_headshot_images else None, verdict=verdict.value,
         )
-        return _HeadshotOutcome(report, ((energy_part(result),) if result else ()) + members_energy(extra), record)
+        parts: tuple[EnergyPart, ...] = (evidence_part(decode_cpu_s + evidence_cpu_s, self.settings),)
+        parts += ((energy_part(result),) if result else ()) + members_energy(extra)
+        return _HeadshotOutcome(report, parts, record)
 
     def _report(self, request: CheckRequest, text_outcome: tuple[TextReport | None, tuple[EnergyPart, ...]],
                 heads: Sequence[_HeadshotOutcome]) -> dict[str, Any]:
@@ -259,6 +264,13 @@ class Pipeline:
 
 async def _nothing() -> None:
     return None
+
+
+def _cpu_timed(work: Callable[..., _T], *args: Any) -> tuple[_T, float]:
+    """``work(*args)`` and the CPU seconds this thread spent on it (run on a pool thread)."""
+    started = time.thread_time()
+    result = work(*args)
+    return result, time.thread_time() - started
 
 
 def _with_members(report: HeadshotReport, members: Sequence[MemberResult], stacked: EnsembleOutcome | None,

@@ -58,6 +58,23 @@ def energy_part(result: BatchedResult) -> EnergyPart:
     )
 
 
+EVIDENCE_PART = "headshot-evidence"
+
+
+def evidence_part(cpu_s: float, settings: Settings) -> EnergyPart:
+    """A headshot's work outside the detectors: decoding the upload, reading its provenance and its pHash.
+
+    Always a CPU-time estimate (this thread's CPU seconds times the per-core power figure).
+    """
+    joules = cpu_s * settings.cpu_core_power_w
+    return EnergyPart(
+        detector=EVIDENCE_PART, joules=joules, method="estimated", source="cpu-time-estimate", device="cpu",
+        window_s=0.0, batch_size=1, share=1.0, preprocess_j=joules,
+        note=f"decode, provenance and pHash: {cpu_s:.4f} CPU-s x {settings.cpu_core_power_w} W per core "
+             f"({settings.cpu_core_power_source})",
+    )
+
+
 def energy_section(parts: Sequence[EnergyPart], settings: Settings) -> EnergyReport:
     """Sum the parts. ``share`` is this check's fraction of the energy of the batches it ran in."""
     if not parts:

@@ -182,3 +182,50 @@ def test_the_same_headshot_twice_hits_the_cache_through_the_api(settings: Settin
         assert again["synthetic_probability"] == first["synthetic_probability"]
         assert again["face_box"] == first["face_box"]
         assert other["synthetic_probability"] != first["synthetic_probability"]
+
+
+def test_lane_meter_counts_only_its_own_thread() -> None:
+    """Another thread's work in the window (the pool preparing other checks) is not billed to the forward pass."""
+    import threading
+
+    from detectors.contract import Device, DeviceKind
+    from detectors.energy import CpuTimeMeter
+    from service.energy_setup import ThreadCpuTimeMeter, lane_meter
+
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(i * i for i in range(1000))
+
+    thread_meter, process_meter = ThreadCpuTimeMeter(10.0, "test"), CpuTimeMeter(10.0, "test")
+    other = threading.Thread(target=spin)
+    other.start()
+    try:
+        thread_token, process_token = thread_meter.begin(), process_meter.begin()
+        time.sleep(0.3)  # this thread idles while the other one works
+        thread_reading, process_reading = thread_meter.end(thread_token), process_meter.end(process_token)
+    finally:
+        stop.set()
+        other.join()
+    assert thread_reading.joules < process_reading.joules / 3
+    assert thread_reading.joules > 0
+    single = Settings(intra_op_threads=1)
+    assert isinstance(lane_meter(single, Device(), process_meter), ThreadCpuTimeMeter)
+    assert lane_meter(Settings(intra_op_threads=0), Device(), process_meter) is process_meter
+    assert lane_meter(single, Device(kind=DeviceKind.CUDA), process_meter) is process_meter
+
+
+def test_headshot_decode_and_provenance_are_billed_to_the_check(settings: Settings) -> None:
+    app = create_app(settings, detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
+    with TestClient(app) as client:
+        auth = {"Authorization": f"Bearer {app.state.store.create_api_key('t', [Scope.CHECK])}"}
+        resp = client.post("/v1/checks", data={"text": TEXT}, files=[("headshots", ("h.jpg", _jpeg(120), "image/jpeg"))],
+                           headers=auth)
+    energy = resp.json()["energy"]
+    [evidence] = [p for p in energy["parts"] if p["detector"] == "headshot-evidence"]
+    assert evidence["joules"] > 0
+    assert evidence["method"] == "estimated"
+    assert evidence["preprocess_j"] == pytest.approx(evidence["joules"])
+    assert energy["joules"] == pytest.approx(sum(p["joules"] for p in energy["parts"]))
+    assert energy["share"] <= 1.0
