@@ -18,6 +18,8 @@ from detectors.face.finding import FaceFinder, FoundFace
 
 CROP_SIZE = 96
 CONTEXT_ZOOM = 0.5
+V2_CROP_SIZE = 128
+V2_ZOOM = 0.7
 MULTIPLE_FACE_RATIO = 0.5
 
 NO_FACE = "no_face"
@@ -26,22 +28,41 @@ FACE_TOO_SMALL = "face_too_small"
 
 
 @dataclass(frozen=True)
+class CropSpec:
+    """An extra aligned crop for a second CNN: ``size`` px square, ``zoom`` as in ``align_face``."""
+
+    size: int
+    zoom: float
+
+
+V2_CROP = CropSpec(size=V2_CROP_SIZE, zoom=V2_ZOOM)
+
+
+@dataclass(frozen=True)
 class FaceInputs:
-    """Model inputs for one face: the aligned crop (RGB uint8) and the engineered cues (float32)."""
+    """Model inputs for one face: the aligned crop (RGB uint8), the engineered cues (float32) and, when
+    asked for, the wider crop of a second CNN (``wide_crop``, RGB uint8, e.g. v2's 128 px at zoom 0.7)."""
 
     crop: np.ndarray
     cues: np.ndarray
+    wide_crop: np.ndarray | None = None
 
 
 def face_inputs(
-    pixels: np.ndarray, landmarks: np.ndarray, jitter: np.ndarray | None = None, crop_size: int = CROP_SIZE
+    pixels: np.ndarray,
+    landmarks: np.ndarray,
+    jitter: np.ndarray | None = None,
+    crop_size: int = CROP_SIZE,
+    wide: CropSpec | None = None,
 ) -> FaceInputs:
-    """Aligned crop plus spectral and eye-position cues for one face (landmarks in ``pixels`` coords)."""
+    """Aligned crop plus spectral and eye-position cues for one face (landmarks in ``pixels`` coords), and
+    the ``wide`` crop when given (None leaves v1's behaviour unchanged)."""
     crop = align_face(pixels, landmarks, crop_size, jitter=jitter)
     context = align_face(pixels, landmarks, crop_size, zoom=CONTEXT_ZOOM, jitter=jitter)
     height, width = pixels.shape[:2]
     cues = np.concatenate([spectral_features(crop, context), eye_features(landmarks, width, height)])
-    return FaceInputs(crop=crop, cues=cues.astype(np.float32))
+    wide_crop = None if wide is None else align_face(pixels, landmarks, wide.size, zoom=wide.zoom, jitter=jitter)
+    return FaceInputs(crop=crop, cues=cues.astype(np.float32), wide_crop=wide_crop)
 
 
 @dataclass(frozen=True)
@@ -74,13 +95,17 @@ def clip_box(box: Box, width: int, height: int) -> Box:
 
 
 def find_and_prepare(
-    finder: FaceFinder, pixels: np.ndarray, min_face_pixels: float, crop_size: int = CROP_SIZE
+    finder: FaceFinder,
+    pixels: np.ndarray,
+    min_face_pixels: float,
+    crop_size: int = CROP_SIZE,
+    wide: CropSpec | None = None,
 ) -> tuple[FaceChoice, FaceInputs | None]:
-    """Find faces, choose one, and compute its inputs unless abstaining."""
+    """Find faces, choose one, and compute its inputs (with the ``wide`` crop when given) unless abstaining."""
     choice = choose_face(finder.find(pixels), min_face_pixels)
     if choice.face is None or choice.abstain_reason is not None:
         return choice, None
-    return choice, face_inputs(pixels, choice.face.landmarks, crop_size=crop_size)
+    return choice, face_inputs(pixels, choice.face.landmarks, crop_size=crop_size, wide=wide)
 
 
 def min_eye_distance(crop_size: int) -> float:
