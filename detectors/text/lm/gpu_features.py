@@ -1,9 +1,10 @@
 """GPU job: SmolLM2 features for every text in a token-id file (torch; no bylinecheck install needed).
 
 Caveats first: imports only numpy, torch and ``detectors.text.lm`` (plus ``detectors.text``'s numpy-
-only modules). The body runs in ``--dtype`` (bf16 by default), the final norm and logits in float32.
+only modules). The body runs in ``--dtype`` (float32 by default, so that training features match the
+numpy service path: a bf16 body moved per-text features by up to 0.27), logits always in float32.
 Texts are sorted by length and batched by a token budget. ``--parity`` texts from ``parity_ref.npz``
-(next to the token file) are also scored with a float32 body and compared with the numpy path.
+(next to the token file) are compared with the numpy path (rescored in float32 if the body is not).
 
 Writes to ``--out``: ``features.npz`` (``ids``, ``features`` float32 n x F, ``feature_names``,
 ``lengths``), ``token_ll.npz`` / ``token_entropy.npz`` / ``token_logrank.npz`` (float16, the texts'
@@ -113,8 +114,10 @@ def _parity(args: argparse.Namespace, weights: Any, data: Any, feats: np.ndarray
     if not rows:
         return {"skipped": True}
     rows_a = np.array(rows)
-    fp32 = TorchLlama(weights, args.device, "float32", "float32")
-    f32, _ = score_all(fp32, data["tokens"][rows_a], data["lengths"][rows_a], args.token_budget, args.max_batch)
+    f32 = feats[rows_a]
+    if args.dtype != "float32":
+        fp32 = TorchLlama(weights, args.device, "float32", "float32")
+        f32, _ = score_all(fp32, data["tokens"][rows_a], data["lengths"][rows_a], args.token_budget, args.max_batch)
     ref_feats = ref["features"][[k for k, i in enumerate(ref["ids"][: args.parity]) if str(i) in pos]]
     np.savez_compressed(args.out / "parity.npz", ids=data["ids"][rows_a], features_fp32=f32, features_main=feats[rows_a],
                         features_numpy=ref_feats, feature_names=np.array(FEATURE_NAMES))
@@ -161,6 +164,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report = {
         "gguf_sha256": digest, "texts": len(lengths), "tokens": int(lengths.sum()), "device": args.device, "dtype": args.dtype,
         "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu", "torch": torch.__version__,
+        "fp32_matmul_precision": torch.get_float32_matmul_precision(),
         "load_s": round(t_load, 2), "score_s": round(t_score, 2),
         "nan_share": {n: float(np.isnan(feats[:, j]).mean()) for j, n in enumerate(FEATURE_NAMES)},
         "parity": _parity(args, weights, data, feats, pos),
@@ -176,7 +180,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float16", "float32"))
+    parser.add_argument("--dtype", default="float32", choices=("bfloat16", "float16", "float32"),
+                        help="body dtype; float32 (default) matches the numpy service path, bf16 moved fastdetect by 0.27")
     parser.add_argument("--token-budget", type=int, default=32768, help="padded positions per batch")
     parser.add_argument("--max-batch", type=int, default=512)
     parser.add_argument("--gguf-sha256", default="", help="refuse to run unless the GGUF has this sha256")
