@@ -180,3 +180,14 @@ def test_text_normalisation_keeps_offsets_into_the_submitted_text(text: str) -> 
     if norm.text:
         start, end = norm.span_to_original(0, len(norm.text))
         assert 0 <= start < end <= len(text)
+
+
+def test_wxr_declaring_an_unknown_encoding_is_one_error_row(tmp_path: Path) -> None:
+    """Found by the fuzzer: expat raises LookupError (not a ParseError) for ``encoding="TF-8"``."""
+    from service.audit.wxr import read_wxr
+
+    path = tmp_path / "export.xml"
+    path.write_bytes(b'<?xml version="1.0" encoding="TF-8"?>\n<rss version="2.0"><channel></channel></rss>')
+    rows = list(read_wxr(path))
+    assert len(rows) == 1
+    assert rows[0]["_error"] == "WXR could not be read: LookupError"

@@ -80,7 +80,8 @@ def _row(elem: Element, authors: dict[str, dict[str, Any]]) -> dict[str, Any] | 
 
 
 def read_wxr(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows in the JSONL schema. A malformed or hostile file yields one ``_error`` row and stops."""
+    """Rows in the JSONL schema. A malformed or hostile file (or one declaring an unknown encoding) yields one
+    ``_error`` row and stops."""
     authors: dict[str, dict[str, Any]] = {}
     channel: Element | None = None
     try:
@@ -98,7 +99,7 @@ def read_wxr(path: Path) -> Iterator[dict[str, Any]]:
                 _drop(channel, elem)
                 if row is not None:
                     yield row
-    except (ParseError, DefusedXmlException) as exc:
+    except (ParseError, DefusedXmlException, LookupError) as exc:  # LookupError: an unknown declared encoding
         yield {"id": f"{path.name}:unreadable", "_error": f"WXR could not be read: {type(exc).__name__}"}
 
 
