@@ -31,6 +31,7 @@ from detectors.contract import (
 from detectors.face.finding import FaceEmbedder, FaceFinder
 from detectors.face.pipeline import (
     CROP_SIZE,
+    CropSpec,
     FaceInputs,
     clip_box,
     face_inputs,
@@ -43,6 +44,8 @@ from detectors.manifest import Manifest, load_manifest
 from detectors.runtime import onnx_session
 
 EVIDENCE_UNIT = "face_pixels"
+# stacker input -> manifest file role of that CNN (v1: 96 px crop; v2: the manifest's ``extra.cnn_v2`` crop)
+CNN_FILES = {"cnn": "model", "cnn_v2": "model_v2"}
 
 
 @dataclass(frozen=True)
@@ -81,29 +84,36 @@ class FaceDetector:
     def __init__(self, manifest: Manifest, max_batch_size: int = 16, embed_faces: bool = False) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
-        missing = {"model", "cue_trees"} - set(manifest.files)
-        if missing:
-            raise WeightsCorruptError(f"face manifest lists no {sorted(missing)} file")
         try:
             self._stacker = parse_stacker(manifest.extra["ensemble"])
             family = manifest.extra.get("family", {})
             self._family = FamilyRule(float(family.get("diffusion_above", 0.9)), float(family.get("gan_below", 0.1)))
+            self._family_from = str(family.get("from", "cnn"))
             self._work_side = int(manifest.extra.get("work_side", 448))
             self._crop_size = int(manifest.extra.get("crop_size", CROP_SIZE))
+            v2 = manifest.extra.get("cnn_v2")
+            self._wide = None if v2 is None else CropSpec(size=int(v2["crop_size"]), zoom=float(v2["zoom"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise WeightsCorruptError(f"malformed face manifest extra: {exc}") from exc
+        inputs = self._stacker[2]
+        self._cnns = tuple(name for name in CNN_FILES if name in inputs or name == self._family_from)
+        if self._family_from not in CNN_FILES or ("cnn_v2" in self._cnns and self._wide is None):
+            raise WeightsCorruptError("face manifest: family source or cnn_v2 crop missing")
+        missing = {"cue_trees", *(CNN_FILES[name] for name in self._cnns)} - set(manifest.files)
+        if missing:
+            raise WeightsCorruptError(f"face manifest lists no {sorted(missing)} file")
         self.manifest = manifest
         self.name = manifest.name
         self.version = manifest.version
         self.max_batch_size = max_batch_size
         self.embed_faces = embed_faces
         self._embedder = FaceEmbedder()
-        self._session: Any = None
+        self._sessions: dict[str, Any] = {}
         self._finder: FaceFinder | None = None
         self._ensemble: Ensemble | None = None
 
     def load(self, device: Device) -> None:
-        """Open the ONNX session on ``device``, the cue trees and the dlib models.
+        """Open the ONNX session(s) on ``device``, the cue trees and the dlib models.
 
         Raises WeightsMissingError (dlib models absent) or WeightsCorruptError (unreadable trees).
         """
@@ -111,8 +121,9 @@ class FaceDetector:
             trees = CueTrees.load(self.manifest.files["cue_trees"])
         except (OSError, KeyError, ValueError) as exc:
             raise WeightsCorruptError(f"unreadable cue trees: {exc}") from exc
-        self._ensemble = Ensemble(trees=trees, stack_coef=self._stacker[0], stack_intercept=self._stacker[1])
-        self._session = onnx_session(self.manifest.files["model"], device)
+        coef, intercept, inputs = self._stacker
+        self._ensemble = Ensemble(trees=trees, stack_coef=coef, stack_intercept=intercept, inputs=inputs)
+        self._sessions = {name: onnx_session(self.manifest.files[CNN_FILES[name]], device) for name in self._cnns}
         finder = FaceFinder(self._work_side)
         finder.load()
         self._finder = finder
@@ -138,14 +149,14 @@ class FaceDetector:
         submitted_w, submitted_h = item.submitted_size or (width, height)
         scale_x, scale_y = submitted_w / width, submitted_h / height
         min_pixels = self.manifest.min_evidence / (scale_x * scale_y)
-        choice, inputs = find_and_prepare(self._finder, pixels, min_pixels, self._crop_size)
+        choice, inputs = find_and_prepare(self._finder, pixels, min_pixels, self._crop_size, self._wide)
         face = choice.face
         if face is not None and inputs is not None and (scale_x > 1 or scale_y > 1) \
                 and face.eye_distance < min_eye_distance(self._crop_size):
             full = decode_full(item.original, (submitted_w, submitted_h))
             if full is not None:
                 pixels, face, scale_x, scale_y = full, scale_face(face, scale_x, scale_y), 1.0, 1.0
-                inputs = face_inputs(pixels, face.landmarks, crop_size=self._crop_size)
+                inputs = face_inputs(pixels, face.landmarks, crop_size=self._crop_size, wide=self._wide)
         box = None if face is None else clip_box(scale_face(face, scale_x, scale_y).box, submitted_w, submitted_h)
         embedding = None
         if self.embed_faces and inputs is not None and face is not None:
@@ -161,16 +172,22 @@ class FaceDetector:
         )
 
     def forward(self, batch: Sequence[PreparedFace]) -> list[np.ndarray | None]:
-        """One ONNX call for the batch's judged faces; (2,) logits per item, None when abstaining."""
-        judged = [i for i, p in enumerate(batch) if p.inputs is not None]
+        """One ONNX call per CNN for the batch's judged faces; per item (n_cnns, 2) logits in the order of
+        ``CNN_FILES`` (AI vs real, diffusion vs GAN), None when abstaining."""
+        judged = [p.inputs for p in batch if p.inputs is not None]
         out: list[np.ndarray | None] = [None] * len(batch)
         if not judged:
             return out
-        crops = np.stack([batch[i].inputs.crop for i in judged])  # type: ignore[union-attr]
-        nchw = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
-        logits = self._session.run(None, {"crops": nchw})[0]
-        for row, index in enumerate(judged):
-            out[index] = np.asarray(logits[row], dtype=np.float64)
+        logits = []
+        for name in self._cnns:
+            crops = np.stack([_model_crop(i, name) for i in judged])
+            nchw = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
+            logits.append(np.asarray(self._sessions[name].run(None, {"crops": nchw})[0], dtype=np.float64))
+        stacked = np.stack(logits, axis=1)
+        rows = iter(stacked)
+        for index, prepared in enumerate(batch):
+            if prepared.inputs is not None:
+                out[index] = next(rows)
         return out
 
     def postprocess(self, prepared: Sequence[PreparedFace], raw: Sequence[object]) -> list[DetectorOutput]:
@@ -195,11 +212,12 @@ class FaceDetector:
         ensemble = self._ensemble
         if ensemble is None:
             raise RuntimeError("FaceDetector.load() was not called")
+        logits = dict(zip(self._cnns, np.atleast_2d(raw), strict=True))
         cue_logit = float(ensemble.cue_logits(prepared.inputs.cues)[0])
-        score = float(ensemble.raw_scores(np.array([raw[0]]), prepared.inputs.cues[None, :])[0])
+        score = float(ensemble.combine({n: v[:1] for n, v in logits.items()}, prepared.inputs.cues[None, :])[0])
         probability = float(self.manifest.calibration(score))
         verdict = self.manifest.thresholds.verdict(probability)
-        p_diffusion = float(sigmoid(raw[1]))
+        p_diffusion = float(sigmoid(logits[self._family_from][1]))
         family = self._family.family(p_diffusion) if verdict is Verdict.LIKELY_AI else None
         flags = ("several_faces_largest_judged",) if prepared.faces_found > 1 else ()
         return DetectorOutput(
@@ -209,7 +227,8 @@ class FaceDetector:
             threshold=self.manifest.thresholds.likely_ai,
             family=family,
             flags=flags,
-            extras={"cnn_logit": float(raw[0]), "cue_logit": cue_logit, "p_diffusion": p_diffusion},
+            extras={**{f"{n}_logit": float(v[0]) for n, v in logits.items()}, "cue_logit": cue_logit,
+                    "p_diffusion": p_diffusion},
             **common,
         )
 
@@ -220,6 +239,15 @@ class FaceDetector:
             prepared = [self.preprocess(ImageItem(pixels=p)) for p in images[start : start + self.max_batch_size]]
             outputs.extend(self.postprocess(prepared, self.forward(prepared)))
         return outputs
+
+
+def _model_crop(inputs: FaceInputs, cnn: str) -> np.ndarray:
+    """The crop that ``cnn`` reads: v1's aligned crop, or the wide crop for ``cnn_v2``."""
+    if cnn == "cnn":
+        return inputs.crop
+    if inputs.wide_crop is None:
+        raise RuntimeError("face inputs lack the cnn_v2 crop")
+    return inputs.wide_crop
 
 
 def decode_full(original: bytes, size: tuple[int, int]) -> np.ndarray | None:

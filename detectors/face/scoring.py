@@ -2,8 +2,8 @@
 
 Caveats first: pure numpy at inference. The trees (fitted with scikit-learn's
 HistGradientBoostingClassifier at training time) are stored as flat arrays in ``cue_trees.npz``
-beside the model, listed with its sha256 in the manifest; the stacker's three numbers live in the
-manifest's ``extra.ensemble``. The raw score is the stacker's logit (higher = more likely AI); the
+beside the model, listed with its sha256 in the manifest; the stacker's inputs, coefficients and
+intercept live in the manifest's ``extra.ensemble``. The raw score is the stacker's logit (higher = more likely AI); the
 manifest's calibration maps it to a probability. Cues must be finite (NaN is treated as 0).
 """
 
@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+V1_INPUTS = ("cnn", "cues")
+STACK_INPUTS = ("cnn", "cnn_v2", "cues")
 _TREE_FIELDS = ("feature", "threshold", "left", "right", "leaf", "value", "roots")
 
 
@@ -82,30 +84,52 @@ class CueTrees:
 
 @dataclass(frozen=True)
 class Ensemble:
-    """raw = s0 * cnn_logit + s1 * cue_logit + s2, with cue_logit from the boosted trees."""
+    """raw = sum_i stack_coef[i] * logit[inputs[i]] + stack_intercept.
+
+    ``inputs`` names the stacked logits: ``cnn`` (v1's 96 px CNN), ``cnn_v2`` (v2's 128 px CNN) and
+    ``cues`` (the boosted trees on the engineered cues). 1.0.0 manifests have no ``inputs``: ("cnn", "cues").
+    """
 
     trees: CueTrees
-    stack_coef: tuple[float, float]
+    stack_coef: tuple[float, ...]
     stack_intercept: float
+    inputs: tuple[str, ...] = V1_INPUTS
 
     def cue_logits(self, cues: np.ndarray) -> np.ndarray:
         return self.trees.logits(cues)
 
+    def combine(self, cnn_logits: Mapping[str, np.ndarray], cues: np.ndarray) -> np.ndarray:
+        """Stacked logits for N faces: ``cnn_logits`` maps each CNN input name to (N,), ``cues`` is (N, C)."""
+        columns = {name: np.asarray(value, dtype=np.float64) for name, value in cnn_logits.items()}
+        if "cues" in self.inputs:
+            columns["cues"] = self.cue_logits(cues)
+        total = np.full(len(np.atleast_2d(cues)), self.stack_intercept, dtype=np.float64)
+        for coef, name in zip(self.stack_coef, self.inputs, strict=True):
+            total = total + coef * columns[name]
+        return total
+
     def raw_scores(self, cnn_logits: np.ndarray, cues: np.ndarray) -> np.ndarray:
-        """Stacked logits for N faces: ``cnn_logits`` (N,), ``cues`` (N, C)."""
-        cnn = np.asarray(cnn_logits, dtype=np.float64)
-        return self.stack_coef[0] * cnn + self.stack_coef[1] * self.cue_logits(cues) + self.stack_intercept
+        """Stacked logits for N faces from v1's CNN logits (N,) and cues (N, C) (``inputs`` = cnn, cues)."""
+        return self.combine({"cnn": cnn_logits}, cues)
 
     def stacker_dict(self) -> dict[str, Any]:
-        return {"stack_coef": [float(v) for v in self.stack_coef], "stack_intercept": float(self.stack_intercept)}
+        return {
+            "inputs": list(self.inputs),
+            "stack_coef": [float(v) for v in self.stack_coef],
+            "stack_intercept": float(self.stack_intercept),
+        }
 
 
-def parse_stacker(spec: Mapping[str, Any]) -> tuple[tuple[float, float], float]:
-    """(stack_coef, stack_intercept) from a manifest entry; raises KeyError / ValueError when malformed."""
-    coef = [float(v) for v in spec["stack_coef"]]
-    if len(coef) != 2:
-        raise ValueError("stack_coef needs 2 values")
-    return (coef[0], coef[1]), float(spec["stack_intercept"])
+def parse_stacker(spec: Mapping[str, Any]) -> tuple[tuple[float, ...], float, tuple[str, ...]]:
+    """(stack_coef, stack_intercept, inputs) from a manifest entry; raises KeyError / ValueError when malformed."""
+    inputs = tuple(str(v) for v in spec.get("inputs", V1_INPUTS))
+    unknown = set(inputs) - set(STACK_INPUTS)
+    if unknown or not inputs:
+        raise ValueError(f"unknown or no stacker inputs {sorted(unknown)}")
+    coef = tuple(float(v) for v in spec["stack_coef"])
+    if len(coef) != len(inputs):
+        raise ValueError(f"stack_coef needs {len(inputs)} values")
+    return coef, float(spec["stack_intercept"]), inputs
 
 
 def sigmoid(z: np.ndarray | float) -> np.ndarray:
