@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=600, ge=0)
     rate_limit_burst: int = Field(default=60, ge=1)
 
+    # Text detector.
+    text_lm: Literal["auto", "off", "always"] = Field(
+        default="auto", description="SmolLM2 likelihood features in the shipped text detector (weights/text >= 0.2.0): "
+        "auto = only for texts the n-gram model is unsure of (the cascade band in the manifest; ~2 CPU-s each), "
+        "always = every text, off = the n-gram model alone (its own calibration and thresholds, ~20 ms per article)")
+
     # Headshots.
     keep_headshot_images: bool = False
     headshot_retention_days: int = Field(default=30, ge=0)
