@@ -1,8 +1,11 @@
 """Service benchmark: p50/p99 latency, checks/s and energy per check at concurrency 1, 8 and 32.
 
 Starts the real service (uvicorn, loopback only, temporary SQLite) with the shipped detectors and
-sends 800-word articles, each with one 1024x1024 JPEG headshot, from ../shared/datasets. Prints a
-table and writes JSON (``--out``). A benchmark, not a test: it asserts nothing.
+sends 800-word articles, each with one 1024x1024 JPEG headshot, from ../shared/datasets. Every request
+carries a *different* headshot (cold: no cache can hit); ``--warm`` repeats one headshot on purpose (a
+newsroom's byline photo sent with every article) and labels the run ``warm``. Prints a table and writes
+JSON (``--out``) with the load average before and after each level. A benchmark, not a test: it asserts
+nothing. CPU seconds count the whole process, client included.
 
     .venv/bin/python -m benchmarks.bench_checks --requests 64 --out benchmarks/results/checks.json
 """
@@ -27,32 +30,10 @@ import httpx
 import uvicorn
 from PIL import Image
 
+from benchmarks.workload import articles, distinct_headshots
 from service.api import create_app
 from service.config import Settings
 from service.domain import Scope
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
-
-
-def articles(n: int, words: int = 800) -> list[str]:
-    """``n`` articles of ``words`` words, made by joining consecutive human Reuters stories."""
-    pool: list[str] = []
-    with (SHARED / "text" / "reuters21578_news.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            pool.extend(json.loads(line)["text"].split())
-            if len(pool) > n * words:
-                break
-    return [" ".join(pool[i * words:(i + 1) * words]) for i in range(n)]
-
-
-def headshot_jpeg() -> bytes:
-    folder = SHARED / "faces" / "real_ciplab"
-    source = next(iter(sorted(folder.glob("*.jpg"))), None)
-    image = Image.open(source).convert("RGB") if source else Image.new("RGB", (600, 600), (128, 100, 90))
-    buf = io.BytesIO()
-    image.resize((1024, 1024), Image.Resampling.BICUBIC).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
 
 
 def free_port() -> int:
@@ -72,9 +53,12 @@ def start_server(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, 
     return server, thread, token
 
 
-async def run_level(base: str, token: str, concurrency: int, total: int, texts: list[str], image: bytes) -> dict[str, Any]:
+async def run_level(base: str, token: str, concurrency: int, total: int, texts: list[str],
+                    images: list[bytes]) -> dict[str, Any]:
+    """One level; request ``i`` sends ``images[i % len(images)]``."""
     latencies: list[float] = []
     joules: list[float] = []
+    preprocess_j: list[float] = []
     errors = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(total):
@@ -85,23 +69,27 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
         while not queue.empty():
             i = queue.get_nowait()
             files = [("text", ("a.txt", texts[i % len(texts)].encode(), "text/plain")),
-                     ("headshots", ("h.jpg", image, "image/jpeg"))]
+                     ("headshots", ("h.jpg", images[i % len(images)], "image/jpeg"))]
             started = time.perf_counter()
             resp = await client.post("/v1/checks", files=files, data={"byline": f"Bench {i}"})
             latencies.append(time.perf_counter() - started)
             if resp.status_code != 200:
                 errors += 1
                 continue
-            energy = resp.json()["energy"]["joules"]
-            if energy is not None:
-                joules.append(energy)
+            energy = resp.json()["energy"]
+            if energy["joules"] is not None:
+                joules.append(energy["joules"])
+                preprocess_j.append(sum(p.get("preprocess_j") or 0.0 for p in energy.get("parts") or []))
 
+    load_before = os.getloadavg()
+    client0 = time.thread_time()  # the client runs on this thread's event loop; the service on its own threads
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     wall0 = time.perf_counter()
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     wall = time.perf_counter() - wall0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    client_cpu_s = time.thread_time() - client0
     cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     ordered = sorted(latencies)
     return {
@@ -110,19 +98,26 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
         "errors": errors,
         "checks_per_s": total / wall,
         "checks_per_cpu_s": total / cpu_s if cpu_s else None,
+        "cpu_s_per_check": cpu_s / total,
+        "service_cpu_s_per_check": (cpu_s - client_cpu_s) / total,
+        "client_cpu_s_per_check": client_cpu_s / total,
         "p50_ms": 1000 * statistics.median(ordered),
         "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
         "energy_j_per_check_mean": statistics.fmean(joules) if joules else None,
+        "preprocess_j_per_check_mean": statistics.fmean(preprocess_j) if preprocess_j else None,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
     }
 
 
-def peer_comparison(texts: list[str], image: bytes, settings: Settings, results: list[dict[str, Any]]) -> dict[str, Any]:
+def peer_comparison(texts: list[str], images: list[bytes], settings: Settings,
+                    results: list[dict[str, Any]]) -> dict[str, Any]:
     import numpy as np
 
     from benchmarks.peer_baseline import run_peer_baseline
 
-    pixels = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
-    peer = run_peer_baseline(texts, [pixels] * len(texts), settings.cpu_core_power_w)
+    pixels = [np.asarray(Image.open(io.BytesIO(images[i % len(images)])).convert("RGB")) for i in range(len(texts))]
+    peer = run_peer_baseline(texts, pixels, settings.cpu_core_power_w)
     best = max(r["checks_per_cpu_s"] or 0.0 for r in results)
     peer["ratio_checks_per_cpu_s"] = best / peer["checks_per_cpu_s"]
     return peer
@@ -135,30 +130,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--peer", action="store_true", help="also run the peer baseline (needs the train extra)")
     parser.add_argument("--peer-items", type=int, default=16)
+    parser.add_argument("--warm", action="store_true", help="repeat one headshot (labelled warm; not the headline)")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bylinecheck-bench-"))
     settings = Settings(database_url=f"sqlite:///{tmp / 'bench.sqlite3'}", port=free_port(), bootstrap_api_key=False,
                         max_queue=1024)
     server, thread, token = start_server(settings)
-    texts, image = articles(32), headshot_jpeg()
+    texts = articles(32)
+    # distinct headshots across all levels (+2 for the warm-up request), or one repeated headshot when warm
+    images = distinct_headshots(1 if args.warm else args.requests * len(args.levels) + 2)
     results = []
     try:
-        for level in args.levels:
+        asyncio.run(run_level(f"http://127.0.0.1:{settings.port}", token, 1, 1, texts, images[-1:]))  # warm-up
+        for n, level in enumerate(args.levels):
+            level_images = images if args.warm else images[n * args.requests:(n + 1) * args.requests]
             results.append(asyncio.run(run_level(f"http://127.0.0.1:{settings.port}", token, level, args.requests,
-                                                 texts, image)))
+                                                 texts, level_images)))
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-    print(f"{'conc':>5} {'req':>5} {'err':>4} {'checks/s':>9} {'chk/CPU-s':>9} {'p50 ms':>8} {'p99 ms':>8} {'J/check':>8}")
+    mode = "warm" if args.warm else "cold"
+    print(f"headshots: {mode} ({'one headshot repeated' if args.warm else 'a different headshot per request'})")
+    print("CPU-s: whole process per check (client included); svc: the service's threads only; "
+          "J/check: the reports' energy; svc J: svc CPU-s x cpu_core_power_w")
+    print(f"{'conc':>5} {'req':>5} {'err':>4} {'checks/s':>9} {'chk/CPU-s':>9} {'CPU-s':>6} {'svc':>6} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'J/check':>8} {'svc J':>6} {'load':>5}")
     for r in results:
         energy = r["energy_j_per_check_mean"]
+        r["service_j_per_check_estimated"] = r["service_cpu_s_per_check"] * settings.cpu_core_power_w
         print(f"{r['concurrency']:>5} {r['requests']:>5} {r['errors']:>4} {r['checks_per_s']:>9.2f} "
-              f"{(r['checks_per_cpu_s'] or 0):>9.2f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
-              f"{(energy if energy is not None else float('nan')):>8.3f}")
-    payload: dict[str, Any] = {"cpu_count": os.cpu_count(), "results": results,
-                               "workload": "800-word article + 1024x1024 JPEG"}
+              f"{(r['checks_per_cpu_s'] or 0):>9.2f} {r['cpu_s_per_check']:>6.3f} {r['service_cpu_s_per_check']:>6.3f} "
+              f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {(energy if energy is not None else float('nan')):>8.3f} "
+              f"{r['service_j_per_check_estimated']:>6.3f} {r['load_average_before'][0]:>5.2f}")
+    payload: dict[str, Any] = {"cpu_count": os.cpu_count(), "results": results, "headshots": mode,
+                               "workload": f"800-word article + 1024x1024 JPEG ({mode} headshots)"}
     if args.peer:
-        payload["peer"] = peer_comparison(texts[: args.peer_items], image, settings, results)
+        payload["peer"] = peer_comparison(texts[: args.peer_items], images, settings, results)
         peer = payload["peer"]
         print(f"peer baseline: {peer['checks_per_cpu_s']:.3f} checks/CPU-s, {peer['text_ms']:.0f} ms text + "
               f"{peer['image_ms']:.0f} ms image, {peer['energy_j_per_check_estimated']:.2f} J/check (estimated)")
