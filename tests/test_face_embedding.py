@@ -57,3 +57,17 @@ def test_embedder_uses_landmarks_in_the_given_image(net: NumpyFaceNet) -> None:
     half = np.asarray(embedder.embed(cv2.resize(image, (200, 200), interpolation=cv2.INTER_AREA), points / 2))
     assert full.shape == (128,)
     assert np.linalg.norm(full - half) < 0.35
+
+
+def test_finder_lends_each_concurrent_call_a_detector_made_at_load() -> None:
+    """Making a HOG detector costs ~0.8 s of CPU: load() makes one per worker, and find() only borrows them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from detectors.face.finding import FaceFinder
+
+    finder = FaceFinder()
+    finder.load(copies=2)
+    image = np.full((300, 300, 3), 128, np.uint8)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        assert all(found == [] for found in pool.map(finder.find, [image] * 6))
+    assert finder._free.qsize() == 2

@@ -10,6 +10,7 @@ likely AI. The inference path imports numpy, OpenCV, dlib and onnxruntime, never
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,7 +126,7 @@ class FaceDetector:
         self._ensemble = Ensemble(trees=trees, stack_coef=coef, stack_intercept=intercept, inputs=inputs)
         self._sessions = {name: onnx_session(self.manifest.files[CNN_FILES[name]], device) for name in self._cnns}
         finder = FaceFinder(self._work_side)
-        finder.load()
+        finder.load(copies=os.cpu_count() or 1)  # one HOG detector per core: callers run on a pool of that size
         self._finder = finder
         if self.embed_faces:
             self._embedder.load()

@@ -129,4 +129,4 @@ def _watermark(data: bytes) -> list[Finding]:
     if width * height > MAX_WATERMARK_PIXELS:
         logger.debug("image of %d pixels not checked for a watermark", width * height)
         return []
-    return read_watermark(np.asarray(image.convert("RGB")))
+    return read_watermark(np.asarray(image if image.mode == "RGB" else image.convert("RGB")))
