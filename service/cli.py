@@ -186,11 +186,27 @@ def train_faces(
     out: Annotated[Path, typer.Option()] = Path("weights/face"),
     seed: int = 0,
     budget_s: float = 1200.0,
+    stack_v2: Annotated[Path | None, typer.Option(help="face_cnn_v2.onnx of the GPU run: stack and calibrate 2.x")] = None,
+    cnn_v1: Annotated[Path | None, typer.Option(help="with --stack-v2: 1.0.0's model.onnx (a stacker candidate)")] = None,
+    gpu_log: Annotated[Path | None, typer.Option(help="with --stack-v2: the GPU run's train_log.json")] = None,
 ) -> None:
-    """Reproduce the shipped face detector (needs the train extra)."""
-    from detectors.face.training import train_face_model
+    """Reproduce the shipped face detector (needs the train extra).
 
-    sys.stdout.write(json.dumps(train_face_model(data, out, seed=seed, budget_s=budget_s), indent=2) + "\n")
+    2.x: crops with ``python -m detectors.face.gpu_data``, the CNN on a GPU with ``scripts/gpu_train_face.sh OUT``
+    (detectors/face/GPU_RUN.md), then ``--stack-v2 OUT/face_cnn_v2.onnx --gpu-log OUT/train_log.json`` here:
+    seeded cue trees, validation logits, stacker choice, calibration, thresholds and the card's studies.
+    Without ``--stack-v2`` it trains 1.0.0 (CPU CNN) instead.
+    """
+    if stack_v2 is not None:
+        from detectors.face.stacking import stack_face_v2
+        from detectors.face.training import DEFAULT_CACHE
+
+        summary = stack_face_v2(data, out, stack_v2, seed, DEFAULT_CACHE, cnn_v1, gpu_log)
+    else:
+        from detectors.face.training import train_face_model
+
+        summary = train_face_model(data, out, seed=seed, budget_s=budget_s)
+    sys.stdout.write(json.dumps(summary, indent=2, default=float) + "\n")
 
 
 @eval_app.command("text")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,16 +23,21 @@ from detectors.contract import (
     WeightsMissingError,
 )
 from detectors.face import FaceDetector, build_face_detector, face_embedding
+from detectors.face.alignment import align_face
 from detectors.face.data import list_records, read_rgb, split_records
+from detectors.face.finding import FaceFinder
+from detectors.face.pipeline import V2_CROP, face_inputs, find_and_prepare
+from detectors.manifest import load_manifest
 from detectors.metrics import auroc
 
 ROOT = Path(__file__).parents[1]
 WEIGHTS = ROOT / "weights" / "face"
 DATA = Path(__file__).parents[1].parent / "shared" / "datasets" / "faces"
 FFHQ_SAMPLE = DATA / "real" / "00000.jpg"
-# Stated bar for the fixed 64-image subset of the seed-0 test split (shipped weights measure 0.946 there;
-# the model card has the full test-split numbers).
-AUROC_BAR = 0.90
+# Stated bars for the fixed 64-image subset of the seed-0 test split: 2.0.0 measures 0.967 overall and 0.918 on
+# FFHQ vs StyleGAN v1 there (1.0.0: 0.946 and 0.867, so it would fail both); the model card has the full test split.
+AUROC_BAR = 0.95
+FFHQ_STYLEGAN_AUROC_BAR = 0.89
 
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="face dataset not staged at ../shared/datasets/faces")
 
@@ -124,10 +131,12 @@ def test_shipped_weights_reach_auroc_bar_on_fixed_test_subset(detector: FaceDete
     test = split_records(list_records(DATA), seed=0)["test"]
     subset = [r for source in ("ffhq", "stylegan1", "ciplab", "sd21") for r in [x for x in test if x.source == source][:16]]
     outputs = detector.judge([read_rgb(r.path) for r in subset])
-    judged = [(o.raw_score, r.label) for o, r in zip(outputs, subset, strict=True) if o.raw_score is not None]
+    judged = [(o.raw_score, r.label, r.source) for o, r in zip(outputs, subset, strict=True) if o.raw_score is not None]
     assert len(judged) >= 0.9 * len(subset)
     scores, labels = np.array([j[0] for j in judged]), np.array([j[1] for j in judged])
     assert auroc(scores, labels) >= AUROC_BAR
+    gan_pair = np.array([j[2] in ("ffhq", "stylegan1") for j in judged])
+    assert auroc(scores[gan_pair], labels[gan_pair]) >= FFHQ_STYLEGAN_AUROC_BAR
 
 
 @needs_data
@@ -153,3 +162,48 @@ def test_inference_path_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
+
+
+def test_shipped_manifest_is_the_v2_stack() -> None:
+    manifest = load_manifest(WEIGHTS)
+    assert manifest.version == "2.0.0"
+    assert manifest.extra["cnn_v2"] == {"crop_size": 128, "zoom": 0.7}
+    assert manifest.extra["ensemble"]["inputs"] == ["cnn_v2", "cues"]
+    assert manifest.extra["family"]["from"] == "cnn_v2"
+    assert set(manifest.files) == {"model_v2", "cue_trees"}
+
+
+@needs_data
+def test_v2_crop_is_the_gpu_models_crop_and_v1_inputs_are_unchanged(detector: FaceDetector) -> None:
+    pixels = read_rgb(FFHQ_SAMPLE)
+    prepared = detector.preprocess(ImageItem(pixels=pixels))
+    assert prepared.inputs is not None
+    assert prepared.inputs.wide_crop is not None
+    assert prepared.inputs.wide_crop.shape == (128, 128, 3)
+    assert prepared.inputs.crop.shape == (96, 96, 3)
+    _, found = find_and_prepare(FaceFinder(), pixels, 0.0)
+    assert found is not None
+    landmarks = FaceFinder().find(pixels)[0].landmarks
+    assert np.array_equal(prepared.inputs.wide_crop, align_face(pixels, landmarks, 128, zoom=0.7))
+    v1 = face_inputs(pixels, landmarks)
+    assert v1.wide_crop is None
+    assert np.array_equal(v1.crop, found.crop)
+    assert np.array_equal(v1.cues, prepared.inputs.cues)
+    assert V2_CROP.size == 128
+
+
+@needs_data
+def test_v1_manifest_without_stacker_inputs_still_loads(tmp_path: Path) -> None:
+    """A 1.0.0-style manifest (model.onnx, no ``inputs``) is read as cnn + cues."""
+    manifest = json.loads((WEIGHTS / "manifest.json").read_text(encoding="utf-8"))
+    shutil.copy(WEIGHTS / "cue_trees.npz", tmp_path / "cue_trees.npz")
+    shutil.copy(WEIGHTS / "model_v2.onnx", tmp_path / "model.onnx")  # any (N, 2)-logit CNN; 128 px input here
+    files = manifest["files"]
+    manifest["files"] = {"model": {**files["model_v2"], "path": "model.onnx"}, "cue_trees": files["cue_trees"]}
+    manifest["extra"] = {"ensemble": {"stack_coef": [0.5, 0.5], "stack_intercept": 0.0}, "crop_size": 128}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    det = build_face_detector(tmp_path)
+    det.load(Device(intra_op_threads=1))
+    out = det.judge([read_rgb(FFHQ_SAMPLE)])[0]
+    assert out.probability is not None
+    assert set(out.extras) == {"cnn_logit", "cue_logit", "p_diffusion"}

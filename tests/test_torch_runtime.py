@@ -28,10 +28,10 @@ def _feeds(session: object, model: Path) -> dict[str, np.ndarray]:
     return feeds
 
 
-@pytest.mark.parametrize("name", ["text", "face"])
+@pytest.mark.parametrize("name", ["text/model.onnx", "face/model_v2.onnx"])
 def test_torch_evaluator_matches_onnxruntime(name: str) -> None:
     pytest.importorskip("torch")
-    model = WEIGHTS / name / "model.onnx"
+    model = WEIGHTS / name
     if not model.is_file():
         pytest.fail(f"shipped weights missing: {model}")
     ort_session = onnx_session(model, Device())

@@ -46,6 +46,105 @@ inference path.
 """
 
 
+_INTRO_V2 = """# Face detector (synthetic headshots) — model card
+
+**What it does.** Finds the largest face (dlib HOG + 68 landmarks), aligns it (eyes and mouth to a
+fixed template) and scores it with **FaceNetV2**, a ResNet-like CNN (~1.35 M parameters, 16-32-64-128-192
+channels, full-resolution stem) trained from scratch on a GPU on a 128 x 128 crop with 4.8 eye gaps of
+context (`align_face(pixels, landmarks, 128, zoom=0.7)`), stacked by a logistic regression with a
+boosted-tree model (100 rounds, evaluated in numpy) on engineered cues (azimuthal log-FFT spectra of v1's
+96 px face crop and of a 2x wider context crop; eye position and roll in the frame). The inputs of the
+stacker were chosen on validation (below). Output: calibrated probability of "AI-generated", verdict from the
+manifest thresholds, face box, and the generator family (`gan` | `diffusion` | `unknown`, from the v2 CNN's
+second logit) when the verdict is `likely_ai`. Abstains with `no_face`, `multiple_faces` (a second face at
+least half the area of the largest) or `face_too_small`.
+
+**Data.** `../shared/datasets/faces`: real FFHQ (1,100) and CIPLAB (581) photos; StyleGAN v1
+(1,100) and Stable Diffusion 2.1 (SDFD, 500) faces. Research/evaluation licences only; no images are
+shipped. Splits are seeded, 60/20/20 per source, by source file (SD images grouped by prompt id).
+The CNN is trained on the train split only (no early stopping, no checkpoint picking); validation is used
+only for the choice of stacker inputs, the stacker, calibration (Platt), thresholds and the face-size study;
+test only for the numbers below.
+
+**Generators never seen.** StyleGAN2 / StyleGAN3, Generated Photos, Midjourney, FLUX, DALL-E,
+Stable Diffusion XL / 3, any face-swap or GAN-inversion edit. Expect lower recall on them: the
+cross-generator table below (measured for 1.0.0) is the best available predictor of that gap.
+
+**Shortcut control.** Every CNN training sample gets the same recipe for both classes: reframing (edge-
+replicated cuts, meant to keep the amount of replicated border from being a source cue), +-10% colour, a face scale of 0.5-2x
+the model's (log-uniform) then blur (p 0.3) and JPEG q50-95, 15% at JPEG q60 and the source's half size, 15%
+not re-encoded (the crop store's q95), crop jitter (4% shift, 0.93-1.07 scale, 6 degrees) and flips. The cue
+trees are refitted on the train split with the same seed and recipe as 1.0.0 (byte-identical to 1.0.0's). Validation
+adds, per image, a whole-image degradation (resize 0.5-1.5x, blur, JPEG 50-95) run through the full inference path.
+
+**Open risk: framing.** The 128 px crop reaches past the frame for almost every face, and the replicated border is
+larger for close-ups (SD 2.1 most). Real photos cut tight around the face score measurably higher (closer to "AI").
+1.0.0 shifts about as much. The measurements are in `detectors/face/GPU_RUN.md`.
+"""
+
+
+def _v2_head(manifest: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    """Artifact, training and validation sections of a 2.x card (GPU-trained CNN, stacker chosen on validation)."""
+    val, gpu, size = summary["validation"], summary.get("gpu", {}), summary["face_size"]
+    export = gpu.get("export") or {}
+    args = gpu.get("args") or {}
+    files = [
+        f"- `{e['path']}` ({role}): sha256 `{e['sha256']}`, {e['size_bytes']} bytes" for role, e in manifest["files"].items()
+    ]
+    lines = [
+        "## Artifact",
+        *files,
+        f"- version {manifest['version']}, seed {summary['seed']}; ONNX opset 17, fp32, dynamic batch; max |torch - onnxruntime| "
+        f"{_e(export.get('max_abs_diff_torch_onnxruntime'))} at export",
+        f"- thresholds: likely_ai >= {manifest['thresholds']['likely_ai']:.4f} (validation FPR reached "
+        f"{summary['fpr_reached']:.4f}), likely_human <= {manifest['thresholds']['likely_human']:.4f}; "
+        f"min face {size['min_face_width_px']} px wide ({manifest['min_evidence']:.0f} face pixels)",
+        "",
+        "## Training (CNN on one GPU, the rest on CPU)",
+        "1. Crops: `python -m detectors.face.gpu_data --data ../shared/datasets/faces --out .devdata/face_gpu` (train + "
+        "validation only, inference alignment, 152 px at zoom 0.6, JPEG q95).",
+        f"2. GPU: `bash scripts/gpu_train_face.sh OUT` on one NVIDIA H100 (seed {args.get('seed', '0')}, batch "
+        f"{args.get('batch', 'n/a')}, AdamW lr {args.get('lr', 'n/a')}, wd {args.get('weight_decay', 'n/a')}, label smoothing "
+        f"{args.get('label_smoothing', 'n/a')}, EMA {args.get('ema', 'n/a')}, bf16): {gpu.get('epochs_run', 'n/a')} epochs "
+        f"(of {gpu.get('planned_epochs', 'n/a')} planned) in {_s(gpu.get('train_s'))} s, {_s(gpu.get('total_s'))} s with "
+        "export. The final EMA weights are exported; the training loss ends at the label-smoothing floor (data-limited).",
+        "3. CPU: `bylinecheck train faces --stack-v2 OUT/face_cnn_v2.onnx --gpu-log OUT/train_log.json --cnn-v1 V1.onnx` "
+        "(seeded; cue trees refitted on train, validation logits, stacker, calibration, studies): "
+        f"{_s(summary.get('stack_seconds'))} s. V1.onnx is 1.0.0's `weights/face/model.onnx` from git history "
+        f"(sha256 `{summary.get('cnn_v1_sha256')}`); without `--cnn-v1` the candidates using it are skipped.",
+        "",
+        "## Validation: stacker inputs",
+        "Chosen by 5-fold out-of-fold AUROC (folds grouped by file); a simpler candidate within 0.002 wins.",
+        "",
+        "| candidate | inputs | AUROC in-sample | TPR@1%FPR in-sample | AUROC out-of-fold | TPR@1%FPR out-of-fold |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, c in val["candidates"].items():
+        chosen = " (chosen)" if name == val["chosen"] else (" (1.0.0 recipe)" if name == "v1+cues" else "")
+        lines.append(
+            f"| {name}{chosen} | {', '.join(c['inputs'])} | {_f(c['auroc_in_sample'])} | {_f(c['tpr_at_1pct_fpr_in_sample'])} | "
+            f"{_f(c['auroc_out_of_fold'])} | {_f(c['tpr_at_1pct_fpr_out_of_fold'])} |"
+        )
+    per_input = ", ".join(f"{k} {_f(v)}" for k, v in val["val_auroc_per_input"].items())
+    lines += [
+        "",
+        f"{val['val_n']} judged validation faces (as staged + degraded). AUROC per input: {per_input}. Chosen stacker "
+        f"in-sample: AUROC {_f(val['val_auroc_ensemble'])}, TPR@1%FPR {_f(val['val_tpr_at_1pct_fpr'])} "
+        f"({len(manifest['extra']['ensemble']['stack_coef']) + 1} parameters, then 2 Platt parameters, fitted on these faces); "
+        f"family (v2 second logit > 0) accuracy on AI faces {_f(val['val_family_accuracy'])}.",
+        "",
+    ]
+    return lines
+
+
+def _e(value: Any) -> str:
+    return f"{value:.1e}" if isinstance(value, float) else "n/a"
+
+
+def _s(value: Any) -> str:
+    return f"{value:.0f}" if isinstance(value, float) else "n/a"
+
+
 def _f(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -127,30 +226,23 @@ def write_model_card(out_dir: Path, summary: dict[str, Any]) -> Path:
     cross_path = out_dir / CROSS_FILE
     if "cross_generator" not in summary and cross_path.is_file():
         summary = {**summary, "cross_generator": json.loads(cross_path.read_text(encoding="utf-8"))}
-    model = manifest["files"]["model"]
     val, speed, size = summary["validation"], summary["speed"], summary["face_size"]
-    lines = [_INTRO]
+    if "gpu" in summary:
+        lines = [_INTRO_V2, *_v2_head(manifest, summary), *_splits(summary)]
+    else:
+        lines = [_INTRO, *_v1_head(manifest, summary), *_splits(summary)]
+        lines += [
+            "## Validation (stacker and calibration fitted here; as staged + degraded)",
+            f"AUROC CNN {_f(val['val_auroc_cnn'])}, cues {_f(val['val_auroc_cues'])}, ensemble "
+            f"{_f(val['val_auroc_ensemble'])} (in-sample for the 3-parameter stacker); TPR@1%FPR "
+            f"{_f(val['val_tpr_at_1pct_fpr'])}; family head accuracy on AI faces {_f(val['val_family_accuracy'])}.",
+            "",
+        ]
+    cross_title = "## Cross-generator transfer (train on one generator + all reals, validation split)"
+    if "gpu" in summary:
+        cross_title = ("## Cross-generator transfer, measured for 1.0.0 (its 96 px CPU-trained CNN and the same cue trees; "
+                       "not re-run for the GPU-trained v2 CNN)")
     lines += [
-        "## Artifact",
-        f"- `{model['path']}`: sha256 `{model['sha256']}`, {model['size_bytes']} bytes; ONNX opset 17; "
-        f"max |torch - onnxruntime| on 64 validation crops {val['onnx_max_abs_diff']:.2e}",
-        f"- version {manifest['version']}, seed {summary['seed']}, trained in {summary['train_seconds']:.0f} s on 1 CPU thread",
-        f"- thresholds: likely_ai >= {manifest['thresholds']['likely_ai']:.4f} (validation FPR reached "
-        f"{summary['fpr_reached']:.4f}), likely_human <= {manifest['thresholds']['likely_human']:.4f}; "
-        f"min face {size['min_face_width_px']} px wide ({manifest['min_evidence']:.0f} face pixels)",
-        "",
-        "## Splits (files per source)",
-        "| split | " + " | ".join(next(iter(summary["splits"].values()))) + " |",
-        "| --- |" + " --- |" * len(next(iter(summary["splits"].values()))),
-    ]
-    lines += [f"| {name} | " + " | ".join(str(v) for v in c.values()) + " |" for name, c in summary["splits"].items()]
-    lines += [
-        "",
-        "## Validation (stacker and calibration fitted here; as staged + degraded)",
-        f"AUROC CNN {_f(val['val_auroc_cnn'])}, cues {_f(val['val_auroc_cues'])}, ensemble "
-        f"{_f(val['val_auroc_ensemble'])} (in-sample for the 3-parameter stacker); TPR@1%FPR "
-        f"{_f(val['val_tpr_at_1pct_fpr'])}; family head accuracy on AI faces {_f(val['val_family_accuracy'])}.",
-        "",
         "## Test split: per source pair, and robustness (JPEG q60 + half size)",
         *_test_table(summary["test"]),
         "",
@@ -159,14 +251,15 @@ def write_model_card(out_dir: Path, summary: dict[str, Any]) -> Path:
         "",
         *_speed_target(speed),
         "",
+        *_previous(summary),
         "## Face size: where accuracy collapses (validation, faces shrunk to each width)",
         *_size_table(size),
         "",
         "## Shortcut check: file size + JPEG quantisation tables alone (5-fold grouped CV AUROC, train split)",
         '"After pipeline" = the re-encoded face regions the model is trained on; near 0.5 means no shortcut.',
-        *_shortcut_table(summary["shortcut"]),
+        *(_shortcut_table(summary["shortcut"]) if summary.get("shortcut") else ["not run (crop store absent)"]),
         "",
-        "## Cross-generator transfer (train on one generator + all reals, validation split)",
+        cross_title,
         *(_cross_table(summary["cross_generator"]) if "cross_generator" in summary else ["not run"]),
         "",
         "## Speed",
@@ -175,9 +268,42 @@ def write_model_card(out_dir: Path, summary: dict[str, Any]) -> Path:
         f"shared 2-core machine (1-min load average {speed.get('load_average_1min', float('nan')):.1f}); "
         f"{speed['median_ms_without_decode']:.1f} ms without decoding; fastest run {speed.get('min_ms', float('nan')):.1f} ms; "
         f"CPU time per image {speed.get('median_cpu_ms', float('nan')):.1f} ms. "
-        "The optional 128-d face embedding (`embed_faces=True`) adds about 100 ms.",
+        "The optional 128-d face embedding (`embed_faces=True`) adds about 30 ms.",
         "",
     ]
     path = out_dir / "MODEL_CARD.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def _previous(summary: dict[str, Any]) -> list[str]:
+    """The replaced version's test table, when the summary carries it (``previous_test``)."""
+    previous = summary.get("previous_test")
+    if not previous:
+        return []
+    return [
+        f"### For comparison: {previous['version']} on the same test split ({previous['note']})",
+        *_test_table(previous["test"]),
+        "",
+    ]
+
+
+def _splits(summary: dict[str, Any]) -> list[str]:
+    names = list(next(iter(summary["splits"].values())))
+    lines = ["## Splits (files per source)", "| split | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    lines += [f"| {name} | " + " | ".join(str(v) for v in c.values()) + " |" for name, c in summary["splits"].items()]
+    return [*lines, ""]
+
+
+def _v1_head(manifest: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    model, val, size = manifest["files"]["model"], summary["validation"], summary["face_size"]
+    return [
+        "## Artifact",
+        f"- `{model['path']}`: sha256 `{model['sha256']}`, {model['size_bytes']} bytes; ONNX opset 17; "
+        f"max |torch - onnxruntime| on 64 validation crops {val['onnx_max_abs_diff']:.2e}",
+        f"- version {manifest['version']}, seed {summary['seed']}, trained in {summary['train_seconds']:.0f} s on 1 CPU thread",
+        f"- thresholds: likely_ai >= {manifest['thresholds']['likely_ai']:.4f} (validation FPR reached "
+        f"{summary['fpr_reached']:.4f}), likely_human <= {manifest['thresholds']['likely_human']:.4f}; "
+        f"min face {size['min_face_width_px']} px wide ({manifest['min_evidence']:.0f} face pixels)",
+        "",
+    ]

@@ -84,12 +84,17 @@ def decode(data: bytes) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
-    """Baseline 4:2:0 JPEG round trip (as ``detectors.face.augment.jpeg_roundtrip``)."""
+def encode(rgb: np.ndarray, quality: int) -> bytes:
+    """Baseline 4:2:0 JPEG bytes (OpenCV)."""
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("JPEG encoding failed")
-    return decode(buf.tobytes())
+    return bytes(buf.tobytes())
+
+
+def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """Baseline 4:2:0 JPEG round trip (as ``detectors.face.augment.jpeg_roundtrip``)."""
+    return decode(encode(rgb, quality))
 
 
 def jitter(rng: np.random.Generator) -> np.ndarray:
@@ -143,25 +148,33 @@ def half_q60_scale(entry: dict[str, Any]) -> float:
     return float(np.clip(entry["source_eye_gap_px"] / 2 / MODEL_EYE_GAP, *SCALE_RANGE))
 
 
-def augment(crop: np.ndarray, entry: dict[str, Any], store: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
-    """One training sample, the same recipe for both classes."""
+def augment_region(
+    crop: np.ndarray, entry: dict[str, Any], store: dict[str, Any], rng: np.random.Generator
+) -> tuple[np.ndarray, bytes | None]:
+    """The re-encoded region of one training sample and its JPEG bytes (None: the stored crop is used as
+    it is), before the crop jitter; the bytes feed the shortcut check (file size + JPEG tables)."""
     if rng.random() < P_REFRAME:
         crop = reframe(crop, rng)
     if rng.random() < P_COLOUR:
         crop = colour(crop, rng)
     mode = rng.random()
     if mode < P_CLEAN:
-        region = crop
+        return crop, None
+    if mode < P_CLEAN + P_Q60_HALF:
+        scale, quality = half_q60_scale(entry), 60
     else:
-        if mode < P_CLEAN + P_Q60_HALF:
-            scale, quality = half_q60_scale(entry), 60
-        else:
-            scale = math.exp(rng.uniform(math.log(SCALE_RANGE[0]), math.log(SCALE_RANGE[1])))
-            quality = int(rng.integers(JPEG_RANGE[0], JPEG_RANGE[1] + 1))
-        region = rescale(crop, store, scale)
-        if rng.random() < P_BLUR:
-            region = cv2.GaussianBlur(region, (0, 0), rng.uniform(0.3, 0.8))
-        region = jpeg(region, quality)
+        scale = math.exp(rng.uniform(math.log(SCALE_RANGE[0]), math.log(SCALE_RANGE[1])))
+        quality = int(rng.integers(JPEG_RANGE[0], JPEG_RANGE[1] + 1))
+    region = rescale(crop, store, scale)
+    if rng.random() < P_BLUR:
+        region = cv2.GaussianBlur(region, (0, 0), rng.uniform(0.3, 0.8))
+    data = encode(region, quality)
+    return decode(data), data
+
+
+def augment(crop: np.ndarray, entry: dict[str, Any], store: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
+    """One training sample, the same recipe for both classes."""
+    region, _ = augment_region(crop, entry, store, rng)
     out = to_model(region, store, jitter(rng))
     return out[:, ::-1] if rng.random() < 0.5 else out
 

@@ -37,6 +37,7 @@ __all__ = [
     "face_size_study",
     "refresh_speed",
     "shortcut_check",
+    "shortcut_check_v2",
     "speed_check",
     "test_report",
     "write_model_card",
@@ -162,6 +163,44 @@ def shortcut_check(arrays: dict[str, np.ndarray], train_records: list[Record]) -
         result[f"{real} vs {fake}"] = {
             "as_staged": _oof_auroc(staged[m_staged], staged_labels[m_staged], np.arange(int(m_staged.sum()))),
             "after_pipeline": _oof_auroc(after[m_after], arrays["train_labels"][m_after], arrays["train_record"][m_after]),
+        }
+    return result
+
+
+def shortcut_check_v2(train_records: list[Record], store_dir: Path, seed: int, epochs: int = 2) -> dict[str, Any]:
+    """The shortcut check for the v2 CNN's training data: file size + JPEG tables of the original files
+    ("as_staged") and of what ``gpu_train.augment`` feeds the network ("after_pipeline": the re-encoded
+    region, or the stored q95 crop when a sample is not re-encoded), for ``epochs`` epochs of the
+    training recipe with its own seeds. Empty when the GPU crop store (``gpu_data``) is absent.
+    """
+    from detectors.face import gpu_train
+
+    if not (store_dir / "index.json").is_file():
+        return {}
+    store, entries, crops = gpu_train.load_set(store_dir, 0, seed)
+    blob = (store_dir / "crops.bin").read_bytes()
+    feats, labels, groups, sources = [], [], [], []
+    for i, entry in enumerate(entries):
+        if entry["split"] != "train":
+            continue
+        for epoch in range(epochs):
+            _, data = gpu_train.augment_region(crops[i], entry, store, np.random.default_rng([seed, epoch, i]))
+            data = data or blob[entry["offset"] : entry["offset"] + entry["length"]]
+            feats.append(np.concatenate([[len(data)], _qtables(data)]))
+            labels.append(int(entry["label"]))
+            groups.append(i)
+            sources.append(SOURCE_NAMES.index(entry["source"]))
+    after, after_labels, after_groups, after_source = np.stack(feats), np.array(labels), np.array(groups), np.array(sources)
+    staged = np.stack([np.concatenate([[len(d)], _qtables(d)]) for d in (r.path.read_bytes() for r in train_records)])
+    staged_labels = np.array([r.label for r in train_records])
+    staged_source = np.array([SOURCE_NAMES.index(r.source) for r in train_records])
+    result: dict[str, Any] = {}
+    for real, fake in (*PAIRS[:2], ("ffhq+ciplab", "stylegan1+sd21")):
+        wanted = [SOURCE_NAMES.index(s) for s in (*real.split("+"), *fake.split("+"))]
+        m_staged, m_after = np.isin(staged_source, wanted), np.isin(after_source, wanted)
+        result[f"{real} vs {fake}"] = {
+            "as_staged": _oof_auroc(staged[m_staged], staged_labels[m_staged], np.arange(int(m_staged.sum()))),
+            "after_pipeline": _oof_auroc(after[m_after], after_labels[m_after], after_groups[m_after]),
         }
     return result
 

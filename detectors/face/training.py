@@ -5,9 +5,11 @@ source file (SD prompts grouped); validation is used only for the stacker, calib
 and the face-size study; the test split only for the model card. Runs on one CPU thread: the CNN
 trains a fixed ``CNN_EPOCHS`` (about 12 minutes on a free core; ``budget_s`` only warns when a busy
 machine will overrun it), plus a one-off feature cache of about 6 minutes under ``cache_dir`` and
-about 5 minutes of studies. Reproduce the shipped files with
+about 5 minutes of studies. Reproduce 1.0.0 with
 ``python -m detectors.face.training --data ../shared/datasets/faces --out weights/face`` then
-``... --cross-generator`` (adds the cross-generator table to the card).
+``... --cross-generator`` (adds the cross-generator table to the card). 2.x (GPU-trained v2 CNN) is
+``... --stack-v2 OUT/face_cnn_v2.onnx --gpu-log OUT/train_log.json [--cnn-v1 V1.onnx]`` after the GPU run
+(``detectors/face/GPU_RUN.md``; the step itself is ``detectors.face.stacking``).
 """
 
 from __future__ import annotations
@@ -200,9 +202,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--cross-generator", action="store_true", help="only run the cross-generator study")
     parser.add_argument("--speed", action="store_true", help="only re-measure speed and re-write the card")
+    parser.add_argument("--stack-v2", type=Path, help="face_cnn_v2.onnx from the GPU run: stack, calibrate, write 2.x")
+    parser.add_argument("--cnn-v1", type=Path, help="with --stack-v2: 1.0.0's model.onnx, adds v1's CNN to the candidates")
+    parser.add_argument("--gpu-log", type=Path, help="with --stack-v2: the GPU run's train_log.json (for the card)")
+    parser.add_argument("--crop-store", type=Path, default=Path(".devdata/face_gpu"), help="with --stack-v2: gpu_data's output")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.speed:
+    if args.stack_v2:
+        from detectors.face.stacking import stack_face_v2
+
+        stack_face_v2(args.data, args.out, args.stack_v2, args.seed, args.cache_dir, args.cnn_v1, args.gpu_log, args.crop_store)
+    elif args.speed:
         from detectors.face.report import refresh_speed
 
         refresh_speed(args.data, args.out, args.seed)

@@ -1,0 +1,342 @@
+"""Face detector 2.x: stack the GPU-trained v2 CNN (``face_cnn_v2.onnx``) on validation, calibrate, choose.
+
+Caveats first: the v2 CNN is trained on a GPU (``scripts/gpu_train_face.sh``, see
+``detectors/face/GPU_RUN.md``); this step runs on CPU. Validation logits are computed through the
+inference path (``find_and_prepare`` with the v2 crop) on each validation file as staged and once
+degraded (``augment.degrade_image``, rng ``seed + VAL_RNG_OFFSET``: the same recipe as
+``data._eval_samples``, fresh draws), so v1's CNN, v2's CNN and the cue trees see the same images.
+The stacker (2-4 parameters), Platt calibration and thresholds are fitted in-sample on validation;
+the candidate is chosen by 5-fold out-of-fold AUROC on validation (folds grouped by file), never on
+test. Heavy imports (scikit-learn, onnxruntime) happen inside functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detectors.calibration import fit_platt
+from detectors.face.augment import degrade_image
+from detectors.face.data import SOURCE_NAMES, Record, build_cache, list_records, read_rgb, split_records
+from detectors.face.finding import FaceFinder
+from detectors.face.pipeline import CROP_SIZE, V2_CROP, find_and_prepare
+from detectors.face.scoring import CueTrees, Ensemble
+from detectors.manifest import MANIFEST_NAME, file_entry
+from detectors.metrics import auroc, tpr_at_fpr
+
+logger = logging.getLogger(__name__)
+
+VERSION = "2.0.0"
+VAL_RNG_OFFSET = 2
+V1_FILE, V2_FILE = "model.onnx", "model_v2.onnx"
+FOLDS = 5
+SIMPLER_WITHIN = 0.002
+# name -> stacker inputs, simplest first; "v1+cues" is the shipped 1.0.0 recipe, a reference only.
+CANDIDATES: dict[str, tuple[str, ...]] = {
+    "v2": ("cnn_v2",),
+    "v2+cues": ("cnn_v2", "cues"),
+    "v2+v1+cues": ("cnn_v2", "cnn", "cues"),
+}
+REFERENCE = {"v1+cues": ("cnn", "cues")}
+
+
+@dataclass(frozen=True)
+class ValidationLogits:
+    """Per judged validation face: the logits of each input, label, family (1 = diffusion), source, file."""
+
+    columns: dict[str, np.ndarray]
+    family_logit: np.ndarray
+    labels: np.ndarray
+    family: np.ndarray
+    source: np.ndarray
+    record: np.ndarray
+    condition: np.ndarray
+
+
+def _onnx_logits(model_path: Path, crops: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    parts = []
+    for start in range(0, len(crops), 64):
+        nchw = np.ascontiguousarray(crops[start : start + 64].transpose(0, 3, 1, 2), dtype=np.float32)
+        parts.append(session.run(None, {"crops": nchw})[0])
+    return np.concatenate(parts).astype(np.float64)
+
+
+def validation_logits(
+    records: list[Record], v1_model: Path | None, v2_model: Path, trees: CueTrees, seed: int
+) -> ValidationLogits:
+    """v1 CNN (when given), v2 CNN and cue-tree logits for every validation file, as staged and degraded."""
+    finder = FaceFinder()
+    rng = np.random.default_rng(seed + VAL_RNG_OFFSET)
+    crops, wide, cues, meta = [], [], [], []
+    for index, record in enumerate(records):
+        staged = read_rgb(record.path)
+        for condition, pixels in enumerate((staged, degrade_image(staged, rng))):
+            _, inputs = find_and_prepare(finder, pixels, 0.0, wide=V2_CROP)
+            if inputs is None or inputs.wide_crop is None:
+                continue
+            crops.append(inputs.crop)
+            wide.append(inputs.wide_crop)
+            cues.append(inputs.cues)
+            meta.append((record.label, int(record.family == "diffusion"), SOURCE_NAMES.index(record.source), index, condition))
+        if index % 100 == 0:
+            logger.info("validation logits %d / %d", index, len(records))
+    v2 = _onnx_logits(v2_model, np.stack(wide))
+    columns = {"cnn_v2": v2[:, 0], "cues": trees.logits(np.stack(cues))}
+    if v1_model is not None:
+        columns["cnn"] = _onnx_logits(v1_model, np.stack(crops))[:, 0]
+    m = np.array(meta, dtype=np.int64)
+    return ValidationLogits(columns, v2[:, 1], m[:, 0], m[:, 1], m[:, 2], m[:, 3], m[:, 4])
+
+
+def _design(val: ValidationLogits, inputs: tuple[str, ...]) -> np.ndarray:
+    return np.stack([val.columns[name] for name in inputs], axis=1)
+
+
+def fit_stacker(x: np.ndarray, labels: np.ndarray) -> tuple[tuple[float, ...], float]:
+    """Logistic regression (C = 1, as v1's stacker) on the input logits: (coefficients, intercept)."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=1.0, max_iter=1000).fit(x, labels)
+    return tuple(float(v) for v in model.coef_[0]), float(model.intercept_[0])
+
+
+def out_of_fold(x: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Stacked logits where each file's faces are scored by a stacker fitted on the other folds."""
+    from sklearn.model_selection import GroupKFold
+
+    scores = np.zeros(len(labels))
+    for fit_idx, held_idx in GroupKFold(n_splits=FOLDS).split(x, labels, groups):
+        coef, intercept = fit_stacker(x[fit_idx], labels[fit_idx])
+        scores[held_idx] = x[held_idx] @ np.array(coef) + intercept
+    return scores
+
+
+def compare_candidates(val: ValidationLogits) -> dict[str, dict[str, Any]]:
+    """Per candidate (and the v1 reference): in-sample and out-of-fold validation AUROC / TPR@1%FPR."""
+    result: dict[str, dict[str, Any]] = {}
+    for name, inputs in {**CANDIDATES, **REFERENCE}.items():
+        if not set(inputs) <= set(val.columns):
+            continue
+        x = _design(val, inputs)
+        coef, intercept = fit_stacker(x, val.labels)
+        in_sample = x @ np.array(coef) + intercept
+        oof = out_of_fold(x, val.labels, val.record)
+        result[name] = {
+            "inputs": list(inputs),
+            "stack_coef": list(coef),
+            "stack_intercept": intercept,
+            "auroc_in_sample": auroc(in_sample, val.labels),
+            "tpr_at_1pct_fpr_in_sample": tpr_at_fpr(in_sample, val.labels),
+            "auroc_out_of_fold": auroc(oof, val.labels),
+            "tpr_at_1pct_fpr_out_of_fold": tpr_at_fpr(oof, val.labels),
+        }
+    return result
+
+
+def choose_candidate(comparison: dict[str, dict[str, Any]]) -> str:
+    """Best out-of-fold validation AUROC among CANDIDATES; a simpler one within SIMPLER_WITHIN wins."""
+    names = [name for name in CANDIDATES if name in comparison]
+    top = max(comparison[name]["auroc_out_of_fold"] for name in names)
+    return next(name for name in names if comparison[name]["auroc_out_of_fold"] >= top - SIMPLER_WITHIN)
+
+
+def ensemble_for(trees: CueTrees, chosen: dict[str, Any]) -> Ensemble:
+    return Ensemble(
+        trees=trees,
+        stack_coef=tuple(chosen["stack_coef"]),
+        stack_intercept=float(chosen["stack_intercept"]),
+        inputs=tuple(chosen["inputs"]),
+    )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _cached_validation(
+    records: list[Record], v1_model: Path | None, v2_model: Path, trees: CueTrees, seed: int, cache_dir: Path
+) -> ValidationLogits:
+    """``validation_logits``, cached under ``cache_dir`` by the models' and the trees' content."""
+    parts = [_sha256(v2_model), _sha256(v1_model) if v1_model else "-", str(seed), str(len(records))]
+    key = hashlib.sha256("".join(parts).encode() + trees.value.tobytes()).hexdigest()[:16]
+    path = cache_dir / f"face_v2_val_{key}.npz"
+    if path.is_file():
+        with np.load(path) as d:
+            cols = {k[4:]: d[k] for k in d.files if k.startswith("col_")}
+            return ValidationLogits(cols, d["family_logit"], d["labels"], d["family"], d["source"], d["record"], d["condition"])
+    val = validation_logits(records, v1_model, v2_model, trees, seed)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    arrays = {f"col_{k}": v for k, v in val.columns.items()}
+    meta = {"family_logit": val.family_logit, "labels": val.labels, "family": val.family, "source": val.source,
+            "record": val.record, "condition": val.condition}
+    np.savez(path, **arrays, **meta)  # type: ignore[arg-type]
+    return val
+
+
+def _manifest_fields(val: ValidationLogits, ensemble: Ensemble, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Platt calibration, thresholds and manifest fields for the chosen stacker; and validation stats."""
+    from detectors.face.training import choose_thresholds
+
+    raw = _design(val, ensemble.inputs) @ np.array(ensemble.stack_coef) + ensemble.stack_intercept
+    platt = fit_platt(raw.tolist(), val.labels.tolist())
+    probs = np.array([platt(r) for r in raw])
+    thresholds = choose_thresholds(probs, val.labels)
+    ai = val.labels == 1
+    stats = {
+        "val_auroc_ensemble": auroc(raw, val.labels),
+        "val_tpr_at_1pct_fpr": tpr_at_fpr(raw, val.labels),
+        "val_family_accuracy": float(((val.family_logit[ai] > 0) == (val.family[ai] == 1)).mean()),
+        "val_n": int(len(raw)),
+        "val_auroc_per_input": {name: auroc(col, val.labels) for name, col in val.columns.items()},
+    }
+    cnn_files = {"cnn": V1_FILE, "cnn_v2": V2_FILE}
+    fields = {
+        "calibration": {"method": "platt", "a": platt.a, "b": platt.b, "fitted_on": "validation"},
+        "thresholds": thresholds,
+        "threshold_provenance": {
+            "data": "../shared/datasets/faces (FFHQ, CIPLAB real; StyleGAN v1, SD 2.1)",
+            "split": f"validation (seed {seed}; as staged + one random degradation per image, rng seed {seed + VAL_RNG_OFFSET})",
+            "objective": "likely_ai: FPR on real photos <= 1%; likely_human: <= 1% of AI faces below",
+            "fpr_reached": float((probs[~ai] >= thresholds["likely_ai"]).mean()),
+        },
+        "extra": {
+            "ensemble": ensemble.stacker_dict(),
+            "family": {"diffusion_above": 0.9, "gan_below": 0.1, "from": "cnn_v2"},
+            "crop_size": CROP_SIZE,
+            "cnn_v2": {"crop_size": V2_CROP.size, "zoom": V2_CROP.zoom},
+            "work_side": 448,
+            "seed": seed,
+        },
+        "cnn_files": [cnn_files[name] for name in ("cnn", "cnn_v2") if name in ensemble.inputs or name == "cnn_v2"],
+    }
+    return fields, stats
+
+
+def write_manifest_v2(out_dir: Path, fields: dict[str, Any], min_evidence: float) -> None:
+    """``manifest.json`` listing the CNN file(s) the stacker uses and the cue trees, with sha256 and size."""
+    from detectors.face.training import CUE_TREES_FILE, NAME
+
+    roles = {V1_FILE: "model", V2_FILE: "model_v2"}
+    files = {roles[name]: file_entry(out_dir, out_dir / name) for name in fields["cnn_files"]}
+    files["cue_trees"] = file_entry(out_dir, out_dir / CUE_TREES_FILE)
+    manifest = {
+        "name": NAME,
+        "version": VERSION,
+        "modality": "image",
+        "score_direction": "higher_is_ai",
+        "evidence_unit": "face_pixels",
+        "files": files,
+        **{k: v for k, v in fields.items() if k != "cnn_files"},
+        "min_evidence": float(min_evidence),
+    }
+    (out_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def _place_files(out_dir: Path, cnn_v2: Path, cnn_v1: Path | None, fields: dict[str, Any], trees: CueTrees) -> None:
+    from detectors.face.training import CUE_TREES_FILE
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if (out_dir / V2_FILE).resolve() != cnn_v2.resolve():
+        shutil.copyfile(cnn_v2, out_dir / V2_FILE)
+    if V1_FILE in fields["cnn_files"] and cnn_v1 is not None and (out_dir / V1_FILE).resolve() != cnn_v1.resolve():
+        shutil.copyfile(cnn_v1, out_dir / V1_FILE)
+    elif V1_FILE not in fields["cnn_files"]:
+        (out_dir / V1_FILE).unlink(missing_ok=True)
+    trees.save(out_dir / CUE_TREES_FILE)
+
+
+def stack_face_v2(
+    data_dir: Path, out_dir: Path, cnn_v2: Path, seed: int, cache_dir: Path, cnn_v1: Path | None = None,
+    gpu_log: Path | None = None, store_dir: Path = Path(".devdata/face_gpu"), studies: bool = True,
+) -> dict[str, Any]:
+    """Cue trees (train), validation logits, stacker choice, calibration, thresholds; then the face-size
+    study (validation), the test report, the shortcut check and speed. Writes the weights, metrics.json
+    and MODEL_CARD.md to ``out_dir``. ``cnn_v1`` adds v1's CNN to the candidates (its 1.0.0 model.onnx)."""
+    from detectors.face.training import fit_cue_model
+
+    start = time.perf_counter()
+    previous = _previous_test(out_dir)
+    splits = split_records(list_records(data_dir), seed)
+    arrays = build_cache(splits, cache_dir / f"seed{seed}.npz", seed)
+    trees = fit_cue_model(arrays["train_cues"], arrays["train_labels"], seed)
+    val = _cached_validation(splits["validation"], cnn_v1, cnn_v2, trees, seed, cache_dir)
+    comparison = compare_candidates(val)
+    chosen = choose_candidate(comparison)
+    logger.info("stacker candidates: %s; chosen %s", json.dumps(comparison), chosen)
+    ensemble = ensemble_for(trees, comparison[chosen])
+    fields, stats = _manifest_fields(val, ensemble, seed)
+    _place_files(out_dir, cnn_v2, cnn_v1, fields, trees)
+    write_manifest_v2(out_dir, fields, 0.0)
+    summary: dict[str, Any] = {
+        "seed": seed,
+        "splits": {name: {src: sum(r.source == src for r in recs) for src in SOURCE_NAMES} for name, recs in splits.items()},
+        "validation": {**stats, "candidates": comparison, "chosen": chosen},
+        "thresholds": fields["thresholds"],
+        "fpr_reached": fields["threshold_provenance"]["fpr_reached"],
+        "gpu": _gpu_summary(gpu_log),
+        "cnn_v2_sha256": _sha256(cnn_v2),
+        "cnn_v1_sha256": _sha256(cnn_v1) if cnn_v1 is not None else None,
+        **({"previous_test": previous} if previous else {}),
+    }
+    if studies:
+        summary.update(_studies(out_dir, fields, splits, store_dir, seed))
+    summary["stack_seconds"] = time.perf_counter() - start
+    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float) + "\n", encoding="utf-8")
+    if studies:
+        from detectors.face.card import write_model_card
+
+        write_model_card(out_dir, summary)
+    return summary
+
+
+def _studies(
+    out_dir: Path, fields: dict[str, Any], splits: dict[str, list[Record]], store_dir: Path, seed: int
+) -> dict[str, Any]:
+    from detectors.face.report import face_size_study, shortcut_check_v2, speed_check, test_report
+
+    size = face_size_study(out_dir, splits["validation"])
+    write_manifest_v2(out_dir, fields, float(size["min_face_pixels"]))
+    return {
+        "face_size": size,
+        "test": test_report(out_dir, splits["test"]),
+        "shortcut": shortcut_check_v2(splits["train"], store_dir, seed),
+        "speed": speed_check(out_dir, splits["test"]),
+    }
+
+
+def _gpu_summary(gpu_log: Path | None) -> dict[str, Any]:
+    """Epochs, time and export figures from the GPU run's ``train_log.json`` (empty when not given)."""
+    if gpu_log is None or not gpu_log.is_file():
+        return {}
+    log = json.loads(gpu_log.read_text(encoding="utf-8"))
+    keys = ("epochs_run", "planned_epochs", "train_s", "total_s", "n_train", "n_val", "export", "args")
+    return {key: log.get(key) for key in keys}
+
+
+def _previous_test(out_dir: Path) -> dict[str, Any] | None:
+    """The test table of the version being replaced in ``out_dir`` (or the one it carried), for the card."""
+    manifest, metrics = out_dir / MANIFEST_NAME, out_dir / "metrics.json"
+    if not manifest.is_file() or not metrics.is_file():
+        return None
+    version = json.loads(manifest.read_text(encoding="utf-8")).get("version")
+    summary = json.loads(metrics.read_text(encoding="utf-8"))
+    if version == VERSION:
+        carried: dict[str, Any] | None = summary.get("previous_test")
+        return carried
+    if "test" not in summary:
+        return None
+    note = "from its own metrics.json: same test split, same evaluation code, its own thresholds"
+    return {"version": version, "note": note, "test": summary["test"]}
