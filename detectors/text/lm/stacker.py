@@ -145,5 +145,6 @@ def shared_scorer(path: Path, max_tokens: int) -> LMScorer:
         scorer = _SCORERS.get(key)
         if scorer is None:
             scorer = LMScorer(path, max_tokens)
+            scorer.model._rope(max_tokens + 1)  # build the RoPE tables now: later calls only read them (threads)
             _SCORERS[key] = scorer
         return scorer
