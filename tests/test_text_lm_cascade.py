@@ -88,6 +88,44 @@ def test_auto_mode_runs_the_lm_only_inside_the_band() -> None:
     assert "lm_path" not in out[2].extras or out[2].extras["lm_path"] == 0.0
 
 
+def test_lm_runs_in_preprocess_not_on_the_shared_lane() -> None:
+    """The LM pass happens in preprocess (the per-core pool, billed to its own check); forward only
+    reuses it, so a batch of LM-path texts never holds the inference lane for seconds."""
+    detector = build_text_detector(WEIGHTS, lm_mode="always")
+    detector.load(Device(intra_op_threads=1))
+    prepared = [detector.preprocess(TextItem(t)) for t in (NEWS, NEWS * 2)]
+    assert all(p.lm_features is not None and p.ngram_logits is not None for p in prepared)
+    expected = detector.ngram_logits(prepared)
+
+    class NoLm:
+        def features_from_ids(self, ids: object) -> object:
+            raise AssertionError("forward must not run the LM")
+
+    scorer, detector._scorer = detector._scorer, NoLm()
+    try:
+        raw = detector.forward(prepared)
+    finally:
+        detector._scorer = scorer
+    for p, r, e in zip(prepared, raw, expected, strict=True):
+        assert r.lm_features is p.lm_features
+        np.testing.assert_allclose(r.logits, e, rtol=1e-6, atol=1e-6)
+    outs = detector.postprocess(prepared, raw)
+    assert [o.extras["lm_path"] for o in outs] == [1.0, 1.0]
+
+
+def test_forward_scores_items_prepared_without_the_stacker() -> None:
+    """Items from a detector whose stacker is off still get their n-gram call in forward."""
+    on = build_text_detector(WEIGHTS)
+    off = build_text_detector(WEIGHTS, lm_mode="off")
+    on.load(Device(intra_op_threads=1))
+    off.load(Device(intra_op_threads=1))
+    prepared = [off.preprocess(TextItem(NEWS * 2))]
+    assert prepared[0].ngram_logits is None
+    (raw,) = on.forward(prepared)
+    np.testing.assert_allclose(raw.logits, off.ngram_logits(prepared)[0], rtol=1e-6, atol=1e-6)
+    assert raw.lm_features is None
+
+
 def test_design_fills_short_text_features() -> None:
     lm = np.arange(len(FEATURE_NAMES), dtype=np.float64)[None, :].repeat(2, axis=0) + 1.0
     lm[1, FEATURE_NAMES.index("ll_mean_from32")] = np.nan

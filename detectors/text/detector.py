@@ -14,6 +14,13 @@ covered text; ``off`` skips it and uses the n-gram model's own calibration and t
 (``extra.ngram_only``, the 0.1.0 behaviour). The raw score is then the stacker's log-odds (LM path) or
 the n-gram logit mapped to that scale. Sentence span probabilities always come from the n-gram
 model (its own calibration).
+
+Where the LM runs: when the stacker is active, ``preprocess`` (the service's per-core preprocessing
+pool, not the shared inference lane) scores the item's n-gram rows itself and, if the item is on the LM
+path, computes the SmolLM2 features there. So a ~2 CPU-s LM pass never holds the lane that every
+detector's batched forward passes share, and its CPU time is billed to its own check (the pool bills
+each item its thread's CPU time) instead of being split by word count over a batch. ``forward`` then
+only runs the n-gram ONNX call for items that did not get it in ``preprocess``.
 """
 
 from __future__ import annotations
@@ -89,6 +96,8 @@ class PreparedText:
     flags: tuple[str, ...]
     abstain_reason: str | None
     lm_ids: np.ndarray | None = None
+    ngram_logits: np.ndarray | None = None  # set by preprocess when the stacker is active
+    lm_features: np.ndarray | None = None  # set by preprocess for items on the LM path
 
     @property
     def work(self) -> float:
@@ -148,8 +157,14 @@ class TextDetector:
         prepared = self.prepare(item.text, with_sentences=True)
         if self._scorer is None or prepared.abstain_reason is not None:
             return prepared
+        # Stacker active: the n-gram call and (on the LM path) the LM run here, on the caller's thread.
+        (logits,) = self.ngram_logits([prepared])
+        prepared = replace(prepared, ngram_logits=logits)
+        if not self._takes_lm(prepared, logits):
+            return prepared
         norm = normalise(item.text).text[: self._scorer.max_tokens * LM_CHARS_PER_TOKEN]
-        return replace(prepared, lm_ids=self._scorer.token_ids(norm))
+        ids = self._scorer.token_ids(norm)
+        return replace(prepared, lm_ids=ids, lm_features=self._scorer.features_from_ids(ids))
 
     def prepare(self, text: str, with_sentences: bool) -> PreparedText:
         """Window rows (and, with ``with_sentences``, one row per sentence) for ``text``."""
@@ -199,13 +214,14 @@ class TextDetector:
         return None
 
     def forward(self, batch: Sequence[PreparedText]) -> list[TextForward]:
-        """The n-gram logits (one ONNX call) and, for items on the LM path, the SmolLM2 features."""
+        """The n-gram logits (one ONNX call for the items that ``preprocess`` did not score) and the
+        SmolLM2 features that ``preprocess`` computed for items on the LM path."""
+        todo = [item for item in batch if item.ngram_logits is None]
+        fresh = iter(self.ngram_logits(todo)) if todo else iter(())
         out = []
-        for item, logits in zip(batch, self.ngram_logits(batch), strict=True):
-            lm = None
-            if self._scorer is not None and item.lm_ids is not None and self._takes_lm(item, logits):
-                lm = self._scorer.features_from_ids(item.lm_ids)
-            out.append(TextForward(logits, lm))
+        for item in batch:
+            logits = item.ngram_logits if item.ngram_logits is not None else next(fresh)
+            out.append(TextForward(logits, item.lm_features))
         return out
 
     def _takes_lm(self, item: PreparedText, logits: np.ndarray) -> bool:
