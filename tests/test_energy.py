@@ -22,8 +22,10 @@ def _rapl_tree(root: Path, value: int, max_range: int = 262143328850) -> Path:
 
 
 def _burn(seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
+    """Spin until this process has used ``seconds`` of CPU (not wall) time: on a loaded machine a
+    wall-clock spin gets only part of a core, which made the CPU-time estimate test flaky."""
+    end = time.process_time() + seconds
+    while time.process_time() < end:
         pass
 
 
