@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -38,7 +40,7 @@ def test_wrong_chip_size_is_refused(net: NumpyFaceNet) -> None:
         net.descriptor(np.zeros((96, 96, 3), np.uint8))
 
 
-def test_another_dlib_file_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_another_dlib_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.dat"
     path.write_bytes(b"\x01\x01\x01\x0dloss_metric_2" + bytes(64))
     with pytest.raises(FaceNetFormatError):
