@@ -17,10 +17,17 @@ from typing import Any
 import numpy as np
 
 from detectors.contract import Device, DeviceKind
+from detectors.manifest import load_manifest
 from detectors.runtime import onnx_session
 
 REPO = Path(__file__).resolve().parents[1]
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def face_cnn_path(face_weights: Path) -> Path:
+    """The shipped face CNN named in the manifest (``model_v2`` from weights 2.0.0, ``model`` before)."""
+    files = load_manifest(face_weights).files
+    return Path(files["model_v2"] if "model_v2" in files else files["model"])
 
 
 def counter_period_s(nvml: Any, handle: Any, seconds: float = 2.0) -> float:
@@ -71,21 +78,24 @@ def main() -> None:
     data = pickle.loads(args.inputs.read_bytes())
     cuda = Device(kind=DeviceKind.CUDA)
     report: dict[str, Any] = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
-    text_cpu = build_text_detector(args.weights / "text")
+    # The n-gram model's batched forward pass; the SmolLM2 stage is checked by benchmarks/gpu_lm_check.py.
+    text_cpu = build_text_detector(args.weights / "text", lm_mode="off")
     text_cpu.load(Device())
-    text_gpu = build_text_detector(args.weights / "text")
+    text_gpu = build_text_detector(args.weights / "text", lm_mode="off")
     text_gpu.load(cuda)
     report["text_runtime"] = type(text_gpu._session).__name__
     a, b = text_cpu.forward(data["text"]), text_gpu.forward(data["text"])
-    report["text_max_abs_diff"] = float(max(np.abs(x - y).max() for x, y in zip(a, b, strict=True) if len(x)))
+    report["text_max_abs_diff"] = float(max(np.abs(x.logits - y.logits).max() for x, y in zip(a, b, strict=True)
+                                            if len(x.logits)))
     outs_cpu = text_cpu.postprocess(data["text"], a)
     outs_gpu = text_gpu.postprocess(data["text"], b)
     report["text_prob_max_abs_diff"] = float(max(abs((x.probability or 0) - (y.probability or 0))
                                                   for x, y in zip(outs_cpu, outs_gpu, strict=True)))
-    face_dir = args.weights / "face"
     # The face detector's forward pass is its CNN (face finding with dlib stays on the CPU).
-    face_cpu = onnx_session(face_dir / "model.onnx", Device())
-    face_gpu = onnx_session(face_dir / "model.onnx", cuda)
+    cnn = face_cnn_path(args.weights / "face")
+    report["face_cnn"] = cnn.name
+    face_cpu = onnx_session(cnn, Device())
+    face_gpu = onnx_session(cnn, cuda)
     crops = np.ascontiguousarray(data["face_crops"], dtype=np.float32)
     fa, fb = face_cpu.run(None, {"crops": crops})[0], face_gpu.run(None, {"crops": crops})[0]
     report["face_runtime"] = type(face_gpu).__name__

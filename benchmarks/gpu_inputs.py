@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.bench_checks import SHARED, articles
+from benchmarks.gpu_check import face_cnn_path
+from benchmarks.workload import SHARED, articles
 from detectors.contract import Device, TextItem
 from detectors.text.detector import build_text_detector
 
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 def face_input_size(face_weights: Path) -> int:
     import onnx
 
-    dims = onnx.load(str(face_weights / "model.onnx")).graph.input[0].type.tensor_type.shape.dim
+    dims = onnx.load(str(face_cnn_path(face_weights))).graph.input[0].type.tensor_type.shape.dim
     return int(dims[2].dim_value)
 
 
@@ -35,7 +36,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / ".devdata" / "gpu_inputs.pkl")
     parser.add_argument("--weights", type=Path, default=REPO / "weights")
     args = parser.parse_args()
-    text = build_text_detector(args.weights / "text")
+    # The n-gram model's forward pass (the batched ONNX call); the SmolLM2 stage has its own check,
+    # benchmarks/gpu_lm_check.py, and runs in preprocess, so it is left out of these pickled items.
+    text = build_text_detector(args.weights / "text", lm_mode="off")
     text.load(Device())
     texts = [text.preprocess(TextItem(t)) for t in articles(min(args.n, 64))]
     # Face crops as the CNN sees them (N, 3, 96, 96); the CNN's cost does not depend on alignment, so

@@ -208,6 +208,29 @@ def test_numpy_and_torch_forward_agree(tmp_path: Path) -> None:
     assert np.abs(padded[:, :17] - t_logits).max() < 1e-4
 
 
+def test_scorer_torch_backend_gives_the_numpy_features(tmp_path: Path) -> None:
+    """The service's GPU path (PyTorch on the detector's CUDA device) computes the same per-text features
+    as the numpy path; here on torch's CPU device, which runs the same code."""
+    pytest.importorskip("torch")
+    from detectors.contract import Device, DeviceKind
+    from detectors.text.detector import lm_torch_device
+    from detectors.text.lm.scorer import LMScorer
+
+    tiny_llama(tmp_path / "m.gguf", gtype=GGML_Q4_1)
+    ids = np.random.default_rng(5).integers(1, 40, size=23)
+    numpy_features = LMScorer(tmp_path / "m.gguf", max_tokens=16).features_from_ids(ids)
+    torch_scorer = LMScorer(tmp_path / "m.gguf", max_tokens=16, torch_device="cpu")
+    torch_features = torch_scorer.features_from_ids(ids)
+    assert torch_scorer.torch_model is not None
+    np.testing.assert_allclose(torch_features, numpy_features, rtol=1e-4, atol=1e-4)
+    assert np.array_equal(np.isnan(torch_features), np.isnan(numpy_features))
+    assert lm_torch_device(Device()) is None
+    import torch
+
+    cuda = Device(kind=DeviceKind.CUDA)
+    assert lm_torch_device(cuda) == ("cuda:0" if torch.cuda.is_available() else None)
+
+
 def test_causal_prefix_logits_do_not_depend_on_later_tokens(tmp_path: Path) -> None:
     tiny_llama(tmp_path / "m.gguf")
     model = NumpyLlama(load_llama(tmp_path / "m.gguf"))

@@ -37,6 +37,7 @@ from detectors.contract import (
     DetectorError,
     DetectorOutput,
     Device,
+    DeviceKind,
     InvalidItemError,
     Modality,
     ScoreDirection,
@@ -144,7 +145,7 @@ class TextDetector:
         the SmolLM2 weights, once per process. Raises WeightsMissingError / WeightsCorruptError when the
         GGUF is absent or not the one in the manifest."""
         if self.stacker is not None:
-            self._scorer = shared_scorer(verified_gguf(self.stacker), self.stacker.max_tokens)
+            self._scorer = shared_scorer(verified_gguf(self.stacker), self.stacker.max_tokens, lm_torch_device(device))
         self._logfreq = np.load(self.manifest.files["wordfreq"], allow_pickle=False).astype(np.float32)
         self._session = onnx_session(self.manifest.files["model"], device)
 
@@ -288,6 +289,18 @@ class TextDetector:
         values = dict(zip(FEATURE_NAMES, (float(v) for v in lm), strict=True))
         extras.update(lm_tokens=values["n_tokens"], lm_ll_mean=values["ll_mean"], lm_fastdetect=values["fastdetect"])
         return self.stacker.logit(z, lm, FEATURE_NAMES), extras
+
+
+def lm_torch_device(device: Device) -> str | None:
+    """Where the SmolLM2 pass runs: PyTorch on the detector's GPU when the device is CUDA and torch sees
+    it, otherwise (None) the numpy path on the CPU, which every install has. Never raises."""
+    if device.kind is not DeviceKind.CUDA:
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    return device.label if torch.cuda.is_available() else None
 
 
 def _ngram_only(manifest: Manifest) -> tuple[Calibration, Thresholds]:

@@ -25,33 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from detectors.text.lm.stats import CONTEXT_ID, FEATURE_NAMES, TokenStats, text_features
-from detectors.text.lm.torch_model import TorchLlama
+from detectors.text.lm.stats import FEATURE_NAMES, TokenStats, text_features
+from detectors.text.lm.torch_model import TorchLlama, torch_token_stats
 from detectors.text.lm.weights import load_llama
-
-
-def torch_token_stats(model: TorchLlama, tokens: np.ndarray, lengths: np.ndarray) -> list[TokenStats]:
-    """Per-token statistics for a batch of texts (tokens: B x max_len, zero-padded)."""
-    torch = model.torch
-    b, width = len(lengths), int(lengths.max())
-    ids = np.full((b, width + 1), CONTEXT_ID, dtype=np.int64)
-    ids[:, 1:] = tokens[:, :width]
-    x = torch.from_numpy(ids).to(model.device)
-    with torch.inference_mode():
-        logits = model.logits(x[:, :-1]).float()  # (B, width, V) predicting x[:, 1:]
-        targets = x[:, 1:]
-        observed = logits.gather(-1, targets[..., None])
-        rank = 1 + (logits > observed).sum(-1)
-        logp = torch.log_softmax(logits, dim=-1)
-        del logits
-        ll = logp.gather(-1, targets[..., None])[..., 0]
-        p = logp.exp()
-        entropy = -(p * logp).sum(-1)
-        second = (p * logp * logp).sum(-1)
-        del p, logp
-        var = (second - entropy * entropy).clamp_min(0.0)
-        arrays = [a.double().cpu().numpy() for a in (ll, entropy, var, rank)]
-    return [TokenStats(*(a[i, : lengths[i]] for a in arrays)) for i in range(b)]
 
 
 def batches(lengths: np.ndarray, token_budget: int, max_batch: int) -> list[np.ndarray]:

@@ -2,12 +2,15 @@
 
 Caveats first: the text should already be Unicode-normalised (``detectors.text.normalise``), as
 the training features were; only its first ``max_tokens`` tokens are scored. Cost on one CPU core
-is roughly linear in ``max_tokens`` (see GPU_RUN.md for measured times).
+is roughly linear in ``max_tokens`` (see GPU_RUN.md for measured times). ``torch_device`` (e.g.
+``"cuda:0"``) runs the same forward pass with PyTorch there (float32, full-precision matmuls, as the
+training features were computed); the default ``None`` is the numpy path, which needs no torch.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,12 +24,20 @@ from detectors.text.lm.weights import load_llama
 class LMScorer:
     """``features(text)`` -> ``stats.FEATURE_NAMES`` vector (float32)."""
 
-    def __init__(self, gguf_path: Path | str, max_tokens: int = 256) -> None:
+    def __init__(self, gguf_path: Path | str, max_tokens: int = 256, torch_device: str | None = None) -> None:
         if max_tokens < 1:
             raise ValueError("max_tokens must be >= 1")
         self.max_tokens = max_tokens
         self.tokenizer = build_tokenizer(GGUFFile(gguf_path).metadata)
-        self.model = NumpyLlama(load_llama(gguf_path))
+        weights = load_llama(gguf_path)
+        self.torch_device = torch_device
+        self.torch_model: Any = None
+        if torch_device is not None:
+            from detectors.text.lm.torch_model import TorchLlama
+
+            self.torch_model = TorchLlama(weights, torch_device, "float32", "float32")
+            self.torch_model.torch.backends.cuda.matmul.allow_tf32 = False  # TF32 would move the features
+        self.model = NumpyLlama(weights)
 
     def token_ids(self, text: str) -> np.ndarray:
         ids = self.tokenizer.encode(text, add_special_tokens=False).ids[: self.max_tokens]
@@ -36,6 +47,12 @@ class LMScorer:
         x = context_ids(ids, self.max_tokens)
         if x.size < 2:
             return text_features(token_stats(np.zeros((0, self.model.config.vocab_size)), x[1:]))
+        if self.torch_model is not None:
+            from detectors.text.lm.torch_model import torch_token_stats
+
+            tokens = x[1:][None, :]
+            (stats,) = torch_token_stats(self.torch_model, tokens, np.array([tokens.shape[1]]))
+            return text_features(stats)
         logits = self.model.logits(x[:-1])
         return text_features(token_stats(logits, x[1:]))
 

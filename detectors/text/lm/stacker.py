@@ -27,7 +27,7 @@ from detectors.text.lm.scorer import LMScorer
 
 Z_CLIP = 40.0
 _LOCK = threading.Lock()
-_SCORERS: dict[tuple[str, int], LMScorer] = {}
+_SCORERS: dict[tuple[str, int, str | None], LMScorer] = {}
 _VERIFIED: dict[tuple[str, int, float], str] = {}
 
 
@@ -138,13 +138,14 @@ def verified_gguf(stacker: Stacker) -> Path:
     return path
 
 
-def shared_scorer(path: Path, max_tokens: int) -> LMScorer:
-    """One ``LMScorer`` per (file, token cut) per process: built on first use (~4 s, ~540 MB), then reused."""
-    key = (str(path), max_tokens)
+def shared_scorer(path: Path, max_tokens: int, torch_device: str | None = None) -> LMScorer:
+    """One ``LMScorer`` per (file, token cut, torch device or numpy) per process: built on first use
+    (~4 s, ~540 MB), then reused."""
+    key = (str(path), max_tokens, torch_device)
     with _LOCK:
         scorer = _SCORERS.get(key)
         if scorer is None:
-            scorer = LMScorer(path, max_tokens)
+            scorer = LMScorer(path, max_tokens, torch_device)
             scorer.model._rope(max_tokens + 1)  # build the RoPE tables now: later calls only read them (threads)
             _SCORERS[key] = scorer
         return scorer
