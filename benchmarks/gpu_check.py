@@ -43,6 +43,18 @@ def counter_period_s(nvml: Any, handle: Any, seconds: float = 2.0) -> float:
     return float(np.median(changes[1:])) if len(changes) > 2 else float("nan")
 
 
+def nvml_baseline(nvml: Any, report: dict[str, Any], idle_s: float) -> Any:
+    """Initialise NVML, record the energy counter's update period and the idle board power in ``report``;
+    returns GPU 0's handle."""
+    nvml.nvmlInit()
+    handle = nvml.nvmlDeviceGetHandleByIndex(0)
+    report["nvml_counter_period_s"] = counter_period_s(nvml, handle)
+    e0, t0 = nvml.nvmlDeviceGetTotalEnergyConsumption(handle), time.perf_counter()
+    time.sleep(idle_s)
+    report["idle_power_w"] = (nvml.nvmlDeviceGetTotalEnergyConsumption(handle) - e0) / 1000.0 / (time.perf_counter() - t0)
+    return handle
+
+
 def energy_per_item(nvml: Any, handle: Any, run: Any, batch: int, window_s: float) -> dict[str, float]:
     import torch
 
@@ -101,12 +113,7 @@ def main() -> None:
     report["face_runtime"] = type(face_gpu).__name__
     report["face_max_abs_diff"] = float(np.abs(fa - fb).max())
 
-    pynvml.nvmlInit()
-    handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-    report["nvml_counter_period_s"] = counter_period_s(pynvml, handle)
-    idle0, t0 = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle), time.perf_counter()
-    time.sleep(2.0)
-    report["idle_power_w"] = (pynvml.nvmlDeviceGetTotalEnergyConsumption(handle) - idle0) / 1000.0 / (time.perf_counter() - t0)
+    handle = nvml_baseline(pynvml, report, idle_s=2.0)
     report["text"], report["face"] = [], []
     for batch in BATCHES:
         items = tile(data["text"], batch)

@@ -19,10 +19,11 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from benchmarks.gpu_check import counter_period_s, energy_per_item
+from benchmarks.gpu_check import energy_per_item, nvml_baseline
 from detectors.manifest import sha256_file
 from detectors.text.lm.scorer import LMScorer
 from detectors.text.lm.stats import FEATURE_NAMES, text_features
@@ -52,7 +53,7 @@ def main() -> None:
     tokens = data["tokens"][full, :MAX_TOKENS].astype(np.int64)
     lengths = np.full(len(full), MAX_TOKENS)
     on_gpu = args.device.startswith("cuda")
-    report: dict[str, object] = {"gpu": torch.cuda.get_device_name(0) if on_gpu else "none", "torch": torch.__version__,
+    report: dict[str, Any] = {"gpu": torch.cuda.get_device_name(0) if on_gpu else "none", "torch": torch.__version__,
                                  "texts": len(full), "tokens_per_text": MAX_TOKENS}
 
     t0 = time.perf_counter()
@@ -72,12 +73,7 @@ def main() -> None:
 
     import pynvml
 
-    pynvml.nvmlInit()
-    handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-    report["nvml_counter_period_s"] = counter_period_s(pynvml, handle)
-    e0, t0 = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle), time.perf_counter()
-    time.sleep(1.0)
-    report["idle_power_w"] = (pynvml.nvmlDeviceGetTotalEnergyConsumption(handle) - e0) / 1000.0 / (time.perf_counter() - t0)
+    handle = nvml_baseline(pynvml, report, idle_s=1.0)
 
     single = energy_per_item(pynvml, handle, lambda: gpu.features_from_ids(tokens[0]), 1, args.window_s)
     rows: list[dict[str, object]] = [{**single, "path": "service (features_from_ids, one text per call)"}]
