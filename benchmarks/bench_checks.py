@@ -59,6 +59,8 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
     latencies: list[float] = []
     joules: list[float] = []
     preprocess_j: list[float] = []
+    versions: dict[str, str] = {}
+    text_abstained: list[bool] = []
     errors = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(total):
@@ -76,7 +78,10 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
             if resp.status_code != 200:
                 errors += 1
                 continue
-            energy = resp.json()["energy"]
+            report = resp.json()
+            versions.update(report.get("detectors") or {})
+            text_abstained.append(report["text"] is not None and report["text"]["verdict"] == "abstain")
+            energy = report["energy"]
             if energy["joules"] is not None:
                 joules.append(energy["joules"])
                 preprocess_j.append(sum(p.get("preprocess_j") or 0.0 for p in energy.get("parts") or []))
@@ -105,6 +110,8 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
         "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
         "energy_j_per_check_mean": statistics.fmean(joules) if joules else None,
         "preprocess_j_per_check_mean": statistics.fmean(preprocess_j) if preprocess_j else None,
+        "detectors": versions,
+        "text_abstained_share": statistics.fmean(text_abstained) if text_abstained else None,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
     }
