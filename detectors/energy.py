@@ -74,6 +74,7 @@ class CpuTimeMeter:
 
     source = EnergySource.CPU_TIME
     update_period_s = 0.0
+    scope = ""  # said in the reading's note before "CPU-s"
 
     def __init__(self, core_power_w: float, power_source: str, device: str = "cpu") -> None:
         if core_power_w <= 0:
@@ -82,13 +83,17 @@ class CpuTimeMeter:
         self.power_source = power_source
         self.device = device
 
+    @staticmethod
+    def _cpu_time() -> float:
+        return time.process_time()
+
     def begin(self) -> _CpuMark:
-        return _CpuMark(wall=time.perf_counter(), cpu=time.process_time())
+        return _CpuMark(wall=time.perf_counter(), cpu=self._cpu_time())
 
     def end(self, token: _CpuMark) -> EnergyReading:
         window_s = max(time.perf_counter() - token.wall, 1e-9)
-        cpu_s = max(time.process_time() - token.cpu, 0.0)
-        if cpu_s == 0.0:  # process_time's resolution can be coarse; never report 0.
+        cpu_s = max(self._cpu_time() - token.cpu, 0.0)
+        if cpu_s == 0.0:  # the clock's resolution can be coarse; never report 0.
             cpu_s = window_s
         return EnergyReading(
             joules=cpu_s * self.core_power_w,
@@ -96,8 +101,24 @@ class CpuTimeMeter:
             source=self.source,
             device=self.device,
             window_s=window_s,
-            note=f"{cpu_s:.6f} CPU-s x {self.core_power_w} W per core ({self.power_source})",
+            note=f"{cpu_s:.6f} {self.scope}CPU-s x {self.core_power_w} W per core ({self.power_source})",
         )
+
+
+class ThreadCpuTimeMeter(CpuTimeMeter):
+    """The *calling thread's* CPU seconds in the window times ``core_power_w`` (an estimate).
+
+    Caveats first: right only when the whole forward pass runs on the thread that calls ``begin`` and ``end``
+    (the lane), i.e. ONNX Runtime with one intra-op thread. The process-wide :class:`CpuTimeMeter` would also
+    count what other threads did in the window (other checks' preprocessing on the pool, which each check is
+    already billed for), so with a preprocessing pool it double-counts.
+    """
+
+    scope = "lane-thread "
+
+    @staticmethod
+    def _cpu_time() -> float:
+        return time.thread_time()
 
 
 def rapl_package_zones(root: Path) -> list[Path]:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
 
 from detectors.contract import Device, DeviceKind
-from detectors.energy import CpuTimeMeter, EnergyMeter, EnergyMethod, EnergyReading, EnergySource, NvmlMeter, RaplMeter
+from detectors.energy import CpuTimeMeter, EnergyMeter, NvmlMeter, RaplMeter, ThreadCpuTimeMeter
 from service.config import EnergyBackend, Settings
 
 logger = logging.getLogger(__name__)
@@ -39,47 +37,6 @@ def build_meter(settings: Settings, device: Device, nvml: object | None = None) 
             if backend is EnergyBackend.RAPL:
                 raise
     return fallback
-
-
-@dataclass(frozen=True)
-class _ThreadMark:
-    wall: float
-    cpu: float
-
-
-class ThreadCpuTimeMeter:
-    """The *calling thread's* CPU seconds in the window times ``core_power_w`` (an estimate).
-
-    Caveats first: right only when the whole forward pass runs on the thread that calls ``begin`` and ``end``
-    (the lane), i.e. ONNX Runtime with one intra-op thread. The process-wide :class:`CpuTimeMeter` would also
-    count what other threads did in the window (other checks' preprocessing on the pool, which each check is
-    already billed for), so with a preprocessing pool it double-counts.
-    """
-
-    source = EnergySource.CPU_TIME
-    update_period_s = 0.0
-
-    def __init__(self, core_power_w: float, power_source: str, device: str = "cpu") -> None:
-        if core_power_w <= 0:
-            raise ValueError("core_power_w must be > 0")
-        self.core_power_w = core_power_w
-        self.power_source = power_source
-        self.device = device
-
-    def begin(self) -> _ThreadMark:
-        return _ThreadMark(wall=time.perf_counter(), cpu=time.thread_time())
-
-    def end(self, token: _ThreadMark) -> EnergyReading:
-        window_s = max(time.perf_counter() - token.wall, 1e-9)
-        cpu_s = max(time.thread_time() - token.cpu, 0.0) or window_s  # never report 0 (coarse clocks)
-        return EnergyReading(
-            joules=cpu_s * self.core_power_w,
-            method=EnergyMethod.ESTIMATED,
-            source=self.source,
-            device=self.device,
-            window_s=window_s,
-            note=f"{cpu_s:.6f} lane-thread CPU-s x {self.core_power_w} W per core ({self.power_source})",
-        )
 
 
 def lane_meter(settings: Settings, device: Device, meter: EnergyMeter) -> EnergyMeter:

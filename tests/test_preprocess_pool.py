@@ -189,8 +189,8 @@ def test_lane_meter_counts_only_its_own_thread() -> None:
     import threading
 
     from detectors.contract import Device, DeviceKind
-    from detectors.energy import CpuTimeMeter
-    from service.energy_setup import ThreadCpuTimeMeter, lane_meter
+    from detectors.energy import CpuTimeMeter, ThreadCpuTimeMeter
+    from service.energy_setup import lane_meter
 
     stop = threading.Event()
 
