@@ -259,14 +259,19 @@ class Store:
         return [r.report for r in page], next_cursor
 
     def headshot_fingerprints(self, exclude_byline_key: str | None, limit: int = 100_000) -> list[HeadshotFingerprint]:
-        """Earlier headshots under other bylines (the reuse candidates), newest first."""
-        query = (select(HeadshotRow, CheckRow.byline).join(CheckRow, CheckRow.id == HeadshotRow.check_id)
+        """Earlier headshots under other bylines (the reuse candidates), newest first.
+
+        Reads only the fingerprint columns: loading whole rows also read each kept image (``image``, up to
+        the upload limit) and built an ORM object per candidate, on every check."""
+        query = (select(HeadshotRow.check_id, HeadshotRow.idx, HeadshotRow.byline_key, CheckRow.byline,
+                        HeadshotRow.phash, HeadshotRow.embedding)
+                 .join(CheckRow, CheckRow.id == HeadshotRow.check_id)
                  .order_by(HeadshotRow.created_at.desc()).limit(limit))
         if exclude_byline_key is not None:
             query = query.where((HeadshotRow.byline_key != exclude_byline_key) | HeadshotRow.byline_key.is_(None))
         with self.session() as session:
-            return [HeadshotFingerprint(h.check_id, h.idx, h.byline_key, byline, h.phash, h.embedding)
-                    for h, byline in session.execute(query).all()]
+            return [HeadshotFingerprint(check_id, idx, key, byline, phash, embedding)
+                    for check_id, idx, key, byline, phash, embedding in session.execute(query).all()]
 
     def purge_headshot_images(self, older_than: datetime) -> int:
         """Drop kept images older than ``older_than`` (hashes stay). Returns rows changed."""
