@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from detectors.text.card import _kv_table as _table
 from detectors.text.evaluation import format_table
 
 GPU_RUN = (
@@ -14,16 +15,6 @@ GPU_RUN = (
     "63.7 s, 68.8 s in all; parity on 64 validation texts, CUDA float32 vs the numpy service path: max abs difference "
     "<= 1.3e-4 per feature (ll_p10), <= 4.3e-5 for fastdetect"
 )
-
-
-def _f(v: Any) -> str:
-    return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-
-
-def _table(items: Mapping[str, Mapping[str, Any]], cols: tuple[str, ...], title: str) -> str:
-    lines = [f"| {title} | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
-    lines += [f"| {k} | " + " | ".join(_f(v.get(c)) for c in cols) + " |" for k, v in items.items()]
-    return "\n".join(lines)
 
 
 def _modes(lm: Mapping[str, Any]) -> str:

@@ -187,16 +187,19 @@ def word_hashes(canon: str) -> np.ndarray:
 def char_hashes(canon: str) -> np.ndarray:
     """32-bit FNV-1a hashes of character 3-, 4- and 5-grams (text padded with one space each side)."""
     cp = np.frombuffer((" " + canon + " ").encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    parts = []
-    for n in CHAR_NGRAMS:
-        count = cp.size - n + 1
-        if count <= 0:
-            continue
-        h = np.full(count, 2166136261 ^ n, dtype=np.uint64)
-        for k in range(n):
-            h = ((h ^ cp[k : k + count]) * np.uint64(16777619)) & MASK32
-        parts.append(fmix32(h))
+    parts = [fmix32(h) for h in (_fnv_ngrams(cp, n) for n in CHAR_NGRAMS) if h.size]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+
+
+def _fnv_ngrams(cp: np.ndarray, n: int) -> np.ndarray:
+    """32-bit FNV-1a (seeded with ``n``) of every ``n``-gram of the code points ``cp`` (empty when too short)."""
+    count = cp.size - n + 1
+    if count <= 0:
+        return np.zeros(0, dtype=np.uint64)
+    h = np.full(count, 2166136261 ^ n, dtype=np.uint64)
+    for k in range(n):
+        h = ((h ^ cp[k : k + count]) * np.uint64(16777619)) & MASK32
+    return h
 
 
 def _block(hashes: np.ndarray, offset: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -300,12 +303,10 @@ def _row_keys_chars(canons: list[str], word_size: int, n_buckets: int) -> np.nda
     char_size = np.uint64(n_buckets - word_size)
     parts = []
     for n in CHAR_NGRAMS:
-        count = cp.size - n + 1
-        if count <= 0:
+        h = _fnv_ngrams(cp, n)
+        count = h.size
+        if count == 0:
             continue
-        h = np.full(count, 2166136261 ^ n, dtype=np.uint64)
-        for k in range(n):
-            h = ((h ^ cp[k : k + count]) * np.uint64(16777619)) & MASK32
         valid = seps[n : n + count] == seps[:count]
         owner = seps[:count][valid].astype(np.uint64)
         parts.append(owner * np.uint64(n_buckets) + np.uint64(word_size) + fmix32(h[valid]) % char_size)
