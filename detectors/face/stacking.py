@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from detectors.calibration import fit_platt
 from detectors.face.augment import degrade_image
 from detectors.face.data import SOURCE_NAMES, Record, build_cache, list_records, read_rgb, split_records
 from detectors.face.finding import FaceFinder
@@ -188,12 +187,9 @@ def _cached_validation(
 
 def _manifest_fields(val: ValidationLogits, ensemble: Ensemble, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Platt calibration, thresholds and manifest fields for the chosen stacker; and validation stats."""
-    from detectors.face.training import choose_thresholds
+    from detectors.face.training import calibrated_thresholds
 
     raw = _design(val, ensemble.inputs) @ np.array(ensemble.stack_coef) + ensemble.stack_intercept
-    platt = fit_platt(raw.tolist(), val.labels.tolist())
-    probs = np.array([platt(r) for r in raw])
-    thresholds = choose_thresholds(probs, val.labels)
     ai = val.labels == 1
     stats = {
         "val_auroc_ensemble": auroc(raw, val.labels),
@@ -203,15 +199,9 @@ def _manifest_fields(val: ValidationLogits, ensemble: Ensemble, seed: int) -> tu
         "val_auroc_per_input": {name: auroc(col, val.labels) for name, col in val.columns.items()},
     }
     cnn_files = {"cnn": V1_FILE, "cnn_v2": V2_FILE}
+    split = f"validation (seed {seed}; as staged + one random degradation per image, rng seed {seed + VAL_RNG_OFFSET})"
     fields = {
-        "calibration": {"method": "platt", "a": platt.a, "b": platt.b, "fitted_on": "validation"},
-        "thresholds": thresholds,
-        "threshold_provenance": {
-            "data": "../shared/datasets/faces (FFHQ, CIPLAB real; StyleGAN v1, SD 2.1)",
-            "split": f"validation (seed {seed}; as staged + one random degradation per image, rng seed {seed + VAL_RNG_OFFSET})",
-            "objective": "likely_ai: FPR on real photos <= 1%; likely_human: <= 1% of AI faces below",
-            "fpr_reached": float((probs[~ai] >= thresholds["likely_ai"]).mean()),
-        },
+        **calibrated_thresholds(raw, val.labels, split),
         "extra": {
             "ensemble": ensemble.stacker_dict(),
             "family": {"diffusion_above": 0.9, "gan_below": 0.1, "from": "cnn_v2"},

@@ -72,6 +72,25 @@ def choose_thresholds(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]
     return {"likely_ai": float(likely_ai), "likely_human": float(max(0.0, min(likely_human, likely_ai)))}
 
 
+def calibrated_thresholds(raw: np.ndarray, labels: np.ndarray, split: str) -> dict[str, Any]:
+    """Platt calibration of validation raw scores, the thresholds (``choose_thresholds``) and their provenance:
+    the manifest's ``calibration``, ``thresholds`` and ``threshold_provenance`` fields. ``split`` describes
+    the validation data."""
+    platt = fit_platt(raw.tolist(), labels.tolist())
+    probs = np.array([platt(r) for r in raw])
+    thresholds = choose_thresholds(probs, labels)
+    return {
+        "calibration": {"method": "platt", "a": platt.a, "b": platt.b, "fitted_on": "validation"},
+        "thresholds": thresholds,
+        "threshold_provenance": {
+            "data": "../shared/datasets/faces (FFHQ, CIPLAB real; StyleGAN v1, SD 2.1)",
+            "split": split,
+            "objective": "likely_ai: FPR on real photos <= 1%; likely_human: <= 1% of AI faces below",
+            "fpr_reached": float((probs[labels == 0] >= thresholds["likely_ai"]).mean()),
+        },
+    }
+
+
 def _split_arrays(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {key[len(prefix) + 1 :]: value for key, value in arrays.items() if key.startswith(prefix + "_")}
 
@@ -115,10 +134,6 @@ def _fit_head(arrays: dict[str, np.ndarray], out_dir: Path, seed: int, cnn_budge
     ensemble = fit_ensemble(train, val, val_logits[:, 0], seed)
     ensemble.trees.save(out_dir / CUE_TREES_FILE)
     raw = ensemble.raw_scores(val_logits[:, 0], val["cues"])
-    platt = fit_platt(raw.tolist(), val["labels"].tolist())
-    probs = np.array([platt(r) for r in raw])
-    thresholds = choose_thresholds(probs, val["labels"])
-    reached = float((probs[val["labels"] == 0] >= thresholds["likely_ai"]).mean())
     ai = val["labels"] == 1
     fam_acc = float(((val_logits[ai, 1] > 0) == (val["family"][ai] == 1)).mean())
     stats = {
@@ -131,14 +146,7 @@ def _fit_head(arrays: dict[str, np.ndarray], out_dir: Path, seed: int, cnn_budge
         "val_n": int(len(raw)),
     }
     fields = {
-        "calibration": {"method": "platt", "a": platt.a, "b": platt.b, "fitted_on": "validation"},
-        "thresholds": thresholds,
-        "threshold_provenance": {
-            "data": "../shared/datasets/faces (FFHQ, CIPLAB real; StyleGAN v1, SD 2.1)",
-            "split": f"validation (seed {seed}; as staged + one random degradation per image)",
-            "objective": "likely_ai: FPR on real photos <= 1%; likely_human: <= 1% of AI faces below",
-            "fpr_reached": reached,
-        },
+        **calibrated_thresholds(raw, val["labels"], f"validation (seed {seed}; as staged + one random degradation per image)"),
         "extra": {
             "ensemble": ensemble.stacker_dict(),
             "family": {"diffusion_above": 0.9, "gan_below": 0.1},
