@@ -5,9 +5,16 @@ sends 800-word articles, each with one 1024x1024 JPEG headshot, from ../shared/d
 carries a *different* headshot (cold: no cache can hit); ``--warm`` repeats one headshot on purpose (a
 newsroom's byline photo sent with every article) and labels the run ``warm``. Prints a table and writes
 JSON (``--out``) with the load average before and after each level. A benchmark, not a test: it asserts
-nothing. CPU seconds count the whole process, client included.
+nothing. Rate limiting is off (it would cap the run at 10 checks/s).
+
+By default the service runs in this process (one uvicorn worker, the embedded defaults); CPU seconds then
+count the whole process, and the service's share is the process minus the client thread. With
+``--server-workers N`` the service is ``bylinecheck serve --workers N`` in its own processes (as deployed:
+docker-compose runs two), its CPU read from ``/proc`` for the whole process tree (Linux only), and the
+client's from this process.
 
     .venv/bin/python -m benchmarks.bench_checks --requests 64 --out benchmarks/results/checks.json
+    .venv/bin/python -m benchmarks.bench_checks --server-workers 2 --requests 64
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import os
 import resource
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -34,12 +43,99 @@ from benchmarks.workload import articles, distinct_headshots
 from service.api import create_app
 from service.config import Settings
 from service.domain import Scope
+from service.store import Store
+
+BENCH_SECRET = "bench-secret-not-for-production-0123456789"
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _ticks_per_s() -> float:
+    return float(os.sysconf("SC_CLK_TCK"))
+
+
+def process_tree_cpu_s(root: int) -> float:
+    """User + system CPU seconds of ``root`` and all its live descendants, from ``/proc`` (Linux)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / _ticks_per_s()
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
+class ExternalServer:
+    """``bylinecheck serve --workers N`` on a temporary SQLite database, in its own process tree."""
+
+    def __init__(self, workers: int, tmp: Path) -> None:
+        self.port = free_port()
+        database_url = f"sqlite:///{tmp / 'bench.sqlite3'}"
+        store = Store(database_url, BENCH_SECRET)
+        try:
+            store.migrate()
+            self.token = store.create_api_key("bench", [Scope.CHECK])
+        finally:
+            store.close()
+        env = {**os.environ, "BYLINECHECK_DATABASE_URL": database_url, "BYLINECHECK_SECRET_KEY": BENCH_SECRET,
+               "BYLINECHECK_BOOTSTRAP_API_KEY": "false", "BYLINECHECK_MAX_QUEUE": "1024",
+               "BYLINECHECK_RATE_LIMIT_PER_MINUTE": "0"}
+        command = [str(Path(sys.executable).with_name("bylinecheck")), "serve", "--workers", str(workers),
+                   "--host", "127.0.0.1", "--port", str(self.port)]
+        self.log = (tmp / "server.log").open("w")
+        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self._wait_ready()
+
+    def _wait_ready(self, timeout_s: float = 180.0) -> None:
+        """Until /readyz answers 200 and the tree's CPU use settles (every worker has loaded its models)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the service exited with {self.process.returncode}; see {self.log.name}")
+            try:
+                if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise RuntimeError(f"the service was not ready within {timeout_s:.0f} s; see {self.log.name}")
+        before = self.cpu_s()
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            now = self.cpu_s()
+            if now - before < 0.05:
+                return
+            before = now
+        raise RuntimeError(f"the service kept loading for {timeout_s:.0f} s; see {self.log.name}")
+
+    def cpu_s(self) -> float:
+        return process_tree_cpu_s(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
 
 
 def start_server(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, str]:
@@ -54,8 +150,9 @@ def start_server(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, 
 
 
 async def run_level(base: str, token: str, concurrency: int, total: int, texts: list[str],
-                    images: list[bytes]) -> dict[str, Any]:
-    """One level; request ``i`` sends ``images[i % len(images)]``."""
+                    images: list[bytes], server: ExternalServer | None = None) -> dict[str, Any]:
+    """One level; request ``i`` sends ``images[i % len(images)]``. With ``server`` the service's CPU is its
+    process tree's; otherwise this process's minus the client thread's."""
     latencies: list[float] = []
     joules: list[float] = []
     preprocess_j: list[float] = []
@@ -89,13 +186,15 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
     load_before = os.getloadavg()
     client0 = time.thread_time()  # the client runs on this thread's event loop; the service on its own threads
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    server0 = server.cpu_s() if server else 0.0
     wall0 = time.perf_counter()
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     wall = time.perf_counter() - wall0
+    server_cpu_s = server.cpu_s() - server0 if server else 0.0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     client_cpu_s = time.thread_time() - client0
-    cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime) + server_cpu_s
     ordered = sorted(latencies)
     return {
         "concurrency": concurrency,
@@ -104,7 +203,7 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
         "checks_per_s": total / wall,
         "checks_per_cpu_s": total / cpu_s if cpu_s else None,
         "cpu_s_per_check": cpu_s / total,
-        "service_cpu_s_per_check": (cpu_s - client_cpu_s) / total,
+        "service_cpu_s_per_check": (server_cpu_s if server else cpu_s - client_cpu_s) / total,
         "client_cpu_s_per_check": client_cpu_s / total,
         "p50_ms": 1000 * statistics.median(ordered),
         "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
@@ -138,26 +237,38 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peer", action="store_true", help="also run the peer baseline (needs the train extra)")
     parser.add_argument("--peer-items", type=int, default=16)
     parser.add_argument("--warm", action="store_true", help="repeat one headshot (labelled warm; not the headline)")
+    parser.add_argument("--server-workers", type=int, default=0,
+                        help="run `bylinecheck serve --workers N` in its own processes (0: in this process)")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bylinecheck-bench-"))
     settings = Settings(database_url=f"sqlite:///{tmp / 'bench.sqlite3'}", port=free_port(), bootstrap_api_key=False,
-                        max_queue=1024)
-    server, thread, token = start_server(settings)
+                        max_queue=1024, rate_limit_per_minute=0)
     texts = articles(32)
-    # distinct headshots across all levels (+2 for the warm-up request), or one repeated headshot when warm
-    images = distinct_headshots(1 if args.warm else args.requests * len(args.levels) + 2)
+    warmups = 2 * max(1, args.server_workers)
+    # distinct headshots across all levels (+ the warm-up requests), or one repeated headshot when warm
+    images = distinct_headshots(1 if args.warm else args.requests * len(args.levels) + warmups)
+    external = ExternalServer(args.server_workers, tmp) if args.server_workers > 0 else None
+    if external is None:
+        server, thread, token = start_server(settings)
+        base = f"http://127.0.0.1:{settings.port}"
+    else:
+        token, base = external.token, external.base
     results = []
     try:
-        asyncio.run(run_level(f"http://127.0.0.1:{settings.port}", token, 1, 1, texts, images[-1:]))  # warm-up
+        asyncio.run(run_level(base, token, warmups, warmups, texts, images[-warmups:], external))  # warm-up
         for n, level in enumerate(args.levels):
             level_images = images if args.warm else images[n * args.requests:(n + 1) * args.requests]
-            results.append(asyncio.run(run_level(f"http://127.0.0.1:{settings.port}", token, level, args.requests,
-                                                 texts, level_images)))
+            results.append(asyncio.run(run_level(base, token, level, args.requests, texts, level_images, external)))
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        if external is None:
+            server.should_exit = True
+            thread.join(timeout=10)
+        else:
+            external.stop()
     mode = "warm" if args.warm else "cold"
-    print(f"headshots: {mode} ({'one headshot repeated' if args.warm else 'a different headshot per request'})")
+    served = f"{args.server_workers} worker process(es)" if external else "in this process"
+    print(f"headshots: {mode} ({'one headshot repeated' if args.warm else 'a different headshot per request'}); "
+          f"service: {served}")
     print("CPU-s: whole process per check (client included); svc: the service's threads only; "
           "J/check: the reports' energy; svc J: svc CPU-s x cpu_core_power_w")
     print(f"{'conc':>5} {'req':>5} {'err':>4} {'checks/s':>9} {'chk/CPU-s':>9} {'CPU-s':>6} {'svc':>6} {'p50 ms':>8} "
@@ -170,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {(energy if energy is not None else float('nan')):>8.3f} "
               f"{r['service_j_per_check_estimated']:>6.3f} {r['load_average_before'][0]:>5.2f}")
     payload: dict[str, Any] = {"cpu_count": os.cpu_count(), "results": results, "headshots": mode,
+                               "server_workers": args.server_workers,
                                "workload": f"800-word article + 1024x1024 JPEG ({mode} headshots)"}
     if args.peer:
         payload["peer"] = peer_comparison(texts[: args.peer_items], images, settings, results)
