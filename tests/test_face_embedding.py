@@ -1,19 +1,60 @@
-"""The numpy evaluation of dlib's face-descriptor network gives dlib's own descriptors (stored ones stay comparable)."""
+"""dlib's face-descriptor network, rebuilt for ONNX Runtime and in numpy, gives dlib's own descriptors.
+
+Stored descriptors stay comparable only while both evaluations agree with ``dlib.face_recognition_model_v1`` to
+~1e-4 (the reuse threshold is 0.35 euclidean), on real face chips cut by dlib as the service cuts them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from detectors.face.embedding import CHIP_SIZE, FaceNetFormatError, NumpyFaceNet
-from detectors.face.finding import EMBEDDING_FILE, FaceEmbedder, dlib_model_path
+from detectors.face.embedding import (
+    CHECK_TOLERANCE,
+    CHIP_SIZE,
+    FaceNetFormatError,
+    FaceNetMismatchError,
+    NumpyFaceNet,
+    OnnxFaceNet,
+    load_face_net,
+    onnx_model,
+)
+from detectors.face.finding import EMBEDDING_FILE, FaceEmbedder, FaceFinder, dlib_model_path
+
+FACES = Path(__file__).parents[1].parent / "shared" / "datasets" / "faces"
+# FFHQ (256 px, aligned), CIPLAB (600 px frontal) and Stable Diffusion 2.1 (768 px) faces
+REAL_FACE_FILES = ("real/00000.jpg", "real/00001.jpg", "real/00002.jpg", "real_ciplab/real_00001.jpg",
+                   "real_ciplab/real_00002.jpg", "diffusion_sd21/anB-128_12.jpg")
 
 
 @pytest.fixture(scope="module")
-def net() -> NumpyFaceNet:
+def numpy_net() -> NumpyFaceNet:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")  # as load_face_net does: more BLAS threads spin on a busy machine
     return NumpyFaceNet.load(dlib_model_path(EMBEDDING_FILE))
+
+
+@pytest.fixture(scope="module")
+def onnx_net(numpy_net: NumpyFaceNet) -> OnnxFaceNet:
+    return OnnxFaceNet.build(numpy_net)
+
+
+@pytest.fixture(scope="module")
+def dlib_net() -> Any:
+    import dlib
+
+    return dlib.face_recognition_model_v1(str(dlib_model_path(EMBEDDING_FILE)))
+
+
+@pytest.fixture(scope="module")
+def embedder() -> FaceEmbedder:
+    embedder = FaceEmbedder()
+    embedder.load()
+    return embedder
 
 
 def _chip(seed: int) -> np.ndarray:
@@ -25,19 +66,64 @@ def _chip(seed: int) -> np.ndarray:
     return np.clip(base + rng.normal(0, 30, base.shape), 0, 255).astype(np.uint8)
 
 
-def test_descriptors_match_dlib(net: NumpyFaceNet) -> None:
-    import dlib
+def _real_chips(embedder: FaceEmbedder) -> list[np.ndarray]:
+    import cv2
 
-    reference = dlib.face_recognition_model_v1(str(dlib_model_path(EMBEDDING_FILE)))
+    if not FACES.is_dir():
+        pytest.skip("face dataset not staged at ../shared/datasets/faces")
+    finder = FaceFinder()
+    finder.load()
+    chips = []
+    for name in REAL_FACE_FILES:
+        pixels = cv2.cvtColor(cv2.imread(str(FACES / name)), cv2.COLOR_BGR2RGB)
+        faces = finder.find(pixels)
+        assert faces, f"no face found in {name}"
+        chips.append(embedder.chip(pixels, faces[0].landmarks))
+    return chips
+
+
+def test_descriptors_of_real_faces_match_dlib_and_numpy(
+        embedder: FaceEmbedder, onnx_net: OnnxFaceNet, numpy_net: NumpyFaceNet, dlib_net: Any) -> None:
+    chips = _real_chips(embedder)
+    fast = np.stack([onnx_net.descriptor(chip) for chip in chips])
+    expected = np.stack([np.asarray(dlib_net.compute_face_descriptor(chip)) for chip in chips])
+    assert fast.shape == (len(REAL_FACE_FILES), 128)
+    assert np.abs(fast - expected).max() <= 1e-4
+    assert np.abs(fast - np.stack([numpy_net.descriptor(chip) for chip in chips])).max() <= 1e-4
+    # different people stay apart (the descriptors are not all alike, e.g. all zero)
+    distances = np.linalg.norm(fast[:, None] - fast[None], axis=-1)[np.triu_indices(len(chips), 1)]
+    assert distances.min() > 0.35
+
+
+def test_descriptors_of_synthetic_chips_match_dlib(onnx_net: OnnxFaceNet, numpy_net: NumpyFaceNet, dlib_net: Any) -> None:
     for seed in range(3):
         chip = _chip(seed)
-        expected = np.asarray(reference.compute_face_descriptor(chip))
-        assert np.abs(net.descriptor(chip) - expected).max() < 1e-4
+        expected = np.asarray(dlib_net.compute_face_descriptor(chip))
+        assert np.abs(onnx_net.descriptor(chip) - expected).max() <= 1e-4
+        assert np.abs(numpy_net.descriptor(chip) - expected).max() <= 1e-4
 
 
-def test_wrong_chip_size_is_refused(net: NumpyFaceNet) -> None:
-    with pytest.raises(ValueError, match="150x150"):
-        net.descriptor(np.zeros((96, 96, 3), np.uint8))
+def test_wrong_chips_are_refused(onnx_net: OnnxFaceNet, numpy_net: NumpyFaceNet) -> None:
+    for net in (onnx_net, numpy_net):
+        with pytest.raises(ValueError, match="150x150"):
+            net.descriptor(np.zeros((96, 96, 3), np.uint8))
+        with pytest.raises(ValueError, match="150x150"):
+            net.descriptor(np.zeros((CHIP_SIZE, CHIP_SIZE), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        onnx_net.descriptor(_chip(0).astype(np.float32))
+
+
+def test_graph_is_valid_onnx_and_folds_every_affine(numpy_net: NumpyFaceNet) -> None:
+    import onnx
+
+    model = onnx_model(numpy_net._convs, numpy_net._affines, numpy_net._fc)
+    onnx.checker.check_model(model, full_check=True)
+    ops = [node.op_type for node in model.graph.node]
+    assert ops.count("Conv") == 29
+    assert ops.count("Add") == 14  # one per residual block (3 + 4 + 3 + 3 + 1)
+    assert ops.count("Pad") == 5  # skip channels at 64, 128, 256; inner rows at the last two stages
+    assert "BatchNormalization" not in ops
+    assert [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim] == [1, 128]
 
 
 def test_another_dlib_file_is_refused(tmp_path: Path) -> None:
@@ -45,16 +131,43 @@ def test_another_dlib_file_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"\x01\x01\x01\x0dloss_metric_2" + bytes(64))
     with pytest.raises(FaceNetFormatError):
         NumpyFaceNet.load(path)
+    with pytest.raises(FaceNetFormatError):
+        load_face_net(path)
 
 
-def test_embedder_uses_landmarks_in_the_given_image(net: NumpyFaceNet) -> None:
+def test_load_check_rejects_a_disagreeing_net(onnx_net: OnnxFaceNet, numpy_net: NumpyFaceNet) -> None:
+    assert onnx_net.check_against(numpy_net) <= CHECK_TOLERANCE
+
+    class Shifted:
+        def descriptor(self, chip: np.ndarray) -> np.ndarray:
+            return numpy_net.descriptor(chip) + np.float32(3 * CHECK_TOLERANCE)
+
+    with pytest.raises(FaceNetMismatchError):
+        onnx_net.check_against(Shifted())
+
+
+def test_service_uses_onnx_and_falls_back_to_numpy_on_mismatch(monkeypatch: pytest.MonkeyPatch) -> None:
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    path = dlib_model_path(EMBEDDING_FILE)
+    threadpool_limits(limits=2, user_api="blas")
+    assert isinstance(load_face_net(path), OnnxFaceNet)
+    blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas
+    assert set(blas) == {1}  # the process's BLAS is back to one thread (numpy check and fallback)
+    real = OnnxFaceNet.descriptor
+    monkeypatch.setattr(OnnxFaceNet, "descriptor", lambda self, chip: real(self, chip) * np.float32(1.01))
+    assert isinstance(load_face_net(path), NumpyFaceNet)
+
+
+def test_embedder_uses_landmarks_in_the_given_image(embedder: FaceEmbedder) -> None:
     """Landmarks scaled with the image give nearly the same descriptor (the chip is re-cut from either size)."""
     import cv2
 
     rng = np.random.default_rng(0)
     image = cv2.GaussianBlur(rng.integers(0, 255, (400, 400, 3), dtype=np.uint8), (0, 0), 3)
     points = np.array([(150 + 100 * np.cos(a), 200 + 100 * np.sin(a)) for a in np.linspace(0, 6.0, 68)], np.float32)
-    embedder = FaceEmbedder()
+    assert isinstance(embedder._net, OnnxFaceNet)
     full = np.asarray(embedder.embed(image, points))
     half = np.asarray(embedder.embed(cv2.resize(image, (200, 200), interpolation=cv2.INTER_AREA), points / 2))
     assert full.shape == (128,)
@@ -64,8 +177,6 @@ def test_embedder_uses_landmarks_in_the_given_image(net: NumpyFaceNet) -> None:
 def test_finder_lends_each_concurrent_call_a_detector_made_at_load() -> None:
     """Making a HOG detector costs ~0.8 s of CPU: load() makes one per worker, and find() only borrows them."""
     from concurrent.futures import ThreadPoolExecutor
-
-    from detectors.face.finding import FaceFinder
 
     finder = FaceFinder()
     finder.load(copies=2)

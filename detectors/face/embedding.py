@@ -1,11 +1,14 @@
-"""dlib's 128-d face descriptor (``dlib_face_recognition_resnet_model_v1``) evaluated with numpy.
+"""dlib's 128-d face descriptor (``dlib_face_recognition_resnet_model_v1``) evaluated with ONNX Runtime.
 
-Caveats first: the same network and weights as ``dlib.face_recognition_model_v1`` (read from dlib's own
-``.dat`` file), evaluated with numpy's BLAS instead of dlib's built-in matrix code, because the ``dlib-bin``
-wheel is built without BLAS and spends about 100 ms per face there. The descriptors agree with dlib's to about
-1e-5 (checked by :meth:`NumpyFaceNet.check_against` at load, tested in ``tests/test_face_embedding.py``), so
-descriptors stored by earlier versions stay comparable. The face chip (150 x 150, padding 0.25) is still cut
-by dlib (``dlib.get_face_chip``), from whatever image the landmarks belong to.
+Caveats first: the same network and weights as ``dlib.face_recognition_model_v1``, read from dlib's own
+``.dat`` file at load and rebuilt as an ONNX graph in memory (the ``.dat`` is the only copy of the weights; the
+``onnx`` package is needed at run time to build the graph). It is evaluated by ONNX Runtime on one thread
+(~9-10 ms per chip on one core) instead of dlib's built-in matrix code (the ``dlib-bin`` wheel has no BLAS:
+~100 ms). The descriptors agree with dlib's to 5e-7 (largest difference over 147 real faces), so
+descriptors stored by earlier versions stay comparable; :func:`load_face_net` checks that at load against
+:class:`NumpyFaceNet`, a plain numpy evaluation of the same weights (~25 ms, also the reference in
+``tests/test_face_embedding.py``), and falls back to it if ONNX Runtime disagrees. The face chip (150 x 150,
+padding 0.25) is still cut by dlib (``dlib.get_face_chip``), from whatever image the landmarks belong to.
 
 The network (dlib's ``dnn_face_recognition_ex.cpp``): 7x7/2 convolution, 3x3/2 max pool, then residual
 blocks of two 3x3 convolutions with per-channel affine (folded batch norm) at 32, 64, 128, 256 and 256
@@ -16,9 +19,11 @@ differ in size (channels or rows), dlib zero-pads the smaller one at the end, an
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,10 +33,22 @@ _INPUT_MEAN = np.array([122.782, 117.001, 104.298], dtype=np.float32)
 # residual stages in forward order: (channels, blocks); the first block of every stage but the first strides
 _STAGES = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
 _TAG = re.compile(rb"\x01\x05con_4|\x01\x07affine_|\x01\x04fc_2")
+# largest |difference| to the numpy evaluation accepted at load (measured: < 5e-7; the reuse threshold is 0.35 euclidean)
+CHECK_TOLERANCE = 1e-4
+
+logger = logging.getLogger(__name__)
 
 
 class FaceNetFormatError(ValueError):
     """The ``.dat`` file does not hold the layers this evaluator expects."""
+
+
+class FaceNetMismatchError(RuntimeError):
+    """Two evaluations of the descriptor network disagree by more than the tolerance."""
+
+
+class FaceNet(Protocol):
+    def descriptor(self, chip: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -148,7 +165,12 @@ def _add_padded(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class NumpyFaceNet:
-    """The descriptor network. Thread-safe (read-only weights); ``descriptor`` takes about 20-30 ms on one core."""
+    """The descriptor network in numpy: the reference for :class:`OnnxFaceNet`, and its fallback.
+
+    Caveats first: about 20-30 ms per chip on one core with one BLAS thread (set by :func:`load_face_net`);
+    more threads are not faster on these small maps, and hide the work from ``time.thread_time``.
+    Thread-safe (read-only weights).
+    """
 
     def __init__(self, convs: list[_Conv], affines: list[tuple[np.ndarray, np.ndarray]], fc: np.ndarray) -> None:
         self._convs, self._affines, self._fc = convs, affines, fc
@@ -182,3 +204,138 @@ class NumpyFaceNet:
                 index += 2
         pooled = x.mean(axis=(0, 1), dtype=np.float32)
         return np.asarray(pooled @ self._fc, dtype=np.float32)
+
+
+def _check_chip() -> np.ndarray:
+    """A fixed 150 x 150 RGB chip for the load-time check: shading in each channel plus grain."""
+    ramp = np.linspace(40.0, 220.0, CHIP_SIZE)
+    base = np.stack([ramp[None, :].repeat(CHIP_SIZE, 0), ramp[:, None].repeat(CHIP_SIZE, 1),
+                     np.full((CHIP_SIZE, CHIP_SIZE), 110.0)], -1)
+    grain = np.random.default_rng(150).normal(0.0, 30.0, base.shape)
+    return np.clip(base + grain, 0, 255).astype(np.uint8)
+
+
+def onnx_model(convs: list[_Conv], affines: list[tuple[np.ndarray, np.ndarray]], fc: np.ndarray) -> Any:
+    """The network as an ONNX ModelProto: input ``chip`` (1, 150, 150, 3) uint8 RGB, output ``descriptor`` (1, 128).
+
+    Each affine layer is folded into its convolution (``W * gamma``, ``b * gamma + beta``). The input scaling
+    ``(x - mean) / 256`` is done in the graph, so the caller passes dlib's chip as it is: the chip is transposed
+    to NCHW while still uint8, the mean subtracted per channel plane (ONNX Runtime's broadcast over the last
+    axis of an NHWC map cost ~1.3 ms, on planes 0.05 ms), and the 1/256 folded into the first convolution's
+    weights (a power of two: exact). Residual operands of different sizes are zero-padded at the end of each
+    axis (``Pad``), as dlib's ``add_prev`` does.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes: list[Any] = []
+    weights: list[Any] = []
+
+    def constant(name: str, value: np.ndarray) -> str:
+        weights.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def node(op: str, inputs: list[str], **attributes: Any) -> str:
+        output = f"{op.lower()}_{len(nodes)}"
+        nodes.append(helper.make_node(op, inputs, [output], **attributes))
+        return output
+
+    def conv(x: str, index: int, side: int, relu: bool, scale: float = 1.0) -> tuple[str, tuple[int, int]]:
+        layer, (gamma, beta) = convs[index], affines[index]
+        channels, filters = layer.taps.shape[1:]
+        kernel = layer.taps.reshape(layer.size, layer.size, channels, filters).transpose(3, 2, 0, 1)
+        w = constant(f"conv{index}_w", (kernel * gamma[:, None, None, None] * np.float32(scale)).astype(np.float32))
+        b = constant(f"conv{index}_b", (layer.bias * gamma + beta).astype(np.float32))
+        out = node("Conv", [x, w, b], kernel_shape=[layer.size] * 2, strides=[layer.stride] * 2, pads=[layer.padding] * 4)
+        return (node("Relu", [out]) if relu else out), (filters, (side + 2 * layer.padding - layer.size) // layer.stride + 1)
+
+    def pool(op: str, x: str, size: int, stride: int, side: int) -> tuple[str, int]:
+        return node(op, [x], kernel_shape=[size] * 2, strides=[stride] * 2), (side - size) // stride + 1
+
+    def pad_to(x: str, shape: tuple[int, int], target: tuple[int, int]) -> str:
+        if shape == target:
+            return x
+        ends = [0, target[0] - shape[0], target[1] - shape[1], target[1] - shape[1]]  # N, C, H, W
+        return node("Pad", [x, constant(f"pads_{len(nodes)}", np.array([0, 0, 0, 0, *ends], np.int64))])
+
+    planes = node("Cast", [node("Transpose", ["chip"], perm=[0, 3, 1, 2])], to=TensorProto.FLOAT)
+    centred = node("Sub", [planes, constant("mean", _INPUT_MEAN.reshape(1, 3, 1, 1))])
+    x, (channels, side) = conv(centred, 0, CHIP_SIZE, relu=True, scale=1 / 256)
+    x, side = pool("MaxPool", x, 3, 2, side)
+    index = 1
+    for _channels, blocks, strided in _STAGES:
+        for block in range(blocks):
+            inner, inner_shape = conv(x, index, side, relu=True)
+            inner, inner_shape = conv(inner, index + 1, inner_shape[1], relu=False)
+            skip, skip_side = pool("AveragePool", x, 2, 2, side) if strided and block == 0 else (x, side)
+            target = (max(inner_shape[0], channels), max(inner_shape[1], skip_side))
+            x = node("Relu", [node("Add", [pad_to(inner, inner_shape, target), pad_to(skip, (channels, skip_side), target)])])
+            (channels, side), index = target, index + 2
+    pooled = node("Reshape", [node("GlobalAveragePool", [x]), constant("flat", np.array([1, -1], np.int64))])
+    nodes.append(helper.make_node("MatMul", [pooled, constant("fc", fc.astype(np.float32))], ["descriptor"]))
+    graph = helper.make_graph(
+        nodes, "dlib_face_recognition_resnet_model_v1",
+        [helper.make_tensor_value_info("chip", TensorProto.UINT8, [1, CHIP_SIZE, CHIP_SIZE, 3])],
+        [helper.make_tensor_value_info("descriptor", TensorProto.FLOAT, [1, 128])], weights)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+class OnnxFaceNet:
+    """The descriptor network in ONNX Runtime: about 9-10 ms per chip on one core (numpy: ~25 ms).
+
+    Caveats first: one intra-op and one inter-op thread, sequential execution, so the work runs on the
+    calling thread and ``time.thread_time`` sees it. All graph optimisations: on x86 they include ONNX
+    Runtime's blocked (NCHWc) convolutions, without which it takes ~14 ms. Thread-safe
+    (``InferenceSession.run`` is).
+    """
+
+    def __init__(self, model: bytes) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+    @classmethod
+    def build(cls, reference: NumpyFaceNet) -> OnnxFaceNet:
+        """The session for ``reference``'s weights (about 0.3 s: graph, serialisation, ONNX Runtime's optimisations)."""
+        return cls(onnx_model(reference._convs, reference._affines, reference._fc).SerializeToString())
+
+    def descriptor(self, chip: np.ndarray) -> np.ndarray:
+        """128-d descriptor (float32) of a 150 x 150 RGB uint8 face chip cut by ``dlib.get_face_chip``."""
+        if chip.shape != (CHIP_SIZE, CHIP_SIZE, 3) or chip.dtype != np.uint8:
+            raise ValueError(f"expected a {CHIP_SIZE}x{CHIP_SIZE} RGB uint8 chip, got {chip.shape} {chip.dtype}")
+        (out,) = self._session.run(["descriptor"], {"chip": chip[None]})
+        return np.asarray(out[0], dtype=np.float32)
+
+    def check_against(self, reference: FaceNet, tolerance: float = CHECK_TOLERANCE) -> float:
+        """Largest |difference| to ``reference``'s descriptor of a fixed chip; raises FaceNetMismatchError above ``tolerance``."""
+        chip = _check_chip()
+        difference = float(np.abs(self.descriptor(chip) - reference.descriptor(chip)).max())
+        if not difference <= tolerance:
+            raise FaceNetMismatchError(f"ONNX Runtime descriptor differs from numpy's by {difference:.2e} (> {tolerance:.0e})")
+        return difference
+
+
+def load_face_net(path: Path) -> FaceNet:
+    """The ONNX Runtime evaluator of dlib's ``.dat``, checked at load against the numpy one (~0.5 s in all).
+
+    Caveats first: limits the process's BLAS (numpy's OpenBLAS) to one thread, as the numpy-only version did:
+    the numpy check, and the fallback, would otherwise spread over every core and, on a busy machine, spin
+    (1.5-2.4 s per descriptor measured on 2 shared cores, against 25 ms on one thread). Falls back to
+    :class:`NumpyFaceNet`, with a warning, when ONNX Runtime's descriptor of a fixed chip differs by more than
+    ``CHECK_TOLERANCE``. Raises FaceNetFormatError (or OSError) when the file is not the expected net.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+    reference = NumpyFaceNet.load(path)
+    net = OnnxFaceNet.build(reference)
+    try:
+        net.check_against(reference)
+    except FaceNetMismatchError as exc:
+        logger.warning("face descriptor: %s; using the numpy evaluation instead (slower)", exc)
+        return reference
+    return net

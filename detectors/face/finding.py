@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from detectors.contract import Box, WeightsMissingError
-from detectors.face.embedding import CHIP_PADDING, CHIP_SIZE, NumpyFaceNet
+from detectors.face.embedding import CHIP_PADDING, CHIP_SIZE, FaceNet, load_face_net
 
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
 EMBEDDING_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -120,26 +120,26 @@ class FaceFinder:
 
 
 class FaceEmbedder:
-    """dlib's 128-d face descriptor: dlib cuts the 150 px face chip, numpy evaluates dlib's network (~25 ms).
+    """dlib's 128-d face descriptor: dlib cuts the 150 px face chip, ONNX Runtime evaluates dlib's network (~10 ms).
 
-    Caveats first: :meth:`load` limits the process's BLAS (numpy's OpenBLAS) to one thread, so that a
-    descriptor costs one core for ~25 ms, runs beside other checks on the other cores, and its CPU time is
-    seen by ``time.thread_time`` (the energy estimate). Thread-safe after :meth:`load` (read-only weights;
-    dlib's chip extraction holds no state).
+    Caveats first: the network runs on the calling thread (one ONNX Runtime thread), so a descriptor costs
+    one core for ~9-10 ms, runs beside other checks on the other cores, and its CPU time is seen by
+    ``time.thread_time`` (the energy estimate). :meth:`load` limits the process's BLAS (numpy's OpenBLAS) to
+    one thread, for the load-time check against the numpy evaluation and for its fallback to numpy (~25 ms)
+    should ONNX Runtime disagree (see :func:`~detectors.face.embedding.load_face_net`). Thread-safe after
+    :meth:`load` (read-only weights; dlib's chip extraction holds no state).
     """
 
     def __init__(self) -> None:
-        self._net: NumpyFaceNet | None = None
+        self._net: FaceNet | None = None
         self._predictor: Any = None
 
     def load(self) -> None:
-        """Read dlib's models now (about 0.5 s), so that the first check does not pay for it."""
+        """Read dlib's models and build the ONNX Runtime session now (about 1 s), so that the first check does not pay for it."""
         import dlib
-        from threadpoolctl import threadpool_limits
 
         if self._net is None:
-            threadpool_limits(limits=1, user_api="blas")
-            self._net = NumpyFaceNet.load(dlib_model_path(EMBEDDING_FILE))
+            self._net = load_face_net(dlib_model_path(EMBEDDING_FILE))
             self._predictor = dlib.shape_predictor(str(dlib_model_path(LANDMARKS_FILE)))
 
     def embed(self, pixels: np.ndarray, face: Box | np.ndarray) -> tuple[float, ...]:
@@ -148,6 +148,14 @@ class FaceEmbedder:
         ``pixels`` may be a reduced copy of the submitted image as long as the face keeps at least ~60 px
         between the eyes (the chip is 150 px with the eyes ~50 px apart).
         """
+        chip = self.chip(pixels, face)
+        net = self._net
+        if net is None:  # pragma: no cover - chip() loads it
+            raise RuntimeError("FaceEmbedder.load() failed")
+        return tuple(float(v) for v in net.descriptor(chip))
+
+    def chip(self, pixels: np.ndarray, face: Box | np.ndarray) -> np.ndarray:
+        """The 150 x 150 RGB uint8 chip that :meth:`embed` describes (dlib's alignment, padding 0.25)."""
         import dlib
 
         self.load()
@@ -161,11 +169,7 @@ class FaceEmbedder:
             x1, y1 = points.max(axis=0)
             rect = dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
             shape = dlib.full_object_detection(rect, [dlib.point(int(x), int(y)) for x, y in points])
-        chip = np.asarray(dlib.get_face_chip(image, shape, CHIP_SIZE, CHIP_PADDING), dtype=np.uint8)
-        net = self._net
-        if net is None:  # pragma: no cover - load() sets it
-            raise RuntimeError("FaceEmbedder.load() failed")
-        return tuple(float(v) for v in net.descriptor(chip))
+        return np.asarray(dlib.get_face_chip(image, shape, CHIP_SIZE, CHIP_PADDING), dtype=np.uint8)
 
 
 _EMBEDDER: FaceEmbedder | None = None
