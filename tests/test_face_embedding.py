@@ -103,6 +103,18 @@ def test_descriptors_of_synthetic_chips_match_dlib(onnx_net: OnnxFaceNet, numpy_
         assert np.abs(numpy_net.descriptor(chip) - expected).max() <= 1e-4
 
 
+def test_concurrent_descriptors_equal_serial_ones(onnx_net: OnnxFaceNet) -> None:
+    """The service calls one session from several worker threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    chips = [_chip(seed) for seed in range(8)]
+    serial = [onnx_net.descriptor(chip) for chip in chips]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(onnx_net.descriptor, chips * 3))
+    for index, descriptor in enumerate(concurrent):
+        np.testing.assert_array_equal(descriptor, serial[index % len(chips)])
+
+
 def test_wrong_chips_are_refused(onnx_net: OnnxFaceNet, numpy_net: NumpyFaceNet) -> None:
     for net in (onnx_net, numpy_net):
         with pytest.raises(ValueError, match="150x150"):
