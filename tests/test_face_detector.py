@@ -207,3 +207,112 @@ def test_v1_manifest_without_stacker_inputs_still_loads(tmp_path: Path) -> None:
     out = det.judge([read_rgb(FFHQ_SAMPLE)])[0]
     assert out.probability is not None
     assert set(out.extras) == {"cnn_logit", "cue_logit", "p_diffusion"}
+
+
+class _RecordingHog:
+    """Wraps a dlib HOG detector and records the (height, width, upsample) of every scan."""
+
+    def __init__(self, inner: object, calls: list[tuple[int, int, int]]) -> None:
+        self._inner, self._calls = inner, calls
+
+    def run(self, image: np.ndarray, upsample: int, threshold: float) -> object:
+        self._calls.append((image.shape[0], image.shape[1], upsample))
+        return self._inner.run(image, upsample, threshold)  # type: ignore[attr-defined]
+
+
+def _recording_finder(coarse_levels: int, work_side: int = 448) -> tuple[FaceFinder, list[tuple[int, int, int]]]:
+    finder = FaceFinder(work_side, coarse_levels)
+    finder.load()
+    calls: list[tuple[int, int, int]] = []
+    finder._free.put(_RecordingHog(finder._free.get_nowait(), calls))
+    return finder, calls
+
+
+def _on_canvas(face_image: np.ndarray, face_side: int, canvas_side: int, at: tuple[int, int] = (40, 60)) -> np.ndarray:
+    """``face_image`` resized to ``face_side`` px and pasted on a grey ``canvas_side`` px square."""
+    canvas = np.full((canvas_side, canvas_side, 3), 128, np.uint8)
+    small = cv2.resize(face_image, (face_side, face_side), interpolation=cv2.INTER_AREA)
+    canvas[at[1] : at[1] + face_side, at[0] : at[0] + face_side] = small
+    return canvas
+
+
+@needs_data
+def test_big_face_is_found_by_the_coarse_pass_alone() -> None:
+    pixels = cv2.resize(read_rgb(FFHQ_SAMPLE), (512, 512), interpolation=cv2.INTER_LINEAR)  # a reduced 1024 px decode
+    finder, calls = _recording_finder(3)
+    faces = finder.find(pixels, 1024 / 4)
+    assert calls == [(258, 258, 0)]  # one scan, 3 pyramid steps below 448 px; no 448 px scan
+    reference = FaceFinder(448, 0).find(pixels)
+    assert len(faces) == len(reference) == 1
+    # the same pyramid level's box (up to rounding); the landmarks (predicted on the 448 px copy) barely move
+    assert abs(faces[0].box.w - reference[0].box.w) <= 0.02 * reference[0].box.w
+    anchors = np.array(faces[0].eye_centres) - np.array(reference[0].eye_centres)
+    assert np.linalg.norm(anchors, axis=1).max() <= 0.05 * reference[0].eye_distance
+
+
+@needs_data
+def test_small_face_in_big_image_is_found_by_the_fallback() -> None:
+    canvas = _on_canvas(read_rgb(FFHQ_SAMPLE), 320, 1024)  # face box ~220 px: ~56 px on the coarse copy, ~96 at 448
+    finder, calls = _recording_finder(3)
+    faces = finder.find(canvas, 1024.0)
+    assert calls == [(258, 258, 0), (448, 448, 0)]
+    old = FaceFinder(448, 0).find(canvas)
+    assert len(faces) == len(old) == 1
+    assert faces[0].box == old[0].box  # the fallback is the previous path, unchanged
+    assert np.array_equal(faces[0].landmarks, old[0].landmarks)
+    centre = (faces[0].box.x + faces[0].box.w / 2, faces[0].box.y + faces[0].box.h / 2)
+    assert 40 < centre[0] < 360
+    assert 60 < centre[1] < 380
+
+
+@needs_data
+def test_face_near_the_size_abstention_is_refound_at_work_side() -> None:
+    """A face that fills the frame but is near min_face_pixels is decided on the 448 px pass, as before."""
+    pixels = read_rgb(FFHQ_SAMPLE)
+    box = FaceFinder(448, 0).find(pixels)[0].box
+    finder, calls = _recording_finder(3)
+    plain = FaceFinder(448, 0)
+    for face_w in (28, 32, 36, 44):
+        scale = face_w / box.w
+        small = cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        calls.clear()
+        new = find_and_prepare(finder, small, 1024.0)[0]
+        old = find_and_prepare(plain, small, 1024.0)[0]
+        assert len(calls) >= 2  # coarse pass not trusted this close to 32 x 32 px
+        assert new.abstain_reason == old.abstain_reason
+        assert new.face is not None
+        assert old.face is not None
+        assert new.face.box == old.face.box
+
+
+@needs_data
+def test_second_face_of_comparable_size_is_not_missed_by_the_coarse_pass() -> None:
+    """Two faces (the second 0.72-1.0x as wide) at several image sizes: same decision as the 448 px scan alone."""
+    face = read_rgb(FFHQ_SAMPLE)
+    finder, calls = _recording_finder(3)
+    plain = FaceFinder(448, 0)
+    coarse_only = 0
+    for ratio in (0.72, 0.85, 1.0):
+        second = cv2.resize(face[:, ::-1], None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA)
+        pair = np.full((face.shape[0], face.shape[1] + second.shape[1], 3), 128, np.uint8)
+        pair[:, : face.shape[1]], pair[: second.shape[0], face.shape[1] :] = face, second
+        for width in (300, 600, 1200):
+            scale = width / pair.shape[1]
+            image = cv2.resize(pair, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            calls.clear()
+            new = find_and_prepare(finder, image, 1024.0)[0]
+            old = find_and_prepare(plain, image, 1024.0)[0]
+            coarse_only += len(calls) == 1
+            assert (new.abstain_reason, new.faces_found) == (old.abstain_reason, old.faces_found), (ratio, width)
+            if ratio == 1.0:
+                assert new.abstain_reason == "multiple_faces"
+    assert coarse_only >= 6  # most of these were decided by the coarse pass alone
+
+
+def test_coarse_pass_is_skipped_on_images_too_small_for_a_trusted_face() -> None:
+    with pytest.raises(ValueError, match="coarse_levels"):
+        FaceFinder(448, -1)
+    finder, calls = _recording_finder(3, work_side=160)  # coarse copy 92 px: no box there reaches COARSE_TRUST_BOX
+    rng = np.random.default_rng(1)
+    assert finder.find(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)) == []
+    assert [c[:2] for c in calls] == [(160, 160), (160, 160)]  # work-side scan and its up-sampled retry only

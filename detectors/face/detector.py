@@ -29,7 +29,7 @@ from detectors.contract import (
     Verdict,
     WeightsCorruptError,
 )
-from detectors.face.finding import FaceEmbedder, FaceFinder
+from detectors.face.finding import COARSE_LEVELS, FaceEmbedder, FaceFinder
 from detectors.face.pipeline import (
     CROP_SIZE,
     CropSpec,
@@ -91,6 +91,7 @@ class FaceDetector:
             self._family = FamilyRule(float(family.get("diffusion_above", 0.9)), float(family.get("gan_below", 0.1)))
             self._family_from = str(family.get("from", "cnn"))
             self._work_side = int(manifest.extra.get("work_side", 448))
+            self._coarse_levels = int(manifest.extra.get("coarse_levels", COARSE_LEVELS))
             self._crop_size = int(manifest.extra.get("crop_size", CROP_SIZE))
             v2 = manifest.extra.get("cnn_v2")
             self._wide = None if v2 is None else CropSpec(size=int(v2["crop_size"]), zoom=float(v2["zoom"]))
@@ -125,7 +126,7 @@ class FaceDetector:
         coef, intercept, inputs = self._stacker
         self._ensemble = Ensemble(trees=trees, stack_coef=coef, stack_intercept=intercept, inputs=inputs)
         self._sessions = {name: onnx_session(self.manifest.files[CNN_FILES[name]], device) for name in self._cnns}
-        finder = FaceFinder(self._work_side)
+        finder = FaceFinder(self._work_side, self._coarse_levels)
         finder.load(copies=os.cpu_count() or 1)  # one HOG detector per core: callers run on a pool of that size
         self._finder = finder
         if self.embed_faces:

@@ -24,6 +24,13 @@ from detectors.face.embedding import CHIP_PADDING, CHIP_SIZE, FaceNet, load_face
 
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
 EMBEDDING_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+# Coarse first pass (see FaceFinder): how many 5/6 pyramid steps below work_side it scans, the smallest
+# largest-face box (px, in the coarse copy) it is trusted with (2x dlib's smallest ~73 px box: a second face of
+# half the area is >= 1.4x that window even after each box snaps a pyramid step), and the margin over the
+# size abstention's area.
+COARSE_LEVELS = 3
+COARSE_TRUST_BOX = 146
+COARSE_SIZE_MARGIN = 2.25
 
 
 def dlib_model_path(filename: str) -> Path:
@@ -61,12 +68,25 @@ class FaceFinder:
     concurrent call borrows its own copy from a free list. Making the detector costs ~0.5-0.8 s of CPU, so
     :meth:`load` makes it once and further copies are unpickled from it (~2 ms each); the 68-point
     predictor (100 MB, read-only) is shared. dlib releases the GIL while it scans, so two threads use two
-    cores."""
+    cores.
 
-    def __init__(self, work_side: int = 448) -> None:
+    Coarse pass: with ``coarse_levels`` > 0 the HOG scan first runs on the ``work_side`` copy shrunk that
+    many times by dlib's own 5/6 pyramid step (3: ~259 px, ~1/3 of the scan), i.e. on exactly the pyramid
+    levels the ``work_side`` scan would reach for big faces, so its boxes are those levels' boxes. Its
+    faces are kept only when the largest box is at least :data:`COARSE_TRUST_BOX` px wide there (so any
+    second face with half its area or more is well above dlib's smallest ~73 px window and is found
+    too) and its area is at least :data:`COARSE_SIZE_MARGIN` times ``min_face_pixels`` (so a face near the
+    size abstention is decided on the ``work_side`` scan, as before). Otherwise the ``work_side`` scan (and
+    its up-sampled retry) runs as without the coarse pass. Landmarks are always predicted on the
+    ``work_side`` copy, the coarse box mapped up to it."""
+
+    def __init__(self, work_side: int = 448, coarse_levels: int = COARSE_LEVELS) -> None:
         if work_side < 64:
             raise ValueError("work_side must be >= 64")
+        if not 0 <= coarse_levels <= 8:
+            raise ValueError("coarse_levels must be in 0..8")
         self.work_side = work_side
+        self.coarse_levels = coarse_levels
         self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._template: bytes | None = None
         self._predictor: Any = None
@@ -90,8 +110,10 @@ class FaceFinder:
                 return self._free.get_nowait()
             return pickle.loads(self._template)  # our own bytes, made in load()
 
-    def find(self, pixels: np.ndarray) -> list[FoundFace]:
-        """All faces in an RGB uint8 (H, W, 3) image, largest first."""
+    def find(self, pixels: np.ndarray, min_face_pixels: float = 0.0) -> list[FoundFace]:
+        """All faces in an RGB uint8 (H, W, 3) image, largest first. ``min_face_pixels`` (box area in
+        ``pixels``' coordinates) is the caller's size abstention: a coarse-pass face near it is re-found
+        at ``work_side``."""
         height, width = pixels.shape[:2]
         scale = self.work_side / max(height, width)
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
@@ -99,13 +121,40 @@ class FaceFinder:
         gray = cv2.resize(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY), size, interpolation=interp)
         detector = self._borrow()
         try:
-            rects, scores, _ = detector.run(gray, 0, -0.2)
-            if not rects:
-                rects, scores, _ = detector.run(gray, 1, -0.2)
+            found = self._coarse_pass(detector, gray, min_face_pixels * scale * scale)
+            if found is None:
+                rects, scores, _ = detector.run(gray, 0, -0.2)
+                if not rects:
+                    rects, scores, _ = detector.run(gray, 1, -0.2)
+                found = list(zip(rects, (float(s) for s in scores), strict=True))
         finally:
             self._free.put(detector)
-        faces = [self._face(gray, rect, float(score), scale) for rect, score in zip(rects, scores, strict=True)]
+        faces = [self._face(gray, rect, score, scale) for rect, score in found]
         return sorted(faces, key=lambda f: f.box.w * f.box.h, reverse=True)
+
+    def _coarse_pass(self, detector: Any, gray: np.ndarray, min_work_pixels: float) -> list[tuple[Any, float]] | None:
+        """Faces found ``coarse_levels`` pyramid steps below ``gray``, their boxes in ``gray``'s coordinates, or
+        None when the result is not to be trusted (nothing found, largest face too small; see the class
+        docstring)."""
+        import dlib
+
+        if not self.coarse_levels:
+            return None
+        pyramid = dlib.pyramid_down(6)
+        coarse = gray
+        for _ in range(self.coarse_levels):
+            coarse = pyramid(coarse)
+        if min(coarse.shape) < COARSE_TRUST_BOX:
+            return None
+        rects, scores, _ = detector.run(coarse, 0, -0.2)
+        if not rects:
+            return None
+        boxes = [pyramid.rect_up(rect, self.coarse_levels) for rect in rects]
+        largest = max(range(len(rects)), key=lambda i: rects[i].width() * rects[i].height())
+        if min(rects[largest].width(), rects[largest].height()) < COARSE_TRUST_BOX \
+                or boxes[largest].width() * boxes[largest].height() < COARSE_SIZE_MARGIN * min_work_pixels:
+            return None
+        return [(box, float(score)) for box, score in zip(boxes, scores, strict=True)]
 
     def _face(self, gray: np.ndarray, rect: Any, score: float, scale: float) -> FoundFace:
         shape = self._predictor(gray, rect)

@@ -101,8 +101,11 @@ def find_and_prepare(
     crop_size: int = CROP_SIZE,
     wide: CropSpec | None = None,
 ) -> tuple[FaceChoice, FaceInputs | None]:
-    """Find faces, choose one, and compute its inputs (with the ``wide`` crop when given) unless abstaining."""
-    choice = choose_face(finder.find(pixels), min_face_pixels)
+    """Find faces, choose one, and compute its inputs (with the ``wide`` crop when given) unless abstaining.
+
+    ``min_face_pixels`` also goes to the finder, which re-finds a coarse-pass face near that size at its
+    full working size (so the size abstention is decided as without the coarse pass)."""
+    choice = choose_face(finder.find(pixels, min_face_pixels), min_face_pixels)
     if choice.face is None or choice.abstain_reason is not None:
         return choice, None
     return choice, face_inputs(pixels, choice.face.landmarks, crop_size=crop_size, wide=wide)
