@@ -48,7 +48,7 @@ from detectors.contract import (
 )
 from detectors.manifest import Manifest, load_manifest
 from detectors.runtime import onnx_session
-from detectors.text.features import Features, english_evidence, featurise_many, pad_batch
+from detectors.text.features import Features, english_evidence, featurise_spans, pad_batch
 from detectors.text.lm.stacker import Stacker, shared_scorer, verified_gguf
 from detectors.text.lm.stats import FEATURE_NAMES
 from detectors.text.normalise import normalise, sentence_spans, windows, word_count
@@ -180,11 +180,11 @@ class TextDetector:
             return PreparedText((), (), (), 0, norm.flags, reason)
         cfg = self.config
         groups = windows(counts, cfg.window_words, cfg.min_last_window_words)
-        texts = [norm.text[spans[a][0] : spans[b - 1][1]] for a, b in groups]
         window_words = tuple(sum(counts[a:b]) for a, b in groups)
         scored = [i for i, n in enumerate(counts) if n > 0] if reason is None and with_sentences else []
-        texts += [norm.text[spans[i][0] : spans[i][1]] for i in scored]
-        rows = tuple(featurise_many(texts, cfg.n_buckets, self._logfreq, cfg.rare_logfreq))
+        # Rows: each window's text, then each scored sentence's, featurised once per sentence.
+        runs = groups + [(i, i + 1) for i in scored]
+        rows = tuple(featurise_spans(norm.text, spans, runs, cfg.n_buckets, self._logfreq, cfg.rare_logfreq))
         original = tuple(norm.span_to_original(*spans[i]) for i in scored)
         return PreparedText(rows, window_words, original, words, norm.flags, reason)
 

@@ -4,7 +4,9 @@ Caveats first: hashes are crc32 (words) and FNV-1a (characters) with a murmur fi
 Python's randomised ``hash``, so features are identical across processes and machines. Text is
 lower-cased, digits are folded to ``0`` and whitespace runs to one space before hashing, so layout
 (paragraph breaks, wire-service indentation) and numbers are not features. The stylometric features
-use a word log-frequency table fitted on the training split only (``wordfreq.npy``).
+use a word log-frequency table fitted on the training split only (``wordfreq.npy``). The detector builds a
+text's window and sentence rows with ``featurise_spans``, which hashes each sentence once and slices the
+rows out of the whole text's hashes: the same indices and values as ``featurise_many``, bit for bit.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detectors.text.normalise import sentence_spans
+from detectors.text.normalise import sentence_ends, sentence_spans
 
 MASK32 = np.uint64(0xFFFFFFFF)
 FREQ_BUCKETS = 1 << 18
@@ -146,7 +148,9 @@ STOPWORDS = frozenset(
 _TOKEN_RE = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
 _WORD_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 _DIGIT_RE = re.compile(r"\d")
-_SPACE_RE = re.compile(r"\s+")
+_ASCII_NON_LETTERS = bytes(b for b in range(128) if not chr(b).isalpha())
+CRC_TABLE_SIZE = 1 << 16  # memoised token CRCs per process (a few MB)
+_CRC_TABLE: list[dict[str, int]] = [{}]
 
 
 @dataclass(frozen=True)
@@ -168,12 +172,22 @@ def fmix32(h: np.ndarray) -> np.ndarray:
 
 
 def canonical(text: str) -> str:
-    """Lower-case, digits folded to 0, whitespace runs collapsed."""
-    return _SPACE_RE.sub(" ", _DIGIT_RE.sub("0", text.lower())).strip()
+    """Lower-case, digits folded to 0, whitespace runs collapsed to one space, ends stripped. (``str.split``
+    and regex ``\\s`` agree on every code point, so this equals ``re.sub(r"\\s+", " ", ...).strip()``.)"""
+    return " ".join(_DIGIT_RE.sub("0", text.lower()).split())
 
 
 def crc_hashes(tokens: list[str]) -> np.ndarray:
-    return np.fromiter((zlib.crc32(t.encode("utf-8")) for t in tokens), dtype=np.uint64, count=len(tokens))
+    """CRC-32 of each token's UTF-8 bytes (uint64), memoised per process: the table is swapped for an
+    empty one when full, never cleared in place, so threads sharing it always find their tokens."""
+    table = _CRC_TABLE[0]
+    missing = set(tokens).difference(table)
+    if missing:
+        if len(table) + len(missing) > CRC_TABLE_SIZE:
+            table = _CRC_TABLE[0] = {}
+            missing = set(tokens)
+        table.update({t: zlib.crc32(t.encode("utf-8")) for t in missing})
+    return np.fromiter(map(table.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
 
 
 def word_hashes(canon: str) -> np.ndarray:
@@ -262,11 +276,15 @@ def featurise(text: str, n_buckets: int, logfreq: np.ndarray, rare_logfreq: floa
 
 def english_evidence(text: str) -> tuple[float, float]:
     """(share of Latin letters among letters, share of English stopwords among words)."""
-    letters = [c for c in text if c.isalpha()]
-    latin = sum(1 for c in letters if c.isascii() or "a" <= c.lower() <= "z" or "\u00c0" <= c <= "\u024f")
+    if text.isascii():  # every letter is Latin: count them without a Python loop
+        n_letters = latin = len(text.encode("ascii").translate(None, _ASCII_NON_LETTERS))
+    else:
+        letters = [c for c in text if c.isalpha()]
+        n_letters = len(letters)
+        latin = sum(1 for c in letters if c.isascii() or "a" <= c.lower() <= "z" or "\u00c0" <= c <= "\u024f")
     tokens = _WORD_RE.findall(text.lower())
     stop = sum(t in STOPWORDS for t in tokens) / len(tokens) if tokens else 0.0
-    return latin / max(len(letters), 1), stop
+    return latin / max(n_letters, 1), stop
 
 
 def pad_batch(rows: list[Features]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -331,3 +349,176 @@ def featurise_many(texts: list[str], n_buckets: int, logfreq: np.ndarray, rare_l
         Features(bucket[a:b], val[a:b], style_features(c, logfreq, rare_logfreq))
         for c, a, b in zip(canons, bounds[:-1], bounds[1:], strict=True)
     ]
+
+
+def featurise_spans(
+    text: str,
+    spans: list[tuple[int, int]],
+    rows: list[tuple[int, int]],
+    n_buckets: int,
+    logfreq: np.ndarray,
+    rare_logfreq: float,
+) -> list[Features]:
+    """``featurise_many`` of ``text[spans[a][0]:spans[b - 1][1]]`` for each ``(a, b)`` of ``rows`` (runs of
+    the sentences ``spans = sentence_spans(text)``), the same features, computed once per sentence.
+
+    The canonical form of a run of sentences is their canonical forms joined by one space, and no token,
+    sentence-ending mark or word crosses that space, so every row's tokens, words, character n-grams and
+    sentence cuts are slices of those of the canonical sentences joined into one document. That is
+    checked (the whole ``text`` must canonicalise to that document, spans ordered and apart); otherwise,
+    and for text holding NUL, this calls ``featurise_many``. Counting and normalisation are
+    ``featurise_many``'s, in the same order, so indices and values are bit-identical to it.
+    """
+    if text.isascii():  # lower-casing and digit folding are per character: fold the whole text once
+        folded = _DIGIT_RE.sub("0", text.lower())
+        canons = [" ".join(folded[s:e].split()) for s, e in spans]
+        whole = " ".join(folded.split())
+    else:
+        canons = [canonical(text[s:e]) for s, e in spans]
+        whole = canonical(text)
+    doc = " ".join(canons)
+    valid = all(0 <= a < b <= len(spans) for a, b in rows) and all(s < e for s, e in spans)
+    if (
+        not rows
+        or not valid
+        or any(e >= s for (_, e), (s, _) in zip(spans, spans[1:], strict=False))
+        or "\x00" in doc
+        or doc != whole
+    ):
+        texts = [text[spans[a][0] : spans[b - 1][1]] for a, b in rows]
+        return featurise_many(texts, n_buckets, logfreq, rare_logfreq)
+    sizes = np.array([len(c) for c in canons], dtype=np.int64)
+    start = np.concatenate([[0], np.cumsum(sizes + 1)[:-1]]).astype(np.int64)  # offset of each sentence in doc
+    toks = [_TOKEN_RE.findall(c) for c in canons]
+    words = [_WORD_RE.findall(c) for c in canons]
+    first = np.array([a for a, _ in rows], dtype=np.int64)
+    last = np.array([b for _, b in rows], dtype=np.int64)
+    tok_at = np.concatenate([[0], np.cumsum([len(t) for t in toks])]).astype(np.int64)
+    row_doc = (start[first], start[last - 1] + sizes[last - 1])  # [p, q) of each row in doc
+    keys = _doc_keys(doc, [t for ts in toks for t in ts], (tok_at[first], tok_at[last]), row_doc, n_buckets)
+    style = _doc_style(doc, canons, words, start, rows, logfreq, rare_logfreq)
+    return _rows_from_keys(keys, len(rows), n_buckets, list(style))
+
+
+def _doc_keys(
+    doc: str,
+    tokens: list[str],
+    row_tokens: tuple[np.ndarray, np.ndarray],
+    row_doc: tuple[np.ndarray, np.ndarray],
+    n_buckets: int,
+) -> np.ndarray:
+    """``row * n_buckets + bucket`` of every word 1-2-gram and character 3-5-gram of every row, from the
+    hashes of the whole document: row ``r`` holds tokens ``[t0[r], t1[r])`` and padded characters
+    ``[p[r], q[r] + 2)`` of ``" " + doc + " "`` (same hashes as ``word_hashes`` and ``char_hashes``)."""
+    word_size = n_buckets // 4
+    h = crc_hashes(tokens)
+    uni = fmix32(h ^ np.uint64(0x51)) % np.uint64(word_size)
+    bi = fmix32(((h[:-1] * np.uint64(0x9E3779B1)) & MASK32) ^ h[1:] ^ np.uint64(0x52)) % np.uint64(word_size)
+    cp = np.frombuffer((" " + doc + " ").encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    char_size, offset = np.uint64(n_buckets - word_size), np.uint64(word_size)
+    chars = [fmix32(_fnv_ngrams(cp, n)) % char_size + offset for n in CHAR_NGRAMS]
+    (t0, t1), (p, q) = row_tokens, row_doc
+    dtype = _key_dtype(t0.size, n_buckets)
+    table = np.concatenate([uni, bi, *chars]).astype(dtype)
+    base = np.cumsum([0, uni.size, bi.size] + [c.size for c in chars[:-1]])
+    starts = np.stack([t0 + base[0], t0 + base[1]] + [p + base[2 + k] for k in range(len(CHAR_NGRAMS))], axis=1)
+    counts = np.stack([t1 - t0, t1 - t0 - 1] + [q - p + 3 - n for n in CHAR_NGRAMS], axis=1).clip(min=0).ravel()
+    ends = np.cumsum(counts)
+    idx = np.arange(int(ends[-1]) if ends.size else 0, dtype=np.int64) + np.repeat(starts.ravel() - (ends - counts), counts)
+    owner = np.repeat(np.arange(t0.size, dtype=dtype) * dtype.type(n_buckets), len(CHAR_NGRAMS) + 2)
+    keys: np.ndarray = table[idx] + np.repeat(owner, counts)
+    return keys
+
+
+def _key_dtype(n_rows: int, n_buckets: int) -> np.dtype:
+    """uint32 when every ``row * n_buckets + bucket`` fits (sorting it is about twice as fast), else int64."""
+    return np.dtype(np.uint32) if n_rows * n_buckets <= 1 << 32 else np.dtype(np.int64)
+
+
+def _rows_from_keys(keys: np.ndarray, n_rows: int, n_buckets: int, style: list[np.ndarray]) -> list[Features]:
+    """Bucketed counts -> sublinear tf -> per-block l2 normalisation, as in ``featurise_many``."""
+    word_size = n_buckets // 4
+    keys.sort()
+    new = np.empty(keys.size, dtype=bool)
+    new[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
+    at = np.flatnonzero(new)
+    uniq = keys[at].astype(np.int64)
+    counts = np.diff(np.append(at, keys.size))
+    owner, bucket = uniq // n_buckets, uniq % n_buckets
+    block = owner * 2 + (bucket >= word_size)
+    val = 1.0 + np.log(counts.astype(np.float64))
+    norms = np.sqrt(np.bincount(block, weights=val * val, minlength=2 * n_rows))
+    val = (val / (norms[block] * np.sqrt(2.0))).astype(np.float32)
+    bounds = np.searchsorted(owner, np.arange(n_rows + 1))
+    return [Features(bucket[a:b], val[a:b], s) for s, a, b in zip(style, bounds[:-1], bounds[1:], strict=True)]
+
+
+def _doc_style(
+    doc: str,
+    canons: list[str],
+    words: list[list[str]],
+    start: np.ndarray,
+    rows: list[tuple[int, int]],
+    logfreq: np.ndarray,
+    rare_logfreq: float,
+) -> np.ndarray:
+    """``style_features`` of every row (float32 ``[rows, N_STYLE]``) from per-sentence words and cuts, with
+    the same arithmetic in the same order (numpy's summation of each row's slice included)."""
+    # Sentence cuts of the canonical rows: the cuts inside each sentence, and whether a cut falls where
+    # it meets the next one (then a row holding both has a cut there; otherwise their words add up).
+    inner: list[list[int]] = [[] for _ in canons]
+    cut_after = [False] * len(canons)
+    for end in sentence_ends(doc):
+        i = int(np.searchsorted(start, end, side="right")) - 1
+        if end - start[i] == len(canons[i]):
+            cut_after[i] = True
+        else:
+            inner[i].append(int(end - start[i]))
+    pieces = [
+        [len(_WORD_RE.findall(c[x:y])) for x, y in zip([0, *cut], [*cut, len(c)], strict=True)] if cut else [len(w)]
+        for c, w, cut in zip(canons, words, inner, strict=True)
+    ]
+    flat = [w for ws in words for w in ws]
+    word_at = np.concatenate([[0], np.cumsum([len(w) for w in words])]).astype(np.int64)
+    lf = logfreq[freq_buckets(flat)].astype(np.float64)
+    cum = np.zeros((len(flat) + 1, 3), dtype=np.int64)  # rare words, letters, stopwords
+    cum[1:, 0] = np.cumsum(lf <= rare_logfreq)
+    cum[1:, 1] = np.cumsum(np.fromiter(map(len, flat), dtype=np.int64, count=len(flat)))
+    cum[1:, 2] = np.cumsum(np.fromiter(map(STOPWORDS.__contains__, flat), dtype=np.int64, count=len(flat)))
+    commas = np.concatenate([[0], np.cumsum([c.count(",") for c in canons])]).astype(np.int64)
+    out = np.zeros((len(rows), N_STYLE), dtype=np.float64)
+    first = np.array([a for a, _ in rows], dtype=np.int64)
+    last = np.array([b for _, b in rows], dtype=np.int64)
+    has = np.flatnonzero(word_at[last] > word_at[first])  # rows without words keep zeros
+    if not has.size:
+        return out.astype(np.float32)
+    first, last = first[has], last[has]
+    w0, w1 = word_at[first], word_at[last]
+    n = w1 - w0
+    counts = cum[w1] - cum[w0]
+    out[has, 5] = counts[:, 0] / n
+    out[has, 6] = (commas[last] - commas[first]) / n
+    out[has, 7] = counts[:, 1] / n
+    out[has, 8] = counts[:, 2] / n
+    # Mean and std of each row's log-frequencies: ndarray.mean/std's reductions on the same slices.
+    seg = np.concatenate([[0], np.cumsum(n)[:-1]])
+    x = lf[np.arange(int(n.sum()), dtype=np.int64) + np.repeat(w0 - seg, n)]
+    mean = np.add.reduceat(x, seg) / n
+    dev = x - np.repeat(mean, n)
+    out[has, 3] = mean
+    out[has, 4] = np.sqrt(np.add.reduceat(dev * dev, seg) / n)
+    for r, a, b, lo, hi in zip(has.tolist(), first.tolist(), last.tolist(), w0.tolist(), w1.tolist(), strict=True):
+        segs = list(pieces[a])
+        for i in range(a + 1, b):
+            if cut_after[i - 1]:
+                segs.extend(pieces[i])
+            else:
+                segs[-1] += pieces[i][0]
+                segs.extend(pieces[i][1:])
+        lengths = [k for k in segs if k > 0]
+        mean_len = sum(lengths) / len(lengths)
+        out[r, 0] = math.log1p(mean_len)
+        out[r, 1] = math.sqrt(sum((k - mean_len) ** 2 for k in lengths) / len(lengths)) / mean_len if len(lengths) > 1 else 0.0
+        out[r, 2] = _mattr(flat[lo:hi])
+    return out.astype(np.float32)

@@ -173,7 +173,7 @@ def words(text: str) -> list[str]:
 
 
 def word_count(text: str) -> int:
-    return sum(1 for _ in _WORD_RE.finditer(text))
+    return len(_WORD_RE.findall(text))
 
 
 def _is_abbreviation(text: str, end: int) -> bool:
@@ -185,15 +185,28 @@ def _is_abbreviation(text: str, end: int) -> bool:
     return token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha())
 
 
+def sentence_ends(text: str) -> list[int]:
+    """Offsets where ``sentence_spans`` cuts ``text``: ends of sentence-ending marks (a lone period after
+    an abbreviation or an initial is not one), paragraph breaks and line breaks before list bullets.
+
+    Without line breaks (canonical text) a cut follows a mark that holds no whitespace and is followed by
+    whitespace, so the cuts inside a whitespace-bounded piece of ``text`` are those of the piece alone,
+    plus one at its end when the piece ends with such a mark and whitespace follows it."""
+    ends: list[int] = []
+    for match in _SENTENCE_END_RE.finditer(text):
+        if match.group().startswith(".") and len(match.group()) == 1 and _is_abbreviation(text, match.start()):
+            continue
+        ends.append(match.end())
+    return ends
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """``[start, end)`` spans of sentences in ``text``, whitespace trimmed, in order."""
     spans: list[tuple[int, int]] = []
     start = 0
-    for match in _SENTENCE_END_RE.finditer(text):
-        if match.group().startswith(".") and len(match.group()) == 1 and _is_abbreviation(text, match.start()):
-            continue
-        _append_trimmed(text, start, match.end(), spans)
-        start = match.end()
+    for end in sentence_ends(text):
+        _append_trimmed(text, start, end, spans)
+        start = end
     _append_trimmed(text, start, len(text), spans)
     return spans
 
