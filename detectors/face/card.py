@@ -74,7 +74,8 @@ cross-generator table below (measured for 1.0.0) is the best available predictor
 replicated cuts, meant to keep the amount of replicated border from being a source cue), +-10% colour, a face scale of 0.5-2x
 the model's (log-uniform) then blur (p 0.3) and JPEG q50-95, 15% at JPEG q60 and the source's half size, 15%
 not re-encoded (the crop store's q95), crop jitter (4% shift, 0.93-1.07 scale, 6 degrees) and flips. The cue
-trees are refitted on the train split with the same seed and recipe as 1.0.0 (byte-identical to 1.0.0's). Validation
+trees are refitted on the train split with the same seed and recipe as 1.0.0, on the landmarks of the shipped face
+finder (2.1.0: its coarse first scan, so the trees are no longer byte-identical to 1.0.0's). Validation
 adds, per image, a whole-image degradation (resize 0.5-1.5x, blur, JPEG 50-95) run through the full inference path.
 
 **Open risk: framing.** The 128 px crop reaches past the frame for almost every face, and the replicated border is
@@ -182,13 +183,18 @@ def _targets(test: dict[str, Any]) -> list[str]:
 
 
 def _speed_target(speed: dict[str, Any]) -> list[str]:
-    cpu = float(speed.get("median_cpu_ms", float("nan")))
-    if cpu <= TARGET_MS:
-        return [
-            f"- speed: {cpu:.1f} ms of CPU per 1024 px headshot meets {TARGET_MS} ms only on an idle core "
-            f"(median wall time on the busy shared machine: {speed['median_ms']:.1f} ms)"
-        ]
-    return [f"- speed: {cpu:.1f} ms of CPU per 1024 px headshot > {TARGET_MS} ms"]
+    full = float(speed.get("median_cpu_ms", float("nan")))
+    service = speed.get("service_path_median_cpu_ms")
+    if service is None:  # metrics written before the service-path measurement existed
+        if full <= TARGET_MS:
+            return [
+                f"- speed: {full:.1f} ms of CPU per 1024 px headshot meets {TARGET_MS} ms only on an idle core "
+                f"(median wall time on the busy shared machine: {speed['median_ms']:.1f} ms)"
+            ]
+        return [f"- speed: {full:.1f} ms of CPU per 1024 px headshot > {TARGET_MS} ms"]
+    verdict = "meets" if float(service) <= TARGET_MS else ">"
+    return [f"- speed: {float(service):.1f} ms of CPU per 1024 px JPEG headshot on the service's path (reduced decode) "
+            f"{verdict} {TARGET_MS} ms; {full:.1f} ms with a full-size decode"]
 
 
 def _shortcut_table(shortcut: dict[str, Any]) -> list[str]:
@@ -268,7 +274,10 @@ def write_model_card(out_dir: Path, summary: dict[str, Any]) -> Path:
         f"shared 2-core machine (1-min load average {speed.get('load_average_1min', float('nan')):.1f}); "
         f"{speed['median_ms_without_decode']:.1f} ms without decoding; fastest run {speed.get('min_ms', float('nan')):.1f} ms; "
         f"CPU time per image {speed.get('median_cpu_ms', float('nan')):.1f} ms. "
-        "The optional 128-d face embedding (`embed_faces=True`) adds about 30 ms.",
+        + (f"Along the service's path (its reduced JPEG decode at the finder's working size, then the same steps) the "
+           f"same upload costs {speed['service_path_median_cpu_ms']:.1f} ms of CPU (fastest "
+           f"{speed['service_path_min_cpu_ms']:.1f} ms). " if "service_path_median_cpu_ms" in speed else "")
+        + "The optional 128-d face embedding (`embed_faces=True`) adds about 10 ms (ONNX Runtime, one thread).",
         "",
     ]
     path = out_dir / "MODEL_CARD.md"

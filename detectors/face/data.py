@@ -176,6 +176,13 @@ def _eval_samples(finder: FaceFinder, records: list[Record], rng: np.random.Gene
     return samples
 
 
+def cache_name(seed: int) -> str:
+    """File name of ``build_cache``'s arrays: keyed by the seed and by the face finder's settings, so that arrays
+    computed on another finder's landmarks (e.g. before the coarse first scan) are never reused."""
+    finder = FaceFinder()
+    return f"seed{seed}_ws{finder.work_side}_coarse{finder.coarse_levels}.npz"
+
+
 def build_cache(splits: dict[str, list[Record]], cache_path: Path, seed: int) -> dict[str, np.ndarray]:
     """Compute (or load) the train and validation arrays; cached as ``.npz`` at ``cache_path``."""
     if cache_path.is_file():

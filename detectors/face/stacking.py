@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from detectors.face.augment import degrade_image
-from detectors.face.data import SOURCE_NAMES, Record, build_cache, list_records, read_rgb, split_records
+from detectors.face.data import SOURCE_NAMES, Record, build_cache, cache_name, list_records, read_rgb, split_records
 from detectors.face.finding import FaceFinder
 from detectors.face.pipeline import CROP_SIZE, V2_CROP, find_and_prepare
 from detectors.face.scoring import CueTrees, Ensemble
@@ -33,7 +33,7 @@ from detectors.metrics import auroc, tpr_at_fpr
 
 logger = logging.getLogger(__name__)
 
-VERSION = "2.0.0"
+VERSION = "2.1.0"
 VAL_RNG_OFFSET = 2
 V1_FILE, V2_FILE = "model.onnx", "model_v2.onnx"
 FOLDS = 5
@@ -199,6 +199,7 @@ def _manifest_fields(val: ValidationLogits, ensemble: Ensemble, seed: int) -> tu
         "val_auroc_per_input": {name: auroc(col, val.labels) for name, col in val.columns.items()},
     }
     cnn_files = {"cnn": V1_FILE, "cnn_v2": V2_FILE}
+    finder_settings = FaceFinder()  # the finder every validation logit was computed with (its defaults)
     split = f"validation (seed {seed}; as staged + one random degradation per image, rng seed {seed + VAL_RNG_OFFSET})"
     fields = {
         **calibrated_thresholds(raw, val.labels, split),
@@ -207,7 +208,8 @@ def _manifest_fields(val: ValidationLogits, ensemble: Ensemble, seed: int) -> tu
             "family": {"diffusion_above": 0.9, "gan_below": 0.1, "from": "cnn_v2"},
             "crop_size": CROP_SIZE,
             "cnn_v2": {"crop_size": V2_CROP.size, "zoom": V2_CROP.zoom},
-            "work_side": 448,
+            "work_side": finder_settings.work_side,
+            "coarse_levels": finder_settings.coarse_levels,
             "seed": seed,
         },
         "cnn_files": [cnn_files[name] for name in ("cnn", "cnn_v2") if name in ensemble.inputs or name == "cnn_v2"],
@@ -260,7 +262,7 @@ def stack_face_v2(
     start = time.perf_counter()
     previous = _previous_test(out_dir)
     splits = split_records(list_records(data_dir), seed)
-    arrays = build_cache(splits, cache_dir / f"seed{seed}.npz", seed)
+    arrays = build_cache(splits, cache_dir / cache_name(seed), seed)
     trees = fit_cue_model(arrays["train_cues"], arrays["train_labels"], seed)
     val = _cached_validation(splits["validation"], cnn_v1, cnn_v2, trees, seed, cache_dir)
     comparison = compare_candidates(val)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from detectors.calibration import fit_platt
-from detectors.face.data import SOURCE_NAMES, Record, build_cache, list_records, split_records
+from detectors.face.data import SOURCE_NAMES, Record, build_cache, cache_name, list_records, split_records
 from detectors.face.pipeline import CROP_SIZE
 from detectors.face.scoring import CueTrees, Ensemble
 from detectors.manifest import MANIFEST_NAME, file_entry
@@ -172,7 +172,7 @@ def train_face_model(
     torch.set_num_threads(1)
     start = time.perf_counter()
     splits = split_records(list_records(data_dir), seed)
-    arrays = build_cache(splits, cache_dir / f"seed{seed}.npz", seed)
+    arrays = build_cache(splits, cache_dir / cache_name(seed), seed)
     cnn_budget = max(60.0, 0.6 * budget_s - (time.perf_counter() - start))
     _, head = _fit_head(arrays, out_dir, seed, cnn_budget)
     fields = head["manifest"]
