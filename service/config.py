@@ -157,6 +157,12 @@ class Settings(BaseSettings):
         default=0.35, gt=0.0, description="Measured (benchmarks/reuse_rates.py, 120 faces): same face after resize+JPEG q70+crop "
         "matched 99.2%, different people 0 of 7,021 pairs; at 0.45: 100% and 0.30%")
     reuse_phash_max_distance: int = Field(default=10, ge=0, le=64)
+    reuse_candidate_limit: int = Field(
+        default=100_000, ge=1, description="Reuse search compares a new headshot with at most this many earlier "
+        "headshots under other bylines, the newest by created_at (then id). Every stored headshot's fingerprint is "
+        "held in an in-process index (service/reuse_index.py; ~0.7 KB each per API process, 76 MB at 100,000; "
+        "refreshed from the database before each check, first look-up loads it all: ~2 s at 100,000); a look-up "
+        "over 100,000 takes ~11 ms instead of ~1.2 s (benchmarks/bench_reuse.py)")
     headshot_cache_size: int = Field(
         default=256, ge=0, description="Headshot analyses (face finding, crops, cues, embedding; ~30 KB each) kept "
         "in memory, keyed by the upload's sha256 and the face model's version: the same byline photo sent again "

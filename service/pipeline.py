@@ -37,8 +37,9 @@ from service.inputs import decode_image, validate_text
 from service.metrics import Metrics
 from service.registry import DetectorSlot, device_from_settings, load_slots
 from service.reports import abstained_text, energy_part, energy_section, evidence_part, text_section
+from service.reuse_index import ReuseCandidates, ReuseIndex
 from service.schemas import EnergyPart, HeadshotReport, ReadyStatus, Report, TextReport
-from service.store.repository import HeadshotFingerprint, HeadshotRecord, Store, byline_key
+from service.store.repository import HeadshotRecord, Store, byline_key
 from service.verdict import combine, headshot_verdict
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class Pipeline:
         self.extras = ExtraDetectors(settings, self.metrics)
         self.ensembles: dict[str, LoadedEnsemble] = {}
         self.ensemble_status: dict[str, str] = {}
+        self.reuse_index = ReuseIndex(store, settings.reuse_candidate_limit)
 
     async def start(self) -> None:
         self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lane-{self.device.label}")
@@ -150,8 +152,8 @@ class Pipeline:
             if existing is not None:
                 return _replayed(existing.report, existing.request_hash, req_hash)
         deadline = time.monotonic() + self.settings.request_deadline_s
-        candidates = await asyncio.to_thread(self.store.headshot_fingerprints, byline_key(request.byline)) \
-            if images else []
+        candidates = await asyncio.to_thread(self.reuse_index.candidates, byline_key(request.byline)) \
+            if images else None
         gathered = await asyncio.gather(
             self._judge_text(text, deadline),
             *(self._judge_headshot(i, img, deadline, candidates, decode_cpu_s[i]) for i, img in enumerate(images)),
@@ -210,7 +212,7 @@ class Pipeline:
         return report.model_copy(update=update), parts
 
     async def _judge_headshot(self, index: int, image: DecodedImage, deadline: float,
-                              candidates: Sequence[HeadshotFingerprint], decode_cpu_s: float) -> _HeadshotOutcome:
+                              candidates: ReuseCandidates | None, decode_cpu_s: float) -> _HeadshotOutcome:
         (findings, phash), evidence_cpu_s = await self._on_pool(
             _cpu_timed, lambda: (evidence.provenance(image.original), evidence.phash(image.pixels)))
         batcher = self.batchers.get("face")
@@ -224,7 +226,7 @@ class Pipeline:
         stacked = self.ensembles["image"].judge(members) if "image" in self.ensembles else None
         classifier = stacked.verdict if stacked else out.verdict if out else Verdict.ABSTAIN
         verdict, reasons = headshot_verdict(classifier, proves_ai)
-        reuse = evidence.find_reuse(phash, out.embedding if out else None, candidates, self.settings)
+        reuse = candidates.find(phash, out.embedding if out else None, self.settings) if candidates is not None else []
         report = HeadshotReport(
             index=index,
             synthetic_probability=out.probability if out else None,
