@@ -246,6 +246,14 @@ def _mattr(tokens: list[str], window: int = 50) -> float:
     return sum(ratios) / len(ratios)
 
 
+def _sentence_length_style(lengths: list[int]) -> tuple[float, float]:
+    """Style features 0 and 1 from the word counts of a text's sentences (all > 0): log1p of their mean, and
+    their coefficient of variation (0 for a single sentence)."""
+    mean_len = sum(lengths) / len(lengths)
+    spread = math.sqrt(sum((n - mean_len) ** 2 for n in lengths) / len(lengths)) / mean_len if len(lengths) > 1 else 0.0
+    return math.log1p(mean_len), spread
+
+
 def style_features(canon: str, logfreq: np.ndarray, rare_logfreq: float) -> np.ndarray:
     """The ``STYLE_NAMES`` features of a canonical text (floats, finite). Plain Python where arrays are tiny."""
     tokens = _WORD_RE.findall(canon)
@@ -253,10 +261,8 @@ def style_features(canon: str, logfreq: np.ndarray, rare_logfreq: float) -> np.n
     if not tokens:
         return out
     lengths = [n for s, e in sentence_spans(canon) if (n := len(_WORD_RE.findall(canon[s:e]))) > 0] or [len(tokens)]
-    mean_len = sum(lengths) / len(lengths)
     lf = logfreq[freq_buckets(tokens)].astype(np.float64)
-    out[0] = math.log1p(mean_len)
-    out[1] = math.sqrt(sum((n - mean_len) ** 2 for n in lengths) / len(lengths)) / mean_len if len(lengths) > 1 else 0.0
+    out[0], out[1] = _sentence_length_style(lengths)
     out[2] = _mattr(tokens)
     out[3] = lf.mean()
     out[4] = lf.std()
@@ -516,9 +522,6 @@ def _doc_style(
             else:
                 segs[-1] += pieces[i][0]
                 segs.extend(pieces[i][1:])
-        lengths = [k for k in segs if k > 0]
-        mean_len = sum(lengths) / len(lengths)
-        out[r, 0] = math.log1p(mean_len)
-        out[r, 1] = math.sqrt(sum((k - mean_len) ** 2 for k in lengths) / len(lengths)) / mean_len if len(lengths) > 1 else 0.0
+        out[r, 0], out[r, 1] = _sentence_length_style([k for k in segs if k > 0])
         out[r, 2] = _mattr(flat[lo:hi])
     return out.astype(np.float32)
