@@ -20,7 +20,7 @@ import numpy as np
 from detectors.face.alignment import align_face
 from detectors.face.augment import degrade_image, face_region, random_jitter
 from detectors.face.features import eye_features, spectral_features
-from detectors.face.finding import FaceFinder
+from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceFinder
 from detectors.face.pipeline import CONTEXT_ZOOM, CROP_SIZE, choose_face, face_inputs
 
 logger = logging.getLogger(__name__)
@@ -179,8 +179,7 @@ def _eval_samples(finder: FaceFinder, records: list[Record], rng: np.random.Gene
 def cache_name(seed: int) -> str:
     """File name of ``build_cache``'s arrays: keyed by the seed and by the face finder's settings, so that arrays
     computed on another finder's landmarks (e.g. before the coarse first scan) are never reused."""
-    finder = FaceFinder()
-    return f"seed{seed}_ws{finder.work_side}_coarse{finder.coarse_levels}.npz"
+    return f"seed{seed}_ws{WORK_SIDE}_coarse{COARSE_LEVELS}.npz"
 
 
 def build_cache(splits: dict[str, list[Record]], cache_path: Path, seed: int) -> dict[str, np.ndarray]:

@@ -29,7 +29,7 @@ from detectors.contract import (
     Verdict,
     WeightsCorruptError,
 )
-from detectors.face.finding import COARSE_LEVELS, FaceEmbedder, FaceFinder
+from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceEmbedder, FaceFinder
 from detectors.face.pipeline import (
     CROP_SIZE,
     CropSpec,
@@ -90,7 +90,7 @@ class FaceDetector:
             family = manifest.extra.get("family", {})
             self._family = FamilyRule(float(family.get("diffusion_above", 0.9)), float(family.get("gan_below", 0.1)))
             self._family_from = str(family.get("from", "cnn"))
-            self._work_side = int(manifest.extra.get("work_side", 448))
+            self._work_side = int(manifest.extra.get("work_side", WORK_SIDE))
             self._coarse_levels = int(manifest.extra.get("coarse_levels", COARSE_LEVELS))
             self._crop_size = int(manifest.extra.get("crop_size", CROP_SIZE))
             v2 = manifest.extra.get("cnn_v2")

@@ -28,6 +28,7 @@ EMBEDDING_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 # largest-face box (px, in the coarse copy) it is trusted with (2x dlib's smallest ~73 px box: a second face of
 # half the area is >= 1.4x that window even after each box snaps a pyramid step), and the margin over the
 # size abstention's area.
+WORK_SIDE = 448  # longest side (px) of the gray copy the HOG detector scans
 COARSE_LEVELS = 3
 COARSE_TRUST_BOX = 146
 COARSE_SIZE_MARGIN = 2.25
@@ -80,7 +81,7 @@ class FaceFinder:
     its up-sampled retry) runs as without the coarse pass. Landmarks are always predicted on the
     ``work_side`` copy, the coarse box mapped up to it."""
 
-    def __init__(self, work_side: int = 448, coarse_levels: int = COARSE_LEVELS) -> None:
+    def __init__(self, work_side: int = WORK_SIDE, coarse_levels: int = COARSE_LEVELS) -> None:
         if work_side < 64:
             raise ValueError("work_side must be >= 64")
         if not 0 <= coarse_levels <= 8:

@@ -25,7 +25,7 @@ import numpy as np
 
 from detectors.face.augment import degrade_image
 from detectors.face.data import SOURCE_NAMES, Record, build_cache, cache_name, list_records, read_rgb, split_records
-from detectors.face.finding import FaceFinder
+from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceFinder
 from detectors.face.pipeline import CROP_SIZE, V2_CROP, find_and_prepare
 from detectors.face.scoring import CueTrees, Ensemble
 from detectors.manifest import MANIFEST_NAME, file_entry
@@ -199,7 +199,6 @@ def _manifest_fields(val: ValidationLogits, ensemble: Ensemble, seed: int) -> tu
         "val_auroc_per_input": {name: auroc(col, val.labels) for name, col in val.columns.items()},
     }
     cnn_files = {"cnn": V1_FILE, "cnn_v2": V2_FILE}
-    finder_settings = FaceFinder()  # the finder every validation logit was computed with (its defaults)
     split = f"validation (seed {seed}; as staged + one random degradation per image, rng seed {seed + VAL_RNG_OFFSET})"
     fields = {
         **calibrated_thresholds(raw, val.labels, split),
@@ -208,8 +207,8 @@ def _manifest_fields(val: ValidationLogits, ensemble: Ensemble, seed: int) -> tu
             "family": {"diffusion_above": 0.9, "gan_below": 0.1, "from": "cnn_v2"},
             "crop_size": CROP_SIZE,
             "cnn_v2": {"crop_size": V2_CROP.size, "zoom": V2_CROP.zoom},
-            "work_side": finder_settings.work_side,
-            "coarse_levels": finder_settings.coarse_levels,
+            "work_side": WORK_SIDE,  # the defaults of the FaceFinder every validation logit was computed with
+            "coarse_levels": COARSE_LEVELS,
             "seed": seed,
         },
         "cnn_files": [cnn_files[name] for name in ("cnn", "cnn_v2") if name in ensemble.inputs or name == "cnn_v2"],
