@@ -131,3 +131,45 @@ def test_subsampled_jpeg_below_the_measured_quality_is_not_decoded() -> None:
     assert not reader._watermark_cannot_survive(high)
     assert not reader._watermark_cannot_survive(png_bytes(rgb))
     assert read_provenance(low) == []
+
+
+def test_bgr_pixels_give_the_same_bits_as_rgb() -> None:
+    rgb = watermarked(textured(6, size=320), "SDV2")
+
+    assert np.array_equal(block_bits(rgb), block_bits(np.ascontiguousarray(rgb[:, :, ::-1]), channels="BGR"))
+
+
+@pytest.mark.parametrize(("subsampling", "progressive"), [(0, False), (2, False), (0, True), (1, True)])
+def test_colour_jpegs_decode_to_pillows_pixels(subsampling: int, progressive: bool) -> None:
+    """The watermark reader decodes colour JPEGs with OpenCV (faster); its pixels must be Pillow's, bit for bit."""
+    rgb = textured(7, size=300)
+    if progressive:  # Pillow's progressive encoder needs a larger buffer than this noisy image's; OpenCV encodes it
+        factors = {0: cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444, 1: cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422}[subsampling]
+        ok, encoded = cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92, cv2.IMWRITE_JPEG_PROGRESSIVE, 1,
+                                                             cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factors])
+        assert ok
+        data = encoded.tobytes()
+    else:
+        data = jpeg_bytes(rgb, quality=92, subsampling=subsampling)
+    with Image.open(io.BytesIO(data)) as image:
+        bgr = reader._colour_jpeg_bgr(data, image)
+        pillow = np.asarray(image.convert("RGB"))
+
+    assert bgr is not None
+    assert np.array_equal(bgr[:, :, ::-1], pillow)
+
+
+def test_other_images_are_left_to_pillow() -> None:
+    grey = io.BytesIO()
+    Image.fromarray(textured(8, size=300)[:, :, 0]).save(grey, "JPEG", quality=90)
+    with Image.open(io.BytesIO(grey.getvalue())) as image:
+        assert reader._colour_jpeg_bgr(grey.getvalue(), image) is None
+    png = png_bytes(textured(8, size=300))
+    with Image.open(io.BytesIO(png)) as image:
+        assert reader._colour_jpeg_bgr(png, image) is None
+
+
+def test_watermark_in_a_high_quality_jpeg_is_found_through_the_opencv_decode() -> None:
+    data = jpeg_bytes(watermarked(textured(1), "SDXL"), quality=95, subsampling=0)
+
+    assert [f.value for f in read_provenance(data) if f.kind is FindingKind.INVISIBLE_WATERMARK] == ["SDXL"]

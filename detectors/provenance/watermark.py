@@ -76,21 +76,25 @@ class WatermarkMatch:
     distance: int
 
 
-def block_bits(rgb: np.ndarray) -> np.ndarray:
+_TO_YUV = {"RGB": cv2.COLOR_RGB2YUV, "BGR": cv2.COLOR_BGR2YUV}
+
+
+def block_bits(pixels: np.ndarray, channels: str = "RGB") -> np.ndarray:
     """One raw bit per 4x4 block of the U channel's Haar approximation band, in the encoder's block order.
 
-    ``rgb`` is an (H, W, 3) uint8 array. Raises ValueError for images under 256x256 pixels (as the reference).
+    ``pixels`` is an (H, W, 3) uint8 array in ``channels`` order ("RGB", or "BGR" as OpenCV decodes: the same U
+    channel, bit for bit). Raises ValueError for images under 256x256 pixels (as the reference).
     """
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] * rgb.shape[1] < MIN_PIXELS:
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.shape[0] * pixels.shape[1] < MIN_PIXELS:
         raise ValueError("the DWT-DCT watermark needs an RGB image of at least 256x256 pixels")
-    rows, cols = rgb.shape[0] // 4 * 4, rgb.shape[1] // 4 * 4
-    u = cv2.cvtColor(np.ascontiguousarray(rgb[:rows, :cols]), cv2.COLOR_RGB2YUV)[:, :, 1].astype(np.float64)
+    rows, cols = pixels.shape[0] // 4 * 4, pixels.shape[1] // 4 * 4
+    u = cv2.cvtColor(np.ascontiguousarray(pixels[:rows, :cols]), _TO_YUV[channels])[:, :, 1].astype(np.float64)
     vertical = u[0::2, :] * _SQRT_HALF + u[1::2, :] * _SQRT_HALF
     approx = vertical[:, 0::2] * _SQRT_HALF + vertical[:, 1::2] * _SQRT_HALF
     brows, bcols = approx.shape[0] // BLOCK, approx.shape[1] // BLOCK
     blocks = approx[: brows * BLOCK, : bcols * BLOCK].reshape(brows, BLOCK, bcols, BLOCK).swapaxes(1, 2)
-    magnitudes = np.abs(blocks.reshape(brows * bcols, BLOCK * BLOCK)[:, 1:])
-    peak = magnitudes[np.arange(magnitudes.shape[0]), np.argmax(magnitudes, axis=1)]
+    # the reference reads the coefficient at the argmax of the magnitudes: its magnitude is their maximum
+    peak = np.abs(blocks.reshape(brows * bcols, BLOCK * BLOCK)[:, 1:]).max(axis=1)
     return np.asarray((peak % SCALE) > 0.5 * SCALE)
 
 
@@ -102,9 +106,9 @@ def decode_bits(raw: np.ndarray, length: int) -> np.ndarray:
     return np.asarray(ones / np.maximum(counts, 1) * 255 > 127)
 
 
-def pattern_distances(rgb: np.ndarray) -> dict[str, int]:
+def pattern_distances(rgb: np.ndarray, channels: str = "RGB") -> dict[str, int]:
     """Hamming distance from the decoded bits to every known pattern. Raises ValueError for tiny images."""
-    raw = block_bits(rgb)
+    raw = block_bits(rgb, channels)
     return {p.name: _distance(decode_bits(raw, len(p.bits)), p.bits) for p in KNOWN_PATTERNS}
 
 
@@ -112,18 +116,19 @@ def _distance(decoded: np.ndarray, bits: tuple[int, ...]) -> int:
     return int(np.count_nonzero(decoded != np.array(bits, dtype=bool)))
 
 
-def match_watermark(rgb: np.ndarray) -> WatermarkMatch | None:
+def match_watermark(rgb: np.ndarray, channels: str = "RGB") -> WatermarkMatch | None:
     """The closest known pattern within its distance limit, or None. Raises ValueError for tiny images."""
-    distances = pattern_distances(rgb)
+    distances = pattern_distances(rgb, channels)
     matches = [WatermarkMatch(p, distances[p.name]) for p in KNOWN_PATTERNS if distances[p.name] <= p.max_distance]
     return min(matches, key=lambda m: m.distance / len(m.pattern.bits), default=None)
 
 
-def read_watermark(rgb: np.ndarray) -> list[Finding]:
-    """A finding when a known Stable Diffusion watermark is decoded from the full-resolution pixels."""
+def read_watermark(rgb: np.ndarray, channels: str = "RGB") -> list[Finding]:
+    """A finding when a known Stable Diffusion watermark is decoded from the full-resolution pixels
+    (``channels``: "RGB", or "BGR" for an OpenCV decode)."""
     if rgb.shape[0] * rgb.shape[1] < MIN_PIXELS:
         return []
-    found = match_watermark(rgb)
+    found = match_watermark(rgb, channels)
     if found is None:
         return []
     return [
