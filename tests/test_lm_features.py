@@ -15,7 +15,7 @@ import pytest
 
 from detectors.text.lm.gguf import GGML_F16, GGML_F32, GGML_Q4_1, GGML_Q8_0, GGUFError, GGUFFile, dequantise
 from detectors.text.lm.numpy_model import NumpyLlama
-from detectors.text.lm.stats import FEATURE_NAMES, context_ids, text_features, token_stats
+from detectors.text.lm.stats import FEATURE_NAMES, STATS_ROWS, context_ids, text_features, token_stats
 from detectors.text.lm.tokenizer import build_tokenizer
 from detectors.text.lm.weights import load_llama
 
@@ -255,6 +255,25 @@ def test_token_stats_match_definitions() -> None:
     assert feats["fastdetect"] == pytest.approx(expect, rel=1e-5)
     assert feats["n_tokens"] == 40
     assert feats["top1_share"] == pytest.approx(np.mean(np.array(ranks) == 1))
+
+
+def test_token_stats_in_row_blocks_are_bit_identical_to_one_pass() -> None:
+    """token_stats works STATS_ROWS rows at a time (cache-sized temporaries); the stacker was fitted on features
+    computed in one pass over the whole array, so the values must not move at all."""
+    rng = np.random.default_rng(5)
+    logits = (rng.normal(size=(3 * STATS_ROWS + 5, 997)) * 4).astype(np.float32)
+    targets = rng.integers(0, 997, size=logits.shape[0])
+    z = logits.astype(np.float64)
+    z -= z.max(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    p = np.exp(logp)
+    entropy = -(p * logp).sum(axis=-1)
+    rows = np.arange(targets.size)
+    s = token_stats(logits, targets)
+    assert np.array_equal(s.ll, logp[rows, targets])
+    assert np.array_equal(s.entropy, entropy)
+    assert np.array_equal(s.variance, np.maximum((p * logp * logp).sum(axis=-1) - entropy * entropy, 0.0))
+    assert np.array_equal(s.rank, 1 + (logits > logits[rows, targets][:, None]).sum(axis=-1))
 
 
 def test_context_ids_and_empty_text() -> None:

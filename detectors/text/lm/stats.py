@@ -44,18 +44,33 @@ class TokenStats:
     rank: np.ndarray
 
 
+STATS_ROWS = 16  # token rows per pass: ~6 MB float64 temporaries instead of ~100 MB at 256 x 49,152
+
+
 def token_stats(logits: np.ndarray, targets: np.ndarray) -> TokenStats:
-    """Statistics for ``logits`` (T, vocab) predicting ``targets`` (T,), in float64 for the sums."""
-    z = logits.astype(np.float64)
-    z -= z.max(axis=-1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-    p = np.exp(logp)
-    entropy = -(p * logp).sum(axis=-1)
-    second = (p * logp * logp).sum(axis=-1)
-    rows = np.arange(targets.size)
-    observed = logits[rows, targets]
-    rank = 1 + (logits > observed[:, None]).sum(axis=-1)
-    return TokenStats(logp[rows, targets], entropy, np.maximum(second - entropy * entropy, 0.0), rank.astype(np.float64))
+    """Statistics for ``logits`` (T, vocab) predicting ``targets`` (T,), in float64 for the sums.
+
+    Computed ``STATS_ROWS`` rows at a time: every statistic is a per-row reduction, so the values are
+    bit-identical to one pass over the whole array, while the temporaries stay in cache (one pass over 256 x
+    49,152 logits allocated and touched ~100 MB per temporary; about 1.5-2.5x the CPU time)."""
+    n = targets.size
+    ll, entropy, variance, rank = (np.empty(n, dtype=np.float64) for _ in range(4))
+    for start in range(0, n, STATS_ROWS):
+        part = slice(start, min(n, start + STATS_ROWS))
+        block, wanted = logits[part], targets[part]
+        z = block.astype(np.float64)
+        z -= z.max(axis=-1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        p = np.exp(logp)
+        row_entropy = -(p * logp).sum(axis=-1)
+        second = (p * logp * logp).sum(axis=-1)
+        rows = np.arange(wanted.size)
+        observed = block[rows, wanted]
+        ll[part] = logp[rows, wanted]
+        entropy[part] = row_entropy
+        variance[part] = np.maximum(second - row_entropy * row_entropy, 0.0)
+        rank[part] = 1 + (block > observed[:, None]).sum(axis=-1)
+    return TokenStats(ll, entropy, variance, rank)
 
 
 def _fastdetect(ll: np.ndarray, entropy: np.ndarray, variance: np.ndarray) -> float:
