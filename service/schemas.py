@@ -63,6 +63,8 @@ class TextReport(BaseModel):
 
 
 class ProvenanceFinding(BaseModel):
+    model_config = ConfigDict(frozen=True)  # cached per upload and shared between reports (Pipeline._evidence)
+
     kind: str
     value: str
     strength: str = Field(description="proves_ai | suggests_ai | suggests_camera")

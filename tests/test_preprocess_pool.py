@@ -184,6 +184,35 @@ def test_the_same_headshot_twice_hits_the_cache_through_the_api(settings: Settin
         assert other["synthetic_probability"] != first["synthetic_probability"]
 
 
+def test_the_same_headshot_twice_reads_its_provenance_once(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from service import headshots
+
+    calls: list[int] = []
+    real = headshots.provenance
+
+    def counted(original: bytes) -> list[Any]:
+        calls.append(len(original))
+        return real(original)
+
+    monkeypatch.setattr(headshots, "provenance", counted)
+    app = create_app(settings, detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
+    with TestClient(app) as client:
+        auth = {"Authorization": f"Bearer {app.state.store.create_api_key('t', [Scope.CHECK])}"}
+
+        def check(image: bytes) -> dict[str, Any]:
+            resp = client.post("/v1/checks", data={"text": TEXT}, files=[("headshots", ("h.jpg", image, "image/jpeg"))],
+                               headers=auth)
+            assert resp.status_code == 200, resp.text
+            return dict(resp.json()["headshots"][0])
+
+        first, again, other = check(_jpeg(200)), check(_jpeg(200)), check(_jpeg(20))
+        cache = app.state.pipeline.evidence_cache
+    assert (cache.hits, cache.misses) == (1, 2)
+    assert len(calls) == 2  # the repeated upload was not read again
+    assert (again["provenance"], again["phash"]) == (first["provenance"], first["phash"])
+    assert other["sha256"] != first["sha256"]
+
+
 def test_lane_meter_counts_only_its_own_thread() -> None:
     """Another thread's work in the window (the pool preparing other checks) is not billed to the forward pass."""
     import threading
