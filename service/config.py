@@ -152,7 +152,9 @@ class Settings(BaseSettings):
     headshot_retention_days: int = Field(default=30, ge=0)
     face_embeddings: bool = Field(
         default=True,
-        description="Compute dlib's 128-d face descriptor (~10 ms per face on one core, ONNX Runtime) for reuse matching")
+        description="Keep dlib's 128-d face descriptor (~10 ms per face on one core, ONNX Runtime) in the report and the "
+        "store for reuse matching. Face model 2.2.0 computes it for every judged face anyway (its stacker reads it); "
+        "false keeps it out of reports and the database (reuse is then found by pHash only)")
     reuse_embedding_max_distance: float = Field(
         default=0.35, gt=0.0, description="Measured (benchmarks/reuse_rates.py, 120 faces): same face after resize+JPEG q70+crop "
         "matched 99.2%, different people 0 of 7,021 pairs; at 0.45: 100% and 0.30%")

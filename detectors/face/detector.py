@@ -29,6 +29,7 @@ from detectors.contract import (
     Verdict,
     WeightsCorruptError,
 )
+from detectors.face.descriptor_model import DescriptorModel
 from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceEmbedder, FaceFinder
 from detectors.face.pipeline import (
     CROP_SIZE,
@@ -101,7 +102,10 @@ class FaceDetector:
         self._cnns = tuple(name for name in CNN_FILES if name in inputs or name == self._family_from)
         if self._family_from not in CNN_FILES or ("cnn_v2" in self._cnns and self._wide is None):
             raise WeightsCorruptError("face manifest: family source or cnn_v2 crop missing")
-        missing = {"cue_trees", *(CNN_FILES[name] for name in self._cnns)} - set(manifest.files)
+        self._needs_descriptor = "descriptor" in inputs
+        files = {"cue_trees", *(CNN_FILES[name] for name in self._cnns)}
+        files |= {"descriptor_model"} if self._needs_descriptor else set()
+        missing = files - set(manifest.files)
         if missing:
             raise WeightsCorruptError(f"face manifest lists no {sorted(missing)} file")
         self.manifest = manifest
@@ -113,6 +117,7 @@ class FaceDetector:
         self._sessions: dict[str, Any] = {}
         self._finder: FaceFinder | None = None
         self._ensemble: Ensemble | None = None
+        self._descriptor_model: DescriptorModel | None = None
 
     def load(self, device: Device) -> None:
         """Open the ONNX session(s) on ``device``, the cue trees and the dlib models.
@@ -123,13 +128,18 @@ class FaceDetector:
             trees = CueTrees.load(self.manifest.files["cue_trees"])
         except (OSError, KeyError, ValueError) as exc:
             raise WeightsCorruptError(f"unreadable cue trees: {exc}") from exc
+        if self._needs_descriptor:
+            try:
+                self._descriptor_model = DescriptorModel.load(self.manifest.files["descriptor_model"])
+            except (OSError, KeyError, ValueError) as exc:
+                raise WeightsCorruptError(f"unreadable descriptor model: {exc}") from exc
         coef, intercept, inputs = self._stacker
         self._ensemble = Ensemble(trees=trees, stack_coef=coef, stack_intercept=intercept, inputs=inputs)
         self._sessions = {name: onnx_session(self.manifest.files[CNN_FILES[name]], device) for name in self._cnns}
         finder = FaceFinder(self._work_side, self._coarse_levels)
         finder.load(copies=os.cpu_count() or 1)  # one HOG detector per core: callers run on a pool of that size
         self._finder = finder
-        if self.embed_faces:
+        if self.embed_faces or self._needs_descriptor:
             self._embedder.load()
 
     def preprocess(self, item: ImageItem) -> PreparedFace:
@@ -161,7 +171,7 @@ class FaceDetector:
                 inputs = face_inputs(pixels, face.landmarks, crop_size=self._crop_size, wide=self._wide)
         box = None if face is None else clip_box(scale_face(face, scale_x, scale_y).box, submitted_w, submitted_h)
         embedding = None
-        if self.embed_faces and inputs is not None and face is not None:
+        if (self.embed_faces or self._needs_descriptor) and inputs is not None and face is not None:
             embedding = self._embedder.embed(pixels, face.landmarks)
         return PreparedFace(
             inputs=inputs,
@@ -204,7 +214,7 @@ class FaceDetector:
             "evidence_unit": EVIDENCE_UNIT,
             "work": prepared.work,
             "region": prepared.box,
-            "embedding": prepared.embedding,
+            "embedding": prepared.embedding if self.embed_faces else None,  # scored, but not handed out for storage
         }
         if prepared.inputs is None or not isinstance(raw, np.ndarray):
             reason = prepared.abstain_reason or "no_face"
@@ -216,7 +226,14 @@ class FaceDetector:
             raise RuntimeError("FaceDetector.load() was not called")
         logits = dict(zip(self._cnns, np.atleast_2d(raw), strict=True))
         cue_logit = float(ensemble.cue_logits(prepared.inputs.cues)[0])
-        score = float(ensemble.combine({n: v[:1] for n, v in logits.items()}, prepared.inputs.cues[None, :])[0])
+        columns = {n: v[:1] for n, v in logits.items()}
+        descriptor_extra: dict[str, float] = {}
+        if self._descriptor_model is not None:
+            if prepared.embedding is None:
+                raise RuntimeError("the face stacker needs the descriptor, and preprocess did not compute it")
+            columns["descriptor"] = self._descriptor_model.logits(np.asarray(prepared.embedding))
+            descriptor_extra["descriptor_logit"] = float(columns["descriptor"][0])
+        score = float(ensemble.combine(columns, prepared.inputs.cues[None, :])[0])
         probability = float(self.manifest.calibration(score))
         verdict = self.manifest.thresholds.verdict(probability)
         p_diffusion = float(sigmoid(logits[self._family_from][1]))
@@ -230,7 +247,7 @@ class FaceDetector:
             family=family,
             flags=flags,
             extras={**{f"{n}_logit": float(v[0]) for n, v in logits.items()}, "cue_logit": cue_logit,
-                    "p_diffusion": p_diffusion},
+                    "p_diffusion": p_diffusion, **descriptor_extra},
             **common,
         )
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 V1_INPUTS = ("cnn", "cues")
-STACK_INPUTS = ("cnn", "cnn_v2", "cues")
+STACK_INPUTS = ("cnn", "cnn_v2", "cues", "descriptor")
 _TREE_FIELDS = ("feature", "threshold", "left", "right", "leaf", "value", "roots")
 
 
@@ -86,8 +86,9 @@ class CueTrees:
 class Ensemble:
     """raw = sum_i stack_coef[i] * logit[inputs[i]] + stack_intercept.
 
-    ``inputs`` names the stacked logits: ``cnn`` (v1's 96 px CNN), ``cnn_v2`` (v2's 128 px CNN) and
-    ``cues`` (the boosted trees on the engineered cues). 1.0.0 manifests have no ``inputs``: ("cnn", "cues").
+    ``inputs`` names the stacked logits: ``cnn`` (v1's 96 px CNN), ``cnn_v2`` (v2's 128 px CNN), ``cues`` (the
+    boosted trees on the engineered cues) and ``descriptor`` (a logistic regression on dlib's face descriptor).
+    1.0.0 manifests have no ``inputs``: ("cnn", "cues").
     """
 
     trees: CueTrees
@@ -99,7 +100,8 @@ class Ensemble:
         return self.trees.logits(cues)
 
     def combine(self, cnn_logits: Mapping[str, np.ndarray], cues: np.ndarray) -> np.ndarray:
-        """Stacked logits for N faces: ``cnn_logits`` maps each CNN input name to (N,), ``cues`` is (N, C)."""
+        """Stacked logits for N faces: ``cnn_logits`` maps each input other than ``cues`` (the CNNs, the
+        descriptor model) to (N,) logits, ``cues`` is (N, C)."""
         columns = {name: np.asarray(value, dtype=np.float64) for name, value in cnn_logits.items()}
         if "cues" in self.inputs:
             columns["cues"] = self.cue_logits(cues)

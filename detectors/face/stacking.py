@@ -25,7 +25,14 @@ import numpy as np
 
 from detectors.face.augment import degrade_image
 from detectors.face.data import SOURCE_NAMES, Record, build_cache, cache_name, list_records, read_rgb, split_records
-from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceFinder
+from detectors.face.descriptor_model import (
+    DESCRIPTOR_FILE,
+    TRAIN_RNG_OFFSET,
+    DescriptorModel,
+    cached_face_descriptors,
+    fit_descriptor_model,
+)
+from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceEmbedder, FaceFinder
 from detectors.face.pipeline import CROP_SIZE, V2_CROP, find_and_prepare
 from detectors.face.scoring import CueTrees, Ensemble
 from detectors.manifest import MANIFEST_NAME, file_entry
@@ -33,7 +40,7 @@ from detectors.metrics import auroc, tpr_at_fpr
 
 logger = logging.getLogger(__name__)
 
-VERSION = "2.1.0"
+VERSION = "2.2.0"
 VAL_RNG_OFFSET = 2
 V1_FILE, V2_FILE = "model.onnx", "model_v2.onnx"
 FOLDS = 5
@@ -43,13 +50,15 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "v2": ("cnn_v2",),
     "v2+cues": ("cnn_v2", "cues"),
     "v2+v1+cues": ("cnn_v2", "cnn", "cues"),
+    "v2+cues+descriptor": ("cnn_v2", "cues", "descriptor"),
 }
 REFERENCE = {"v1+cues": ("cnn", "cues")}
 
 
 @dataclass(frozen=True)
 class ValidationLogits:
-    """Per judged validation face: the logits of each input, label, family (1 = diffusion), source, file."""
+    """Per judged validation face: the logits of each input, label, family (1 = diffusion), source, file, and
+    dlib's 128-d descriptor (the ``descriptor`` column is a model of it fitted on train, added by the caller)."""
 
     columns: dict[str, np.ndarray]
     family_logit: np.ndarray
@@ -58,6 +67,7 @@ class ValidationLogits:
     source: np.ndarray
     record: np.ndarray
     condition: np.ndarray
+    descriptors: np.ndarray
 
 
 def _onnx_logits(model_path: Path, crops: np.ndarray) -> np.ndarray:
@@ -77,15 +87,16 @@ def validation_logits(
     records: list[Record], v1_model: Path | None, v2_model: Path, trees: CueTrees, seed: int
 ) -> ValidationLogits:
     """v1 CNN (when given), v2 CNN and cue-tree logits for every validation file, as staged and degraded."""
-    finder = FaceFinder()
+    finder, embedder = FaceFinder(), FaceEmbedder()
     rng = np.random.default_rng(seed + VAL_RNG_OFFSET)
-    crops, wide, cues, meta = [], [], [], []
+    crops, wide, cues, meta, descriptors = [], [], [], [], []
     for index, record in enumerate(records):
         staged = read_rgb(record.path)
         for condition, pixels in enumerate((staged, degrade_image(staged, rng))):
-            _, inputs = find_and_prepare(finder, pixels, 0.0, wide=V2_CROP)
-            if inputs is None or inputs.wide_crop is None:
+            choice, inputs = find_and_prepare(finder, pixels, 0.0, wide=V2_CROP)
+            if inputs is None or inputs.wide_crop is None or choice.face is None:
                 continue
+            descriptors.append(embedder.embed(pixels, choice.face.landmarks))  # as FaceDetector.preprocess
             crops.append(inputs.crop)
             wide.append(inputs.wide_crop)
             cues.append(inputs.cues)
@@ -97,7 +108,8 @@ def validation_logits(
     if v1_model is not None:
         columns["cnn"] = _onnx_logits(v1_model, np.stack(crops))[:, 0]
     m = np.array(meta, dtype=np.int64)
-    return ValidationLogits(columns, v2[:, 1], m[:, 0], m[:, 1], m[:, 2], m[:, 3], m[:, 4])
+    return ValidationLogits(columns, v2[:, 1], m[:, 0], m[:, 1], m[:, 2], m[:, 3], m[:, 4],
+                            np.asarray(descriptors, dtype=np.float64))
 
 
 def _design(val: ValidationLogits, inputs: tuple[str, ...]) -> np.ndarray:
@@ -169,18 +181,19 @@ def _cached_validation(
     records: list[Record], v1_model: Path | None, v2_model: Path, trees: CueTrees, seed: int, cache_dir: Path
 ) -> ValidationLogits:
     """``validation_logits``, cached under ``cache_dir`` by the models' and the trees' content."""
-    parts = [_sha256(v2_model), _sha256(v1_model) if v1_model else "-", str(seed), str(len(records))]
+    parts = [_sha256(v2_model), _sha256(v1_model) if v1_model else "-", str(seed), str(len(records)), "descriptors"]
     key = hashlib.sha256("".join(parts).encode() + trees.value.tobytes()).hexdigest()[:16]
     path = cache_dir / f"face_v2_val_{key}.npz"
     if path.is_file():
         with np.load(path) as d:
             cols = {k[4:]: d[k] for k in d.files if k.startswith("col_")}
-            return ValidationLogits(cols, d["family_logit"], d["labels"], d["family"], d["source"], d["record"], d["condition"])
+            return ValidationLogits(cols, d["family_logit"], d["labels"], d["family"], d["source"], d["record"], d["condition"],
+                                    d["descriptors"])
     val = validation_logits(records, v1_model, v2_model, trees, seed)
     cache_dir.mkdir(parents=True, exist_ok=True)
     arrays = {f"col_{k}": v for k, v in val.columns.items()}
     meta = {"family_logit": val.family_logit, "labels": val.labels, "family": val.family, "source": val.source,
-            "record": val.record, "condition": val.condition}
+            "record": val.record, "condition": val.condition, "descriptors": val.descriptors}
     np.savez(path, **arrays, **meta)  # type: ignore[arg-type]
     return val
 
@@ -223,6 +236,8 @@ def write_manifest_v2(out_dir: Path, fields: dict[str, Any], min_evidence: float
     roles = {V1_FILE: "model", V2_FILE: "model_v2"}
     files = {roles[name]: file_entry(out_dir, out_dir / name) for name in fields["cnn_files"]}
     files["cue_trees"] = file_entry(out_dir, out_dir / CUE_TREES_FILE)
+    if "descriptor" in fields["extra"]["ensemble"]["inputs"]:
+        files["descriptor_model"] = file_entry(out_dir, out_dir / DESCRIPTOR_FILE)
     manifest = {
         "name": NAME,
         "version": VERSION,
@@ -236,7 +251,8 @@ def write_manifest_v2(out_dir: Path, fields: dict[str, Any], min_evidence: float
     (out_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
-def _place_files(out_dir: Path, cnn_v2: Path, cnn_v1: Path | None, fields: dict[str, Any], trees: CueTrees) -> None:
+def _place_files(out_dir: Path, cnn_v2: Path, cnn_v1: Path | None, fields: dict[str, Any], trees: CueTrees,
+                 descriptor: DescriptorModel) -> None:
     from detectors.face.training import CUE_TREES_FILE
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -247,6 +263,10 @@ def _place_files(out_dir: Path, cnn_v2: Path, cnn_v1: Path | None, fields: dict[
     elif V1_FILE not in fields["cnn_files"]:
         (out_dir / V1_FILE).unlink(missing_ok=True)
     trees.save(out_dir / CUE_TREES_FILE)
+    if "descriptor" in fields["extra"]["ensemble"]["inputs"]:
+        descriptor.save(out_dir / DESCRIPTOR_FILE)
+    else:
+        (out_dir / DESCRIPTOR_FILE).unlink(missing_ok=True)
 
 
 def stack_face_v2(
@@ -264,17 +284,20 @@ def stack_face_v2(
     arrays = build_cache(splits, cache_dir / cache_name(seed), seed)
     trees = fit_cue_model(arrays["train_cues"], arrays["train_labels"], seed)
     val = _cached_validation(splits["validation"], cnn_v1, cnn_v2, trees, seed, cache_dir)
+    descriptor, descriptor_summary = _descriptor_model(splits["train"], seed, cache_dir)
+    val.columns["descriptor"] = descriptor.logits(val.descriptors)
     comparison = compare_candidates(val)
     chosen = choose_candidate(comparison)
     logger.info("stacker candidates: %s; chosen %s", json.dumps(comparison), chosen)
     ensemble = ensemble_for(trees, comparison[chosen])
     fields, stats = _manifest_fields(val, ensemble, seed)
-    _place_files(out_dir, cnn_v2, cnn_v1, fields, trees)
+    _place_files(out_dir, cnn_v2, cnn_v1, fields, trees, descriptor)
     write_manifest_v2(out_dir, fields, 0.0)
     summary: dict[str, Any] = {
         "seed": seed,
         "splits": {name: {src: sum(r.source == src for r in recs) for src in SOURCE_NAMES} for name, recs in splits.items()},
         "validation": {**stats, "candidates": comparison, "chosen": chosen},
+        "descriptor_model": descriptor_summary,
         "thresholds": fields["thresholds"],
         "fpr_reached": fields["threshold_provenance"]["fpr_reached"],
         "gpu": _gpu_summary(gpu_log),
@@ -291,6 +314,16 @@ def stack_face_v2(
 
         write_model_card(out_dir, summary)
     return summary
+
+
+def _descriptor_model(train: list[Record], seed: int, cache_dir: Path) -> tuple[DescriptorModel, dict[str, Any]]:
+    """The descriptor's logistic regression fitted on the train split's faces (as staged + one degraded copy)."""
+    name = cache_name(seed).removesuffix(".npz")
+    arrays = cached_face_descriptors(train, seed, TRAIN_RNG_OFFSET, cache_dir / f"descriptors_train_{name}_n{len(train)}.npz")
+    model, cv = fit_descriptor_model(arrays["descriptors"], arrays["labels"], arrays["group"])
+    summary = {"train_faces": int(len(arrays["labels"])), "train_files": int(len(np.unique(arrays["record"]))),
+               "degraded_copy_rng": seed + TRAIN_RNG_OFFSET, **cv}
+    return model, summary
 
 
 def _studies(
