@@ -165,26 +165,17 @@ def _jpeg(red: int) -> bytes:
     return buf.getvalue()
 
 
-def test_the_same_headshot_twice_hits_the_cache_through_the_api(settings: Settings) -> None:
-    app = create_app(settings, detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
-    with TestClient(app) as client:
-        auth = {"Authorization": f"Bearer {app.state.store.create_api_key('t', [Scope.CHECK])}"}
-
-        def check(image: bytes) -> dict[str, Any]:
-            resp = client.post("/v1/checks", data={"text": TEXT}, files=[("headshots", ("h.jpg", image, "image/jpeg"))],
-                               headers=auth)
-            assert resp.status_code == 200, resp.text
-            return dict(resp.json()["headshots"][0])
-
-        first, again, other = check(_jpeg(200)), check(_jpeg(200)), check(_jpeg(20))
-        cache = app.state.pipeline.headshot_cache
-        assert (cache.hits, cache.misses) == (1, 2)
-        assert again["synthetic_probability"] == first["synthetic_probability"]
-        assert again["face_box"] == first["face_box"]
-        assert other["synthetic_probability"] != first["synthetic_probability"]
+def _headshot_report(client: TestClient, auth: dict[str, str], image: bytes) -> dict[str, Any]:
+    """The first headshot section of a check of TEXT with ``image`` through the API."""
+    resp = client.post("/v1/checks", data={"text": TEXT}, files=[("headshots", ("h.jpg", image, "image/jpeg"))],
+                       headers=auth)
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json()["headshots"][0])
 
 
-def test_the_same_headshot_twice_reads_its_provenance_once(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_same_headshot_twice_hits_both_caches_through_the_api(settings: Settings,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repeated upload skips face preprocessing (headshot cache) and the provenance readers (evidence cache)."""
     from service import headshots
 
     calls: list[int] = []
@@ -198,19 +189,15 @@ def test_the_same_headshot_twice_reads_its_provenance_once(settings: Settings, m
     app = create_app(settings, detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
     with TestClient(app) as client:
         auth = {"Authorization": f"Bearer {app.state.store.create_api_key('t', [Scope.CHECK])}"}
-
-        def check(image: bytes) -> dict[str, Any]:
-            resp = client.post("/v1/checks", data={"text": TEXT}, files=[("headshots", ("h.jpg", image, "image/jpeg"))],
-                               headers=auth)
-            assert resp.status_code == 200, resp.text
-            return dict(resp.json()["headshots"][0])
-
-        first, again, other = check(_jpeg(200)), check(_jpeg(200)), check(_jpeg(20))
-        cache = app.state.pipeline.evidence_cache
-    assert (cache.hits, cache.misses) == (1, 2)
+        first, again, other = (_headshot_report(client, auth, _jpeg(red)) for red in (200, 200, 20))
+        faces, evidence = app.state.pipeline.headshot_cache, app.state.pipeline.evidence_cache
+    assert (faces.hits, faces.misses) == (1, 2)
+    assert again["synthetic_probability"] == first["synthetic_probability"]
+    assert again["face_box"] == first["face_box"]
+    assert other["synthetic_probability"] != first["synthetic_probability"]
+    assert (evidence.hits, evidence.misses) == (1, 2)
     assert len(calls) == 2  # the repeated upload was not read again
     assert (again["provenance"], again["phash"]) == (first["provenance"], first["phash"])
-    assert other["sha256"] != first["sha256"]
 
 
 def test_lane_meter_counts_only_its_own_thread() -> None:
