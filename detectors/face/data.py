@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +21,17 @@ import numpy as np
 from detectors.face.alignment import align_face
 from detectors.face.augment import degrade_image, face_region, random_jitter
 from detectors.face.features import eye_features, spectral_features
-from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceFinder
-from detectors.face.pipeline import CONTEXT_ZOOM, CROP_SIZE, choose_face, face_inputs
+from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceFinder, FoundFace
+from detectors.face.pipeline import (
+    CONTEXT_ZOOM,
+    CROP_SIZE,
+    V2_CROP,
+    CropSpec,
+    FaceInputs,
+    choose_face,
+    face_inputs,
+    find_and_prepare,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +184,34 @@ def _eval_samples(finder: FaceFinder, records: list[Record], rng: np.random.Gene
         if index % 200 == 0:
             logger.info("validation features %d / %d", index, len(records))
     return samples
+
+
+@dataclass(frozen=True)
+class JudgedFace:
+    """One judged face of :func:`judged_faces`: the file's position and record, 0 = as staged / 1 = degraded, the
+    pixels it was found in, the face and its model inputs."""
+
+    index: int
+    record: Record
+    condition: int
+    pixels: np.ndarray
+    face: FoundFace
+    inputs: FaceInputs
+
+
+def judged_faces(records: list[Record], rng: np.random.Generator, wide: CropSpec | None = V2_CROP,
+                 label: str = "faces") -> Iterator[JudgedFace]:
+    """Each file as staged and once degraded with ``rng`` (``degrade_image``, one draw per file, in order), through
+    the inference path (``find_and_prepare`` with the ``wide`` crop): every face that is judged, in order."""
+    finder = FaceFinder()
+    for index, record in enumerate(records):
+        staged = read_rgb(record.path)
+        for condition, pixels in enumerate((staged, degrade_image(staged, rng))):
+            choice, inputs = find_and_prepare(finder, pixels, 0.0, wide=wide)
+            if inputs is not None and choice.face is not None:
+                yield JudgedFace(index, record, condition, pixels, choice.face, inputs)
+        if index % 200 == 0:
+            logger.info("%s %d / %d", label, index, len(records))
 
 
 def cache_name(seed: int) -> str:

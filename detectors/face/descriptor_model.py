@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.face.augment import degrade_image
-from detectors.face.data import Record, read_rgb
-from detectors.face.finding import FaceEmbedder, FaceFinder
-from detectors.face.pipeline import V2_CROP, find_and_prepare
+from detectors.face.data import Record, judged_faces
+from detectors.face.finding import FaceEmbedder
+from detectors.face.pipeline import V2_CROP
 
 logger = logging.getLogger(__name__)
 
@@ -70,20 +69,12 @@ def face_descriptors(records: list[Record], seed: int, rng_offset: int) -> dict[
     """Per judged face of each file as staged and once degraded (rng ``seed + rng_offset``), as
     ``stacking.validation_logits`` finds them: the descriptor on the pixels and landmarks the detector uses,
     the label, the record's index and its group (for grouped folds)."""
-    finder, embedder = FaceFinder(), FaceEmbedder()
-    rng = np.random.default_rng(seed + rng_offset)
+    embedder = FaceEmbedder()
     groups = {g: i for i, g in enumerate(sorted({r.group for r in records}))}
     desc, meta = [], []
-    for index, record in enumerate(records):
-        staged = read_rgb(record.path)
-        for condition, pixels in enumerate((staged, degrade_image(staged, rng))):
-            choice, inputs = find_and_prepare(finder, pixels, 0.0, wide=V2_CROP)
-            if inputs is None or choice.face is None:
-                continue
-            desc.append(np.asarray(embedder.embed(pixels, choice.face.landmarks), dtype=np.float64))
-            meta.append((record.label, index, groups[record.group], condition))
-        if index % 200 == 0:
-            logger.info("descriptors %d / %d", index, len(records))
+    for judged in judged_faces(records, np.random.default_rng(seed + rng_offset), V2_CROP, "descriptors"):
+        desc.append(np.asarray(embedder.embed(judged.pixels, judged.face.landmarks), dtype=np.float64))
+        meta.append((judged.record.label, judged.index, groups[judged.record.group], judged.condition))
     m = np.array(meta, dtype=np.int64)
     return {"descriptors": np.stack(desc), "labels": m[:, 0], "record": m[:, 1], "group": m[:, 2], "condition": m[:, 3]}
 

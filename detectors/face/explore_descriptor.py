@@ -35,10 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from detectors.face.alignment import align_matrix
-from detectors.face.augment import degrade_image
-from detectors.face.data import SOURCE_NAMES, Record, list_records, read_rgb, split_records
-from detectors.face.finding import FaceEmbedder, FaceFinder
-from detectors.face.pipeline import V2_CROP, find_and_prepare
+from detectors.face.data import SOURCE_NAMES, Record, judged_faces, list_records, split_records
+from detectors.face.finding import FaceEmbedder
+from detectors.face.pipeline import V2_CROP
 from detectors.face.scoring import CueTrees
 from detectors.face.stacking import FOLDS, VAL_RNG_OFFSET, _onnx_logits, out_of_fold
 from detectors.metrics import auroc, threshold_at_fpr, tpr_at_fpr
@@ -81,25 +80,19 @@ def landmark_features(landmarks: np.ndarray) -> np.ndarray:
 def faces_of(records: list[Record], seed_offset: int, seed: int, with_logits: bool) -> dict[str, np.ndarray]:
     """Each file as staged and once degraded through ``find_and_prepare`` (as ``stacking.validation_logits``):
     descriptor, landmark features and metadata per judged face; the v2 crops and cues when ``with_logits``."""
-    finder, embedder = FaceFinder(), FaceEmbedder()
-    rng = np.random.default_rng(seed + seed_offset)
+    embedder = FaceEmbedder()
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("desc", "geom", "wide", "cues", "meta")}
-    for index, record in enumerate(records):
-        staged = read_rgb(record.path)
-        for condition, pixels in enumerate((staged, degrade_image(staged, rng))):
-            choice, inputs = find_and_prepare(finder, pixels, 0.0, wide=V2_CROP)
-            if inputs is None or inputs.wide_crop is None or choice.face is None:
-                continue
-            # detector.preprocess: embedder.embed(pixels, face.landmarks) on the pixels the face was found in
-            out["desc"].append(np.array(embedder.embed(pixels, choice.face.landmarks)))
-            out["geom"].append(landmark_features(choice.face.landmarks))
-            if with_logits:
-                out["wide"].append(inputs.wide_crop)
-                out["cues"].append(inputs.cues)
-            meta = (record.label, SOURCE_NAMES.index(record.source), index, condition)
-            out["meta"].append(np.array(meta))
-        if index % 200 == 0:
-            logger.info("faces %d / %d", index, len(records))
+    for judged in judged_faces(records, np.random.default_rng(seed + seed_offset), V2_CROP):
+        if judged.inputs.wide_crop is None:
+            continue
+        # detector.preprocess: embedder.embed(pixels, face.landmarks) on the pixels the face was found in
+        out["desc"].append(np.array(embedder.embed(judged.pixels, judged.face.landmarks)))
+        out["geom"].append(landmark_features(judged.face.landmarks))
+        if with_logits:
+            out["wide"].append(judged.inputs.wide_crop)
+            out["cues"].append(judged.inputs.cues)
+        meta = (judged.record.label, SOURCE_NAMES.index(judged.record.source), judged.index, judged.condition)
+        out["meta"].append(np.array(meta))
     return {k: np.stack(v) for k, v in out.items() if v}
 
 

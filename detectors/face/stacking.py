@@ -23,8 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.face.augment import degrade_image
-from detectors.face.data import SOURCE_NAMES, Record, build_cache, cache_name, list_records, read_rgb, split_records
+from detectors.face.data import SOURCE_NAMES, Record, build_cache, cache_name, judged_faces, list_records, split_records
 from detectors.face.descriptor_model import (
     DESCRIPTOR_FILE,
     TRAIN_RNG_OFFSET,
@@ -32,8 +31,8 @@ from detectors.face.descriptor_model import (
     cached_face_descriptors,
     fit_descriptor_model,
 )
-from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceEmbedder, FaceFinder
-from detectors.face.pipeline import CROP_SIZE, V2_CROP, find_and_prepare
+from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceEmbedder
+from detectors.face.pipeline import CROP_SIZE, V2_CROP
 from detectors.face.scoring import CueTrees, Ensemble
 from detectors.manifest import MANIFEST_NAME, file_entry
 from detectors.metrics import auroc, tpr_at_fpr
@@ -87,22 +86,18 @@ def validation_logits(
     records: list[Record], v1_model: Path | None, v2_model: Path, trees: CueTrees, seed: int
 ) -> ValidationLogits:
     """v1 CNN (when given), v2 CNN and cue-tree logits for every validation file, as staged and degraded."""
-    finder, embedder = FaceFinder(), FaceEmbedder()
-    rng = np.random.default_rng(seed + VAL_RNG_OFFSET)
+    embedder = FaceEmbedder()
     crops, wide, cues, meta, descriptors = [], [], [], [], []
-    for index, record in enumerate(records):
-        staged = read_rgb(record.path)
-        for condition, pixels in enumerate((staged, degrade_image(staged, rng))):
-            choice, inputs = find_and_prepare(finder, pixels, 0.0, wide=V2_CROP)
-            if inputs is None or inputs.wide_crop is None or choice.face is None:
-                continue
-            descriptors.append(embedder.embed(pixels, choice.face.landmarks))  # as FaceDetector.preprocess
-            crops.append(inputs.crop)
-            wide.append(inputs.wide_crop)
-            cues.append(inputs.cues)
-            meta.append((record.label, int(record.family == "diffusion"), SOURCE_NAMES.index(record.source), index, condition))
-        if index % 100 == 0:
-            logger.info("validation logits %d / %d", index, len(records))
+    for judged in judged_faces(records, np.random.default_rng(seed + VAL_RNG_OFFSET), V2_CROP, "validation logits"):
+        inputs, record = judged.inputs, judged.record
+        if inputs.wide_crop is None:
+            continue
+        descriptors.append(embedder.embed(judged.pixels, judged.face.landmarks))  # as FaceDetector.preprocess
+        crops.append(inputs.crop)
+        wide.append(inputs.wide_crop)
+        cues.append(inputs.cues)
+        meta.append((record.label, int(record.family == "diffusion"), SOURCE_NAMES.index(record.source), judged.index,
+                     judged.condition))
     v2 = _onnx_logits(v2_model, np.stack(wide))
     columns = {"cnn_v2": v2[:, 0], "cues": trees.logits(np.stack(cues))}
     if v1_model is not None:
