@@ -103,6 +103,7 @@ class FaceDetector:
         if self._family_from not in CNN_FILES or ("cnn_v2" in self._cnns and self._wide is None):
             raise WeightsCorruptError("face manifest: family source or cnn_v2 crop missing")
         self._needs_descriptor = "descriptor" in inputs
+        self._computes_embedding = embed_faces or self._needs_descriptor
         files = {"cue_trees", *(CNN_FILES[name] for name in self._cnns)}
         files |= {"descriptor_model"} if self._needs_descriptor else set()
         missing = files - set(manifest.files)
@@ -139,7 +140,7 @@ class FaceDetector:
         finder = FaceFinder(self._work_side, self._coarse_levels)
         finder.load(copies=os.cpu_count() or 1)  # one HOG detector per core: callers run on a pool of that size
         self._finder = finder
-        if self.embed_faces or self._needs_descriptor:
+        if self._computes_embedding:
             self._embedder.load()
 
     def preprocess(self, item: ImageItem) -> PreparedFace:
@@ -171,7 +172,7 @@ class FaceDetector:
                 inputs = face_inputs(pixels, face.landmarks, crop_size=self._crop_size, wide=self._wide)
         box = None if face is None else clip_box(scale_face(face, scale_x, scale_y).box, submitted_w, submitted_h)
         embedding = None
-        if (self.embed_faces or self._needs_descriptor) and inputs is not None and face is not None:
+        if self._computes_embedding and inputs is not None and face is not None:
             embedding = self._embedder.embed(pixels, face.landmarks)
         return PreparedFace(
             inputs=inputs,

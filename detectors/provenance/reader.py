@@ -140,7 +140,7 @@ def _colour_jpeg_bgr(data: bytes, image: Image.Image) -> np.ndarray | None:
     """A colour JPEG decoded by OpenCV (BGR, EXIF orientation ignored, as Pillow's pixels), or None for anything
     else, which Pillow decodes. Both bundle libjpeg-turbo with the same IDCT and chroma upsampling: the pixels
     were identical on all 1,094 shared face JPEGs compared (baseline 4:2:0 q75, progressive 4:4:4, 256-768 px;
-    ``tests/test_provenance_reader.py`` keeps checking), and OpenCV's decode takes about half of Pillow's CPU time
+    ``tests/test_provenance_watermark.py`` keeps checking), and OpenCV's decode takes about half of Pillow's CPU time
     (5 vs 10 ms for a 1024 px headshot)."""
     if image.format != "JPEG" or image.mode != "RGB":
         return None
