@@ -1,7 +1,8 @@
 """MODEL_CARD.md for the face detector, written from the training summary (``metrics.json``).
 
 Caveats first: every number in the card comes from the summary; nothing is typed in by hand except
-the fixed descriptions of data, method and the generators never seen.
+the fixed descriptions of data, method and the generators never seen, and the descriptor experiment's transfer and
+confound figures, quoted from ``detectors/face/explore_descriptor_results.md`` (validation, measured once).
 """
 
 from __future__ import annotations
@@ -87,16 +88,15 @@ larger for close-ups (SD 2.1 most). Real photos cut tight around the face score 
 _DESCRIPTOR = """**Descriptor input (2.2.0).** The stacker also reads a logistic regression on dlib's 128-d face descriptor
 (the identity embedding the service computes for headshot-reuse search, ~10 ms per face), fitted on the train
 split's faces (each file as staged and once degraded). It is a strong input on the generators in the data and a weak
-one beyond them. Measured on validation before adoption (`detectors/face/explore_descriptor_results.md`): as a
-third stacker input it raised out-of-fold AUROC from 0.920 to 0.963 (paired file bootstrap 95% CI of the gain
-+0.028 to +0.058), FFHQ vs StyleGAN v1 from 0.867 to 0.943. But a descriptor model fitted without one generator
-scored 0.547 on StyleGAN v1 and 0.615 on SD 2.1 when that generator was left out, so it learns where these
-generators' faces sit in identity space (StyleGAN v1's truncated sampling, SD 2.1's look-alike portraits), not a
-general sign of synthesis. It barely separates the two real sources (AUROC 0.53 between CIPLAB and FFHQ), but
-identity space also carries age, sex and ancestry, and this data has no such labels, so the false-alarm rate per
-group is not measured: a real person who resembles these generators' typical faces may score higher. The
-descriptor is computed for every judged face now; `BYLINECHECK_FACE_EMBEDDINGS=false` only keeps it out of the
-report and the store.
+one beyond them. The experiment that led to it (`detectors/face/explore_descriptor_results.md`, validation only)
+found the gain beyond noise (paired file bootstrap 95% CI +0.028 to +0.058 AUROC; FFHQ vs StyleGAN v1 0.867 ->
+0.943), but a descriptor model fitted without one generator scored 0.547 on StyleGAN v1 and 0.615 on SD 2.1 when that
+generator was left out, so it learns where these generators' faces sit in identity space (StyleGAN v1's truncated
+sampling, SD 2.1's look-alike portraits), not a general sign of synthesis. It barely separates the two real sources
+(AUROC 0.53 between CIPLAB and FFHQ), but identity space also carries age, sex and ancestry, and this data has no
+such labels, so the false-alarm rate per group is not measured: a real person who resembles these generators'
+typical faces may score higher. The descriptor is computed for every judged face now;
+`BYLINECHECK_FACE_EMBEDDINGS=false` only keeps it out of the report and the store.
 """
 
 
@@ -105,8 +105,15 @@ def _descriptor_lines(summary: dict[str, Any]) -> list[str]:
     if not model:
         return []
     grid = ", ".join(f"C={k.removeprefix('cv_auroc_c')} {v:.4f}" for k, v in model.items() if k.startswith("cv_auroc_c"))
+    candidates = summary["validation"]["candidates"]
+    without, with_it = candidates.get("v2+cues"), candidates.get("v2+cues+descriptor")
+    gain = [] if not (without and with_it) else [
+        f"In this training run the input raised the stacker's validation out-of-fold AUROC from "
+        f"{_f(without['auroc_out_of_fold'])} to {_f(with_it['auroc_out_of_fold'])} and TPR@1%FPR from "
+        f"{_f(without['tpr_at_1pct_fpr_out_of_fold'])} to {_f(with_it['tpr_at_1pct_fpr_out_of_fold'])} (table below)."]
     return [
         _DESCRIPTOR,
+        *gain,
         f"Fitted by `bylinecheck train faces --stack-v2 ...` on {model['train_faces']} train faces of "
         f"{model['train_files']} files (degraded copy rng {model['degraded_copy_rng']}); C = {model['chosen_c']} by "
         f"5-fold grouped cross-validated AUROC on train ({grid}).",
