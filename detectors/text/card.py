@@ -162,11 +162,12 @@ def write_model_card(out_dir: Path, report: Mapping[str, Any], manifest: Mapping
 
 
 def _with_cascade(sections: list[str], report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[str]:
-    """0.2.0 cards: the cascade's sections first, then stage 1's (headings marked as the n-gram stage)."""
+    """Cascade cards (>= 0.2.0): the cascade's sections first, then stage 1's (headings marked as the n-gram stage)."""
     from detectors.text.card_lm import lm_sections
 
     intro = ("Detects whether an English text was written by a language model: a hashed n-gram model on every text, "
-             "and SmolLM2-135M likelihood features combined with it where the n-gram model is unsure. Raw score: "
+             "and, where the n-gram model is unsure, SmolLM2-135M likelihood features and a small CNN over SmolLM2's "
+             "per-token statistics combined with it. Raw score: "
              "log-odds, higher is AI; probability: isotonic-calibrated on the validation split (its AI/human mix, about "
              "70% AI, is the prior baked into the probabilities: re-read them for a newsroom's own base rate).")
     stage1 = [s.replace("## ", "## n-gram stage (alone: BYLINECHECK_TEXT_LM=off): ", 1) for s in sections[2:]]

@@ -48,23 +48,30 @@ def plain_human_fpr(rows: Sequence[Row], outputs: Sequence[DetectorOutput], thre
     return plain_human_fpr_arrays(rows, probs, np.array([max(len(o.spans), 1) for o in outputs]), threshold)
 
 
+def plain_slices(rows: Sequence[Row], keep: Sequence[int], n_sentences: np.ndarray) -> dict[str, Any]:
+    """For the human rows ``keep``: lowest-10% MATTR and highest-10% Flesch masks (over ``keep``) and their cuts."""
+    mattr = np.array([_mattr(words(canonical(rows[i].text))) for i in keep])
+    flesch = np.array([flesch_reading_ease(rows[i].text, int(n_sentences[i])) for i in keep])
+    mattr_cut, flesch_cut = float(np.percentile(mattr, 10)), float(np.percentile(flesch, 90))
+    return {"low_vocab": mattr <= mattr_cut, "easy": flesch >= flesch_cut, "mattr_cut": mattr_cut,
+            "flesch_cut": flesch_cut}
+
+
 def plain_human_fpr_arrays(rows: Sequence[Row], probabilities: np.ndarray, n_sentences: np.ndarray,
                            threshold: float) -> dict[str, Any]:
     """:func:`plain_human_fpr` on arrays (NaN probability = abstained; sentences for the Flesch score)."""
     keep = [i for i, r in enumerate(rows) if r.label == 0 and not np.isnan(probabilities[i])]
-    mattr = np.array([_mattr(words(canonical(rows[i].text))) for i in keep])
-    flesch = np.array([flesch_reading_ease(rows[i].text, int(n_sentences[i])) for i in keep])
+    sl = plain_slices(rows, keep, n_sentences)
+    low_vocab, easy = sl["low_vocab"], sl["easy"]
     probs = probabilities[keep]
-    low_vocab = mattr <= np.percentile(mattr, 10)
-    easy = flesch >= np.percentile(flesch, 90)
     reuters = np.array([rows[i].domain == "news" for i in keep])
     return {
         "all_human": {"n": int(probs.size), "fpr": float(np.mean(probs >= threshold))},
         "reuters_newswire": {"n": int(reuters.sum()), "fpr": float(np.mean(probs[reuters] >= threshold))},
         "lowest_10pct_mattr": {"n": int(low_vocab.sum()), "fpr": float(np.mean(probs[low_vocab] >= threshold)),
-                               "mattr_cut": float(np.percentile(mattr, 10))},
+                               "mattr_cut": sl["mattr_cut"]},
         "highest_10pct_flesch": {"n": int(easy.sum()), "fpr": float(np.mean(probs[easy] >= threshold)),
-                                 "flesch_cut": float(np.percentile(flesch, 90))},
+                                 "flesch_cut": sl["flesch_cut"]},
         "both_plain": {"n": int((low_vocab | easy).sum()), "fpr": float(np.mean(probs[low_vocab | easy] >= threshold))},
     }
 

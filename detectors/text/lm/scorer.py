@@ -16,7 +16,7 @@ import numpy as np
 
 from detectors.text.lm.gguf import GGUFFile
 from detectors.text.lm.numpy_model import NumpyLlama
-from detectors.text.lm.stats import context_ids, text_features, token_stats
+from detectors.text.lm.stats import TokenStats, context_ids, text_features, token_stats
 from detectors.text.lm.tokenizer import build_tokenizer
 from detectors.text.lm.weights import load_llama
 
@@ -43,18 +43,21 @@ class LMScorer:
         ids = self.tokenizer.encode(text, add_special_tokens=False).ids[: self.max_tokens]
         return np.asarray(ids, dtype=np.int64)
 
-    def features_from_ids(self, ids: np.ndarray) -> np.ndarray:
+    def stats_from_ids(self, ids: np.ndarray) -> TokenStats:
+        """Per-token statistics of the first ``max_tokens`` of ``ids`` (empty for no tokens)."""
         x = context_ids(ids, self.max_tokens)
         if x.size < 2:
-            return text_features(token_stats(np.zeros((0, self.model.config.vocab_size)), x[1:]))
+            return token_stats(np.zeros((0, self.model.config.vocab_size)), x[1:])
         if self.torch_model is not None:
             from detectors.text.lm.torch_model import torch_token_stats
 
             tokens = x[1:][None, :]
             (stats,) = torch_token_stats(self.torch_model, tokens, np.array([tokens.shape[1]]))
-            return text_features(stats)
-        logits = self.model.logits(x[:-1])
-        return text_features(token_stats(logits, x[1:]))
+            return stats
+        return token_stats(self.model.logits(x[:-1]), x[1:])
+
+    def features_from_ids(self, ids: np.ndarray) -> np.ndarray:
+        return text_features(self.stats_from_ids(ids))
 
     def features(self, text: str) -> np.ndarray:
         return self.features_from_ids(self.token_ids(text))

@@ -1,0 +1,70 @@
+"""SmolLM2 token-sequence CNN: a small 1-D CNN over the LM's per-token statistics and token ids (inference side).
+
+Caveats first: the CNN reads, for each of the first ``max_tokens`` scored tokens, log p of the observed
+token, the entropy of the next-token distribution and log rank (each divided by ``CHANNEL_SCALE``), a
+flag for the first ``TAIL_START`` tokens, and a learned 16-d embedding of the token id. Inputs are always
+padded to ``max_tokens`` with zeros and token id 0, exactly as in training (the convolutions see the
+padding; a shorter tensor would shift the last positions' outputs). It was trained on the train split
+from the GPU run's float16 per-token files (``detectors.text.lm.sequence_training``); the service feeds
+float32 values, a difference below 1e-3 relative. Its logit is one more column of the 0.3.0 stacker
+(``SEQ_FEATURE``), so it only runs on texts that take the LM path. numpy + ONNX Runtime only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detectors.text.lm.stats import TAIL_START, TokenStats
+
+SEQ_FEATURE = "seq_cnn_logit"
+CHANNEL_SCALE = 4.0
+CHANNELS = 4
+INPUT_NAMES = ("channels", "mask", "tokens")
+
+
+def sequence_inputs(stats: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], ids: Sequence[np.ndarray],
+                    max_tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model inputs for a batch: per text (log p, entropy, log rank) arrays and its token ids (same length).
+
+    Returns ``channels`` (B, 4, max_tokens) float32, ``mask`` (B, max_tokens) float32 and ``tokens``
+    (B, max_tokens) int64, zero-padded; texts longer than ``max_tokens`` are cut."""
+    b = len(stats)
+    channels = np.zeros((b, CHANNELS, max_tokens), dtype=np.float32)
+    mask = np.zeros((b, max_tokens), dtype=np.float32)
+    tokens = np.zeros((b, max_tokens), dtype=np.int64)
+    for i, ((ll, entropy, logrank), tok) in enumerate(zip(stats, ids, strict=True)):
+        n = min(len(ll), max_tokens)
+        if len(tok) < n or len(entropy) < n or len(logrank) < n:
+            raise ValueError("token ids and statistics differ in length")
+        for c, values in enumerate((ll, entropy, logrank)):
+            channels[i, c, :n] = np.asarray(values[:n], dtype=np.float32) / CHANNEL_SCALE
+        channels[i, 3, : min(n, TAIL_START)] = 1.0
+        mask[i, :n] = 1.0
+        tokens[i, :n] = np.asarray(tok[:n], dtype=np.int64)
+    return channels, mask, tokens
+
+
+def stats_triplet(stats: TokenStats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(log p, entropy, log rank) of one text's ``TokenStats``, as the training files hold them."""
+    return np.asarray(stats.ll), np.asarray(stats.entropy), np.log(np.asarray(stats.rank, dtype=np.float64))
+
+
+class SequenceModel:
+    """The exported CNN on an ONNX Runtime session; ``logits`` returns one log-odds per text."""
+
+    def __init__(self, path: Path, session: Any, max_tokens: int) -> None:
+        self.path, self.session, self.max_tokens = path, session, max_tokens
+
+    def logits(self, stats: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], ids: Sequence[np.ndarray]) -> np.ndarray:
+        if not stats:
+            return np.zeros(0, dtype=np.float64)
+        channels, mask, tokens = sequence_inputs(stats, ids, self.max_tokens)
+        (out,) = self.session.run(None, {"channels": channels, "mask": mask, "tokens": tokens})
+        return np.asarray(out, dtype=np.float64).reshape(-1)
+
+    def logit(self, stats: TokenStats, ids: np.ndarray) -> float:
+        return float(self.logits([stats_triplet(stats)], [np.asarray(ids)])[0])
