@@ -12,7 +12,7 @@ import pytest
 from detectors.contract import Device, TextItem, WeightsCorruptError
 from detectors.runtime import onnx_session
 from detectors.text.detector import build_text_detector
-from detectors.text.lm.sequence import CHANNEL_SCALE, SEQ_FEATURE, SequenceModel, sequence_inputs
+from detectors.text.lm.sequence import CHANNEL_SCALE, VARIANTS, SequenceModel, sequence_inputs
 from detectors.text.lm.stats import FEATURE_NAMES, TAIL_START
 
 WEIGHTS = Path(__file__).parents[1] / "weights" / "text"
@@ -46,9 +46,13 @@ def test_inputs_are_scaled_flagged_padded_and_cut() -> None:
         sequence_inputs([a], [ids_a[:10]], 256)
 
 
+def _shipped(name: str) -> SequenceModel:
+    path = build_text_detector(WEIGHTS).manifest.files[name]
+    return SequenceModel(path, onnx_session(path, Device(intra_op_threads=1)), 256)
+
+
 def test_shipped_cnn_is_batch_independent_and_ignores_tokens_past_the_cut() -> None:
-    path = build_text_detector(WEIGHTS).manifest.files["sequence"]
-    model = SequenceModel(path, onnx_session(path, Device(intra_op_threads=1)), 256)
+    model = _shipped("seq_cnn_logit")
     (a, ids_a), (b, ids_b), (c, ids_c) = _stats(60, 2), _stats(256, 3), _stats(400, 4)
     both = model.logits([a, b], [ids_a, ids_b])
     one = np.concatenate([model.logits([a], [ids_a]), model.logits([b], [ids_b])])
@@ -59,19 +63,32 @@ def test_shipped_cnn_is_batch_independent_and_ignores_tokens_past_the_cut() -> N
     assert abs(both[0] - both[1]) > 1e-4  # different sequences, different logits
 
 
-def test_cascade_feeds_the_cnn_logit_to_the_stacker() -> None:
+def test_each_variant_reads_only_its_inputs() -> None:
+    """The statistics-only CNN ignores token ids; the embedding-only CNN ignores the statistics."""
+    (a, ids), (b, other_ids) = _stats(120, 5), _stats(120, 6)
+    stats_only, tokens_only, both = _shipped("seq_cnn_stats_logit"), _shipped("seq_cnn_tokens_logit"), _shipped("seq_cnn_logit")
+    assert "tokens" not in stats_only.inputs
+    np.testing.assert_allclose(stats_only.logits([a], [ids]), stats_only.logits([a], [other_ids]), rtol=1e-6)
+    np.testing.assert_allclose(tokens_only.logits([a], [ids]), tokens_only.logits([b], [ids]), rtol=1e-6)
+    assert abs(tokens_only.logits([a], [ids])[0] - tokens_only.logits([a], [other_ids])[0]) > 1e-4
+    assert abs(stats_only.logits([a], [ids])[0] - stats_only.logits([b], [ids])[0]) > 1e-4
+    assert abs(both.logits([a], [ids])[0] - both.logits([a], [other_ids])[0]) > 1e-4
+
+
+def test_cascade_feeds_the_cnn_logits_to_the_stacker() -> None:
     detector = build_text_detector(WEIGHTS, lm_mode="always")
     detector.load(Device(intra_op_threads=1))
     stacker = detector.stacker
     assert stacker is not None
-    assert stacker.features[-1] == SEQ_FEATURE
+    assert stacker.features[-len(VARIANTS):] == tuple(VARIANTS)
     prepared = detector.preprocess(TextItem(TEXT))
     assert prepared.lm_features is not None
-    assert prepared.lm_features.shape == (len(FEATURE_NAMES) + 1,)
+    assert prepared.lm_features.shape == (len(FEATURE_NAMES) + len(VARIANTS),)
     (out,) = detector.postprocess([prepared], detector.forward([prepared]))
-    assert out.extras["lm_seq_logit"] == pytest.approx(float(prepared.lm_features[-1]))
+    for j, name in enumerate(VARIANTS):
+        assert out.extras["lm_" + name] == pytest.approx(float(prepared.lm_features[len(FEATURE_NAMES) + j]))
     z = out.extras["ngram_logit"]
-    names = (*FEATURE_NAMES, SEQ_FEATURE)
+    names = (*FEATURE_NAMES, *VARIANTS)
     assert out.raw_score == pytest.approx(stacker.logit(z, prepared.lm_features, names))
     moved = prepared.lm_features.copy()
     moved[-1] += 5.0
@@ -80,11 +97,11 @@ def test_cascade_feeds_the_cnn_logit_to_the_stacker() -> None:
 
 
 def test_a_stacker_that_reads_the_cnn_needs_its_file(tmp_path: Path) -> None:
-    for name in ("model.onnx", "wordfreq.npy"):
+    for name in ("model.onnx", "wordfreq.npy", "seq_cnn.onnx", "seq_cnn_tokens.onnx"):
         shutil.copy(WEIGHTS / name, tmp_path / name)
     manifest = json.loads((WEIGHTS / "manifest.json").read_text(encoding="utf-8"))
-    del manifest["files"]["sequence"]
+    del manifest["files"]["seq_cnn_stats_logit"]
     (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    with pytest.raises(WeightsCorruptError, match="sequence"):
+    with pytest.raises(WeightsCorruptError, match="seq_cnn_stats_logit"):
         build_text_detector(tmp_path)
     assert build_text_detector(tmp_path, lm_mode="off").stacker is None  # the n-gram stage alone still loads

@@ -42,29 +42,38 @@ def _weak(lm: Mapping[str, Any]) -> str:
 
 
 def _sequence(lm: Mapping[str, Any], manifest: Mapping[str, Any]) -> str:
-    """The token-sequence CNN bullet (0.3.0): how it was fitted and what it scores alone."""
+    """The token-sequence CNN bullet and table (0.3.0): how they were fitted and what each scores alone."""
     seq = lm["sequence"]
-    f = manifest["files"]["sequence"]
-    best = seq["epochs"][seq["best_epoch"]]
     tokens = manifest["extra"]["lm"]["max_tokens"]
+    first = next(iter(seq.values()))
+    rows = {}
+    for name, r in seq.items():
+        f = manifest["files"][name]
+        inputs = " + ".join(p for p, on in (("statistics", r["stats"]), (f"{r['embed_dim']}-d token embedding",
+                                                                         r["embed_dim"] > 0)) if on)
+        rows[f"`{name}` ({f['path']}, {f['size_bytes']} bytes, sha256 {f['sha256'][:12]}...)"] = {
+            "inputs": inputs, "best_epoch": r["best_epoch"], "stop_auroc": r["epochs"][r["best_epoch"]]["stop_auroc"],
+            "val_auroc": r["validation"]["auroc"], "val_tpr_1pct": r["validation"]["tpr_at_1pct_fpr"],
+            "test_auroc": r["test"]["auroc"], "test_tpr_1pct": r["test"]["tpr_at_1pct_fpr"],
+            "onnx_vs_torch": f"{r['onnx_vs_torch_max_abs']:.1e}", "train_s": int(round(r["seconds"])),
+        }
     return (
-        "- Token-sequence CNN (new in 0.3.0; `detectors/text/lm/sequence.py`, file `"
-        f"{f['path']}`, {f['size_bytes']} bytes, sha256 `{f['sha256']}`): for each of the first {tokens} "
-        "scored tokens it reads SmolLM2's log p of the token, the entropy of the next-token distribution and log rank "
-        "(from the same LM pass; divided by 4), a first-32-tokens flag and a learned "
-        f"{seq['embed_dim']}-d embedding of the token id; three dilated 1-D convolutions (width {seq['width']}, "
-        "kernel 5, dilation 1/2/4, residual), masked mean and max pooling plus log length, one linear logit. Fitted "
-        f"with torch on the TRAIN split ({seq['n_fit']} texts; AdamW lr {seq['lr']}, weight decay {seq['weight_decay']}, "
-        f"batch {seq['batch']}, {seq['epochs_run']} epochs, sample weights as stage 1; seed 0), keeping the epoch with "
-        f"the best AUROC on a seeded 10% of the train pair groups ({seq['n_stop']} texts; epoch {seq['best_epoch']}: "
-        f"{best['stop_auroc']:.4f}); {seq['seconds']:.0f} s on 2 CPU cores. Its inputs are the GPU run's float16 "
-        "per-token files (the service feeds float32); ONNX export (opset 17) matches torch within "
-        f"{seq['onnx_vs_torch_max_abs']:.1e} on the early-stopping texts. Alone (all texts, no abstention): validation "
-        f"AUROC {seq['validation']['auroc']:.3f} / TPR@1%FPR {seq['validation']['tpr_at_1pct_fpr']:.3f}, test "
-        f"{seq['test']['auroc']:.3f} / {seq['test']['tpr_at_1pct_fpr']:.3f}. Its logit is the stacker's last column "
-        "(`seq_cnn_logit`), so the CNN runs only on the LM path (about 0.2 ms of CPU per text on one thread, measured "
-        "once; the LM pass is ~1.7 s). Because it was fitted on "
-        "train, its validation logits are honest stacker inputs, unlike the n-gram model's train logits.\n"
+        "- Token-sequence CNNs (new in 0.3.0; `detectors/text/lm/sequence.py`): for each of the first "
+        f"{tokens} scored tokens a CNN reads SmolLM2's log p of the token, the entropy of the next-token distribution "
+        "and log rank (from the same LM pass; divided by 4) and a first-32-tokens flag (the statistics), and/or a "
+        "learned embedding of the token id; three dilated 1-D convolutions (width "
+        f"{first['width']}, kernel 5, dilation 1/2/4, residual), masked mean and max pooling plus log length, one "
+        "linear logit. Three variants, each one stacker column: statistics + embedding, statistics only, embedding "
+        f"only. Each is fitted with torch on the TRAIN split ({first['n_fit']} texts; AdamW lr {first['lr']}, weight "
+        f"decay {first['weight_decay']}, batch {first['batch']}, {first['epochs_run']} epochs, sample weights as stage "
+        "1; seed 0), keeping the epoch with the best AUROC on a seeded 10% of the train pair groups "
+        f"({first['n_stop']} texts). Inputs are the GPU run's float16 per-token files (the service feeds float32); "
+        "ONNX export (opset 17) is checked against torch on the early-stopping texts. Because they were fitted on "
+        "train, their validation logits are honest stacker inputs, unlike the n-gram model's train logits. They run "
+        "only on the LM path, well under 1 ms of CPU each after the ~1.7 s LM pass (0.19 ms measured once for the "
+        "first). Alone (all texts, no abstention):\n\n"
+        + _table(rows, ("inputs", "best_epoch", "stop_auroc", "val_auroc", "val_tpr_1pct", "test_auroc", "test_tpr_1pct",
+                        "onnx_vs_torch", "train_s"), "CNN (stacker column, file)") + "\n\n"
     )
 
 
@@ -136,8 +145,9 @@ def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[
         "Fast-DetectGPT); 64 tokens 0.965 / 0.562. LM features alone (no n-gram): 0.801 / 0.122. Token-sequence CNN "
         "variants (validation, CNN alone; then 0.2.0's stacker plus the CNN logit, out-of-fold on validation, against "
         "0.2.0's 0.972 / 0.683): statistics channels only, no token embedding 0.860 / 0.253, stacked 0.974 / 0.687; "
-        "token embedding only, no statistics 0.937 / 0.476; both (shipped) 0.957 / 0.537, stacked 0.980 / 0.745 "
-        "(0.747 and 0.767 on two other fold draws).",
+        "token embedding only, no statistics 0.937 / 0.476; both 0.957 / 0.537, stacked 0.980 / 0.745 (0.747 and 0.767 "
+        "on two other fold draws); all three stacked (shipped) 0.982 / 0.793 (0.790, 0.788), and with the band floor "
+        "at 0.1 0.984 / 0.794 (0.791, 0.788) (`detectors/text/lm/explore_seq.py`).",
         "## Calibration and thresholds of the cascade (validation, out-of-fold)\n"
         f"- Isotonic, {len(manifest['calibration']['x'])} knots, {cal['n_val_covered']} covered validation texts.\n"
         f"- `likely_ai` = {cal['thresholds']['likely_ai']:.4f} (FPR <= 1% on all, on non-Reuters and on the plainest "

@@ -22,9 +22,9 @@ detector's batched forward passes share, and its CPU time is billed to its own c
 each item its thread's CPU time) instead of being split by word count over a batch. ``forward`` then
 only runs the n-gram ONNX call for items that did not get it in ``preprocess``.
 
-From weights 0.3.0 the stacker has one more input on the LM path: the logit of a small CNN over the
-LM's per-token statistics and token ids (``detectors.text.lm.sequence``, manifest file ``sequence``),
-computed in ``preprocess`` from the same SmolLM2 pass (~0.2 ms of CPU more).
+From weights 0.3.0 the stacker has more inputs on the LM path: the logits of small CNNs over the LM's
+per-token statistics and token ids (``detectors.text.lm.sequence``, one manifest file per stacker column),
+computed in ``preprocess`` from the same SmolLM2 pass (well under 1 ms of CPU each).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from detectors.contract import (
 from detectors.manifest import Manifest, load_manifest
 from detectors.runtime import onnx_session
 from detectors.text.features import Features, english_evidence, featurise_spans, pad_batch
-from detectors.text.lm.sequence import SEQ_FEATURE, SequenceModel
+from detectors.text.lm.sequence import VARIANTS, SequenceModel
 from detectors.text.lm.stacker import Stacker, shared_scorer, verified_gguf
 from detectors.text.lm.stats import FEATURE_NAMES, text_features
 from detectors.text.normalise import normalise, sentence_spans, windows, word_count
@@ -141,11 +141,12 @@ class TextDetector:
         extra = dict(manifest.extra)
         self.stacker: Stacker | None = Stacker.from_extra(extra["lm"]) if "lm" in extra and lm_mode != "off" else None
         self.lm_mode = lm_mode if "lm" in extra else "off"
-        self._sequence: SequenceModel | None = None
-        self._uses_sequence = self.stacker is not None and SEQ_FEATURE in self.stacker.features
-        if self._uses_sequence and "sequence" not in manifest.files:
-            raise WeightsCorruptError(f"the text stacker reads {SEQ_FEATURE} but the manifest lists no sequence file")
-        self._lm_names = (*FEATURE_NAMES, SEQ_FEATURE) if self._uses_sequence else FEATURE_NAMES
+        self._sequence: dict[str, SequenceModel] = {}
+        self._sequence_names = tuple(n for n in self.stacker.features if n in VARIANTS) if self.stacker else ()
+        missing = [n for n in self._sequence_names if n not in manifest.files]
+        if missing:
+            raise WeightsCorruptError(f"the text stacker reads {', '.join(missing)} but the manifest lists no such file")
+        self._lm_names = (*FEATURE_NAMES, *self._sequence_names)
         self.ngram_calibration, self.ngram_thresholds = _ngram_only(manifest)
         self.calibration = manifest.calibration if self.stacker else self.ngram_calibration
         self.thresholds = manifest.thresholds if self.stacker else self.ngram_thresholds
@@ -156,9 +157,9 @@ class TextDetector:
         GGUF is absent or not the one in the manifest."""
         if self.stacker is not None:
             self._scorer = shared_scorer(verified_gguf(self.stacker), self.stacker.max_tokens, lm_torch_device(device))
-            if self._uses_sequence:
-                path = self.manifest.files["sequence"]
-                self._sequence = SequenceModel(path, onnx_session(path, device), self.stacker.max_tokens)
+            for name in self._sequence_names:
+                path = self.manifest.files[name]
+                self._sequence[name] = SequenceModel(path, onnx_session(path, device), self.stacker.max_tokens)
         self._logfreq = np.load(self.manifest.files["wordfreq"], allow_pickle=False).astype(np.float32)
         self._session = onnx_session(self.manifest.files["model"], device)
 
@@ -179,9 +180,8 @@ class TextDetector:
         norm = normalise(item.text).text[: self._scorer.max_tokens * LM_CHARS_PER_TOKEN]
         ids = self._scorer.token_ids(norm)
         stats = self._scorer.stats_from_ids(ids)
-        features = text_features(stats)
-        if self._sequence is not None:
-            features = np.append(features, np.float32(self._sequence.logit(stats, ids)))
+        seq = [self._sequence[n].logit(stats, ids) for n in self._sequence_names]
+        features = np.concatenate([text_features(stats), np.asarray(seq, dtype=np.float32)])
         return replace(prepared, lm_ids=ids, lm_features=features)
 
     def prepare(self, text: str, with_sentences: bool) -> PreparedText:
@@ -305,8 +305,7 @@ class TextDetector:
             return self.stacker.ngram_logit(z), extras
         values = dict(zip(self._lm_names, (float(v) for v in lm), strict=True))
         extras.update(lm_tokens=values["n_tokens"], lm_ll_mean=values["ll_mean"], lm_fastdetect=values["fastdetect"])
-        if SEQ_FEATURE in values:
-            extras["lm_seq_logit"] = values[SEQ_FEATURE]
+        extras.update({"lm_" + n: values[n] for n in self._sequence_names})
         return self.stacker.logit(z, lm, self._lm_names), extras
 
 

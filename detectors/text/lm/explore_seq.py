@@ -213,3 +213,23 @@ def stack_eval(tags: list[str]) -> dict[str, Any]:
                     " ".join(f"{t:.3f}" for t in m["tpr1_seeds"]), m["min_dom"], m["weak"], m["lm_share"],
                     {k: round(v, 4) for k, v in m["fairness"].items()})
     return table
+
+
+def stack_combined(tags: list[str]) -> dict[str, Any]:
+    """Validation out-of-fold metrics of 0.2.0's stacker plus ALL the tags' CNN logits as columns (band 0.3 and 0.1)."""
+    from detectors.text.lm import explore_stacker as es
+
+    d = es.Data()
+    x = es.base_design(d, np.ones(len(d.c["y"]), bool))
+    for tag in tags:
+        z = np.load(OUT / f"scores_{tag}.npz")
+        at = {str(k): j for j, k in enumerate(z["ids"])}
+        x = np.column_stack([x, z["score"][[at[str(i)] for i in d.c["ids"]]]])
+    table: dict[str, Any] = {}
+    for band in (es.BAND, (0.1, es.BAND[1])):
+        s, m = es.run_config(d, x, es.fit_lr, band)
+        m["tpr1_seeds"] = [es.run_config(d, x, es.fit_lr, band, False, es.random_folds(d, k))[1]["tpr1"] for k in (1, 2)]
+        m["fairness"] = es.fairness(d, s)
+        table[f"+{'+'.join(tags)} band {band[0]}"] = m
+        logger.info("%s: auroc %.4f tpr1 %.3f (%s) %s", tags, m["auroc"], m["tpr1"], m["tpr1_seeds"], m["weak"])
+    return table

@@ -1,18 +1,20 @@
-"""SmolLM2 token-sequence CNN: a small 1-D CNN over the LM's per-token statistics and token ids (inference side).
+"""SmolLM2 token-sequence CNNs: small 1-D CNNs over the LM's per-token statistics and token ids (inference side).
 
-Caveats first: the CNN reads, for each of the first ``max_tokens`` scored tokens, log p of the observed
+Caveats first: a CNN reads, for each of the first ``max_tokens`` scored tokens, log p of the observed
 token, the entropy of the next-token distribution and log rank (each divided by ``CHANNEL_SCALE``), a
-flag for the first ``TAIL_START`` tokens, and a learned 16-d embedding of the token id. Inputs are always
-padded to ``max_tokens`` with zeros and token id 0, exactly as in training (the convolutions see the
-padding; a shorter tensor would shift the last positions' outputs). It was trained on the train split
-from the GPU run's float16 per-token files (``detectors.text.lm.sequence_training``); the service feeds
-float32 values, a difference below 1e-3 relative. Its logit is one more column of the 0.3.0 stacker
-(``SEQ_FEATURE``), so it only runs on texts that take the LM path. numpy + ONNX Runtime only.
+flag for the first ``TAIL_START`` tokens, and a learned 16-d embedding of the token id; the three shipped
+variants (``VARIANTS``) read all of it, the statistics only, or the token ids only (plus the flag).
+Inputs are always padded to ``max_tokens`` with zeros and token id 0, exactly as in training (the
+convolutions see the padding; a shorter tensor would shift the last positions' outputs). They were
+trained on the train split from the GPU run's float16 per-token files
+(``detectors.text.lm.sequence_training``); the service feeds float32 values. Each logit is one more
+column of the 0.3.0 stacker, so they only run on texts that take the LM path. numpy + ONNX Runtime only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,22 @@ import numpy as np
 
 from detectors.text.lm.stats import TAIL_START, TokenStats
 
+
+@dataclass(frozen=True)
+class Variant:
+    """One CNN: whether it reads the statistic channels, its token-embedding size (0: none), its file."""
+
+    stats: bool
+    embed_dim: int
+    file: str
+
+
+# Stacker column (also the manifest ``files`` key) -> variant, in the stacker's column order.
+VARIANTS = {
+    "seq_cnn_logit": Variant(stats=True, embed_dim=16, file="seq_cnn.onnx"),
+    "seq_cnn_stats_logit": Variant(stats=True, embed_dim=0, file="seq_cnn_stats.onnx"),
+    "seq_cnn_tokens_logit": Variant(stats=False, embed_dim=16, file="seq_cnn_tokens.onnx"),
+}
 SEQ_FEATURE = "seq_cnn_logit"
 CHANNEL_SCALE = 4.0
 CHANNELS = 4
@@ -54,16 +72,21 @@ def stats_triplet(stats: TokenStats) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 class SequenceModel:
-    """The exported CNN on an ONNX Runtime session; ``logits`` returns one log-odds per text."""
+    """An exported CNN on an ONNX Runtime session; ``logits`` returns one log-odds per text. Feeds only the
+    inputs the graph declares (the exporter drops an input a variant does not read)."""
 
     def __init__(self, path: Path, session: Any, max_tokens: int) -> None:
         self.path, self.session, self.max_tokens = path, session, max_tokens
+        self.inputs = tuple(i.name for i in session.get_inputs())
 
     def logits(self, stats: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], ids: Sequence[np.ndarray]) -> np.ndarray:
         if not stats:
             return np.zeros(0, dtype=np.float64)
-        channels, mask, tokens = sequence_inputs(stats, ids, self.max_tokens)
-        (out,) = self.session.run(None, {"channels": channels, "mask": mask, "tokens": tokens})
+        return self.run(dict(zip(INPUT_NAMES, sequence_inputs(stats, ids, self.max_tokens), strict=True)))
+
+    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """Logits for prepared inputs (``INPUT_NAMES`` arrays, batch first)."""
+        (out,) = self.session.run(None, {k: feed[k] for k in self.inputs})
         return np.asarray(out, dtype=np.float64).reshape(-1)
 
     def logit(self, stats: TokenStats, ids: np.ndarray) -> float:

@@ -22,6 +22,7 @@ import numpy as np
 
 from detectors.text.data import Row, load_rows
 from detectors.text.lm import sequence_training as st
+from detectors.text.lm.sequence import VARIANTS
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ TOKENS = REPO / ".devdata" / "lm_gpu" / "tokens.npz"
 OUT = REPO / ".devdata" / "sequence_holdout"
 
 
-def held_out(rows: list[Row], kind: str, name: str) -> dict[str, Any]:
+def held_out(rows: list[Row], kind: str, name: str, variant: str = "seq_cnn_logit") -> dict[str, Any]:
     """Refit without the group in train; AUROC / TPR@1%FPR of the refit on the group's validation + test texts."""
     from detectors.text.evaluation import auroc, tpr_at_fpr
     from detectors.text.training import sample_weights
@@ -47,11 +48,11 @@ def held_out(rows: list[Row], kind: str, name: str) -> dict[str, Any]:
     fit_rows, stop_rows = np.nonzero(~stop)[0], np.nonzero(stop)[0]
     w = np.zeros(len(train))
     w[fit_rows] = sample_weights([train[i] for i in fit_rows])
-    model, log = st.fit(data, y, w, fit_rows, stop_rows)
+    model, log = st.fit(data, y, w, fit_rows, stop_rows, VARIANTS[variant])
     ev = st.load_token_data(RUN_DIR, TOKENS, evals, 256)
     s = st.predict_torch(model, ev, np.arange(len(evals)))
     ye = np.array([r.label for r in evals])
-    return {"held_out": f"{kind}: {name}", "n_ai": int(ye.sum()), "n_human": int((1 - ye).sum()),
+    return {"held_out": f"{kind}: {name}", "variant": variant, "n_ai": int(ye.sum()), "n_human": int((1 - ye).sum()),
             "auroc": auroc(ye, s), "tpr_at_1pct_fpr": tpr_at_fpr(ye, s, 0.01),
             "best_epoch": int(np.argmax([e["stop_auroc"] for e in log]))}
 
@@ -61,15 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets/text"))
     parser.add_argument("--generator", action="append", default=[], help="a generator family (data.GENERATOR_FAMILIES)")
     parser.add_argument("--domain", action="append", default=[], help="a domain group (Row.domain_group)")
+    parser.add_argument("--variant", default="seq_cnn_logit", choices=list(VARIANTS))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     rows = load_rows(args.data, 0)
     OUT.mkdir(parents=True, exist_ok=True)
     for kind, names in (("generator", args.generator), ("domain", args.domain)):
         for name in names:
-            result = held_out(rows, kind, name)
+            result = held_out(rows, kind, name, args.variant)
             logger.info("%s", result)
-            slug = re.sub(r"[^a-z0-9]+", "-", f"{kind}-{name}".lower()).strip("-")
+            slug = re.sub(r"[^a-z0-9]+", "-", f"{args.variant}-{kind}-{name}".lower()).strip("-")
             (OUT / f"{slug}.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return 0
 

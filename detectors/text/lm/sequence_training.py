@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 
 from detectors.text.data import Row
-from detectors.text.lm.sequence import CHANNELS, INPUT_NAMES, sequence_inputs
+from detectors.text.lm.sequence import CHANNELS, INPUT_NAMES, VARIANTS, Variant, sequence_inputs
 
 logger = logging.getLogger(__name__)
 
 VOCAB = 49152
-EMBED_DIM = 16
 WIDTH = 32
 EPOCHS = 8
 BATCH = 64
@@ -56,23 +55,28 @@ def load_token_data(run_dir: Path, tokens_path: Path, rows: list[Row], max_token
     return {"channels": channels, "mask": mask, "tokens": token_ids}
 
 
-def build_model(embed_dim: int = EMBED_DIM, width: int = WIDTH) -> Any:
+def build_model(variant: Variant, width: int = WIDTH) -> Any:
     import torch
     from torch import nn
 
     class SequenceCNN(nn.Module):
-        """Token embedding + 4 statistic channels -> 3 dilated convolutions (residual) -> masked mean/max -> logit."""
+        """Token embedding and/or 4 statistic channels -> 3 dilated convolutions (residual) -> masked mean/max
+        -> logit. A variant without statistics zeroes the three statistic channels (keeps the first-32 flag)."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.emb = nn.Embedding(VOCAB, embed_dim)
-            c = CHANNELS + embed_dim
+            self.emb = nn.Embedding(VOCAB, variant.embed_dim) if variant.embed_dim else None
+            keep = [1.0, 1.0, 1.0, 1.0] if variant.stats else [0.0, 0.0, 0.0, 1.0]
+            self.keep = torch.tensor(keep).view(1, CHANNELS, 1)  # a constant of the traced graph
+            c = CHANNELS + variant.embed_dim
             self.convs = nn.ModuleList([nn.Conv1d(c, width, 5, padding=2), nn.Conv1d(width, width, 5, padding=4, dilation=2),
                                         nn.Conv1d(width, width, 5, padding=8, dilation=4)])
             self.head = nn.Linear(2 * width + 1, 1)
 
         def forward(self, channels: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-            h = torch.cat([channels, self.emb(tokens).transpose(1, 2)], dim=1)
+            h = channels * self.keep
+            if self.emb is not None:
+                h = torch.cat([h, self.emb(tokens).transpose(1, 2)], dim=1)
             for i, conv in enumerate(self.convs):
                 o = torch.relu(conv(h))
                 h = o + h if i > 0 else o
@@ -93,7 +97,7 @@ def stop_mask(rows: list[Row], seed: int) -> np.ndarray:
 
 
 def fit(data: dict[str, Any], y: np.ndarray, w: np.ndarray, fit_rows: np.ndarray, stop_rows: np.ndarray,
-        seed: int = 0, epochs: int = EPOCHS) -> tuple[Any, list[dict[str, float]]]:
+        variant: Variant, seed: int = 0, epochs: int = EPOCHS) -> tuple[Any, list[dict[str, float]]]:
     """AdamW on weighted logistic loss; keeps the epoch with the best early-stopping AUROC."""
     import torch
 
@@ -102,7 +106,7 @@ def fit(data: dict[str, Any], y: np.ndarray, w: np.ndarray, fit_rows: np.ndarray
     torch.manual_seed(seed)
     torch.set_num_threads(2)
     rng = np.random.default_rng(seed)
-    model = build_model()
+    model = build_model(variant)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     ch, mk, tk = (torch.from_numpy(data[k]) for k in INPUT_NAMES)
     yt, wt = torch.from_numpy(y.astype(np.float32)), torch.from_numpy(w.astype(np.float32))
@@ -159,47 +163,45 @@ def export(model: Any, path: Path, max_tokens: int) -> None:
 
 def train_sequence(rows: list[Row], eval_rows: list[Row], out_dir: Path, run_dir: Path, tokens_path: Path,
                    max_tokens: int, seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
-    """Fit on ``rows``' train split, export ``out_dir/SEQ_FILE`` and score ``eval_rows`` with ONNX Runtime.
+    """Fit every ``VARIANTS`` CNN on ``rows``' train split, export each to ``out_dir`` and score ``eval_rows``.
 
-    Returns the eval rows' logits (from the exported file, the service's code path) and a report."""
+    Returns the eval rows' logits, one column per variant in ``VARIANTS`` order (from the exported files:
+    the service's code path), and a report per variant."""
     from detectors.contract import Device
     from detectors.runtime import onnx_session
     from detectors.text.lm.sequence import SequenceModel
     from detectors.text.training import sample_weights
 
-    start = time.monotonic()
     train = [r for r in rows if r.split == "train"]
     data = load_token_data(run_dir, tokens_path, train, max_tokens)
+    ev = load_token_data(run_dir, tokens_path, eval_rows, max_tokens)
     y = np.array([r.label for r in train])
     stop = stop_mask(train, seed)
     fit_rows, stop_rows = np.nonzero(~stop)[0], np.nonzero(stop)[0]
     w = np.zeros(len(train))
     w[fit_rows] = sample_weights([train[i] for i in fit_rows])
-    model, log = fit(data, y, w, fit_rows, stop_rows, seed)
-    torch_stop = predict_torch(model, data, stop_rows)
-    path = out_dir / SEQ_FILE
-    export(model, path, max_tokens)
-    onnx_model = SequenceModel(path, onnx_session(path, Device(intra_op_threads=1)), max_tokens)
-    ev = load_token_data(run_dir, tokens_path, eval_rows, max_tokens)
-    logits = _run_onnx(onnx_model, ev)
-    stop_onnx = _run_onnx(onnx_model, {k: v[stop_rows] for k, v in data.items()})
-    report = {"epochs": log, "n_fit": int(len(fit_rows)), "n_stop": int(len(stop_rows)),
-              "best_epoch": int(np.argmax([e["stop_auroc"] for e in log])),
-              "onnx_vs_torch_max_abs": float(np.max(np.abs(stop_onnx - torch_stop))),
-              "embed_dim": EMBED_DIM, "width": WIDTH, "epochs_run": EPOCHS, "batch": BATCH, "lr": LR,
-              "weight_decay": WEIGHT_DECAY, "seconds": time.monotonic() - start}
-    logger.info("sequence CNN: %s", {k: v for k, v in report.items() if k != "epochs"})
-    return logits, report
-
-
-SEQ_FILE = "seq_cnn.onnx"
+    columns, reports = [], {}
+    for name, variant in VARIANTS.items():
+        start = time.monotonic()
+        model, log = fit(data, y, w, fit_rows, stop_rows, variant, seed)
+        torch_stop = predict_torch(model, data, stop_rows)
+        path = out_dir / variant.file
+        export(model, path, max_tokens)
+        onnx_model = SequenceModel(path, onnx_session(path, Device(intra_op_threads=1)), max_tokens)
+        columns.append(_run_onnx(onnx_model, ev))
+        stop_onnx = _run_onnx(onnx_model, {k: v[stop_rows] for k, v in data.items()})
+        reports[name] = {
+            "epochs": log, "n_fit": int(len(fit_rows)), "n_stop": int(len(stop_rows)),
+            "best_epoch": int(np.argmax([e["stop_auroc"] for e in log])),
+            "onnx_vs_torch_max_abs": float(np.max(np.abs(stop_onnx - torch_stop))), "stats": variant.stats,
+            "embed_dim": variant.embed_dim, "width": WIDTH, "epochs_run": EPOCHS, "batch": BATCH, "lr": LR,
+            "weight_decay": WEIGHT_DECAY, "file": variant.file, "seconds": time.monotonic() - start,
+        }
+        logger.info("sequence CNN %s: %s", name, {k: v for k, v in reports[name].items() if k != "epochs"})
+    return np.column_stack(columns), reports
 
 
 def _run_onnx(model: Any, data: dict[str, Any], batch: int = 256) -> np.ndarray:
     n = len(data["mask"])
-    out = []
-    for a in range(0, n, batch):
-        feed = {k: data[k][a : a + batch] for k in INPUT_NAMES}
-        (logit,) = model.session.run(None, feed)
-        out.append(np.asarray(logit, dtype=np.float64).reshape(-1))
+    out = [model.run({k: data[k][a : a + batch] for k in INPUT_NAMES}) for a in range(0, n, batch)]
     return np.concatenate(out) if out else np.zeros(0)
