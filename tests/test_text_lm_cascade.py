@@ -28,7 +28,7 @@ def _run(detector: TextDetector, texts: list[str]) -> list:
 
 
 def _copy_with_gguf(tmp_path: Path, **gguf: object) -> Path:
-    for name in ("manifest.json", "model.onnx", "wordfreq.npy", "seq_cnn.onnx", "seq_cnn_stats.onnx", "seq_cnn_tokens.onnx"):
+    for name in ("manifest.json", "model.onnx", "wordfreq.npy", "seq_cnn_stats.onnx"):
         shutil.copy(WEIGHTS / name, tmp_path / name)
     manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
     manifest["extra"]["lm"]["gguf"].update(gguf)

@@ -50,81 +50,27 @@ def load_sequences() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return ids, x, lengths, tok["tokens"].astype(np.int64)
 
 
-def build_model(channels: int, vocab_dim: int, width: int = 32) -> Any:
-    import torch
-    from torch import nn
-
-    class SeqCNN(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.emb = nn.Embedding(49152, vocab_dim) if vocab_dim else None
-            c = channels + vocab_dim
-            self.convs = nn.ModuleList([nn.Conv1d(c, width, 5, padding=2), nn.Conv1d(width, width, 5, padding=4, dilation=2),
-                                        nn.Conv1d(width, width, 5, padding=8, dilation=4)])
-            self.head = nn.Linear(2 * width + 1, 1)
-
-        def forward(self, x: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-            if self.emb is not None:
-                x = torch.cat([x, self.emb(tokens).transpose(1, 2)], dim=1)
-            h = x
-            for i, conv in enumerate(self.convs):
-                o = torch.relu(conv(h))
-                h = o + h if i > 0 else o
-            m = mask.unsqueeze(1)
-            n = m.sum(-1).clamp(min=1.0)
-            mean = (h * m).sum(-1) / n
-            mx = (h + (m - 1.0) * 1e4).amax(-1)
-            out: torch.Tensor = self.head(torch.cat([mean, mx, torch.log1p(n) / 6.0], dim=1)).squeeze(1)
-            return out
-
-    return SeqCNN()
+def _inputs(x: np.ndarray, lengths: np.ndarray, tokens: np.ndarray) -> dict[str, np.ndarray]:
+    mask = (np.arange(MAX_T)[None, :] < lengths[:, None]).astype(np.float32)
+    return {"channels": x, "mask": mask, "tokens": tokens}
 
 
 def train_cnn(x: np.ndarray, lengths: np.ndarray, tokens: np.ndarray, y: np.ndarray, w: np.ndarray, fit: np.ndarray,
-              stop: np.ndarray, vocab_dim: int, epochs: int, seed: int = 0, width: int = 32) -> Any:
-    import torch
+              stop: np.ndarray, vocab_dim: int, epochs: int, seed: int = 0) -> Any:
+    """``sequence_training.fit`` (the shipped architecture and loop) with this script's own early-stopping rows."""
+    from detectors.text.lm.sequence import Variant
+    from detectors.text.lm.sequence_training import fit as shipped_fit
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = build_model(x.shape[1], vocab_dim, width)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    xt, tt = torch.from_numpy(x), torch.from_numpy(tokens)
-    mask = torch.from_numpy((np.arange(MAX_T)[None, :] < lengths[:, None]).astype(np.float32))
-    yt, wt = torch.from_numpy(y.astype(np.float32)), torch.from_numpy(w.astype(np.float32))
-    best, best_state = -1.0, None
-    fit_idx = np.nonzero(fit)[0]
-    for ep in range(epochs):
-        model.train()
-        t0 = time.monotonic()
-        for b in np.array_split(rng.permutation(fit_idx), max(1, len(fit_idx) // 64)):
-            bt = torch.from_numpy(b)
-            out = model(xt[bt], mask[bt], tt[bt])
-            loss = (torch.nn.functional.binary_cross_entropy_with_logits(out, yt[bt], reduction="none") * wt[bt]).mean()
-            opt.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
-            opt.step()
-        s = predict(model, x, lengths, tokens, np.nonzero(stop)[0])
-        from detectors.text.evaluation import auroc, tpr_at_fpr
-
-        a, t1 = auroc(y[stop], s), tpr_at_fpr(y[stop], s, 0.01)
-        logger.info("epoch %d stop auroc %.4f tpr1 %.3f (%.0f s)", ep, a, t1, time.monotonic() - t0)
-        if a is not None and a > best:
-            best, best_state = a, {k: v.clone() for k, v in model.state_dict().items()}
-    assert best_state is not None
-    model.load_state_dict(best_state)
+    variant = Variant(stats=True, embed_dim=vocab_dim, file="")  # --no-lm zeroes the statistics in the data instead
+    model, _ = shipped_fit(_inputs(x, lengths, tokens), y, w, np.nonzero(fit)[0], np.nonzero(stop)[0], variant, seed,
+                           epochs)
     return model
 
 
 def predict(model: Any, x: np.ndarray, lengths: np.ndarray, tokens: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    import torch
+    from detectors.text.lm.sequence_training import predict_torch
 
-    model.eval()
-    out = []
-    mask = (np.arange(MAX_T)[None, :] < lengths[:, None]).astype(np.float32)
-    with torch.no_grad():
-        for b in np.array_split(idx, max(1, len(idx) // 256)):
-            out.append(model(torch.from_numpy(x[b]), torch.from_numpy(mask[b]), torch.from_numpy(tokens[b])).numpy())
-    return np.concatenate(out).astype(np.float64)
+    return predict_torch(model, _inputs(x, lengths, tokens), idx)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hold-family", default="", help="drop this generator family's AI texts from training")
     parser.add_argument("--tag", default="base")
     parser.add_argument("--no-lm", action="store_true", help="zero the likelihood channels (token ids only)")
-    parser.add_argument("--width", type=int, default=32)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import torch
@@ -164,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     w[fit] = sample_weights([rs[i] for i in np.nonzero(fit)[0]])
     if args.no_lm:
         x[:, :3] = 0.0
-    model = train_cnn(x, lengths, tokens, y, w, fit, stop, args.vocab_dim, args.epochs, width=args.width)
+    model = train_cnn(x, lengths, tokens, y, w, fit, stop, args.vocab_dim, args.epochs)
     ev = np.nonzero(split != "train")[0]
     s = predict(model, x, lengths, tokens, ev)
     OUT.mkdir(parents=True, exist_ok=True)

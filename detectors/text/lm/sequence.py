@@ -2,8 +2,8 @@
 
 Caveats first: a CNN reads, for each of the first ``max_tokens`` scored tokens, log p of the observed
 token, the entropy of the next-token distribution and log rank (each divided by ``CHANNEL_SCALE``), a
-flag for the first ``TAIL_START`` tokens, and a learned 16-d embedding of the token id; the three shipped
-variants (``VARIANTS``) read all of it, the statistics only, or the token ids only (plus the flag).
+flag for the first ``TAIL_START`` tokens and, in variants not shipped (``EXPLORED``), a learned 16-d embedding
+of the token id; the shipped variant (``VARIANTS``) reads the statistics only.
 Inputs are always padded to ``max_tokens`` with zeros and token id 0, exactly as in training (the
 convolutions see the padding; a shorter tensor would shift the last positions' outputs). They were
 trained on the train split from the GPU run's float16 per-token files
@@ -30,14 +30,19 @@ class Variant:
     stats: bool
     embed_dim: int
     file: str
+    top_tokens: int = 0  # > 0: only the most frequent train tokens get an embedding; the rest share a zero one
 
 
-# Stacker column (also the manifest ``files`` key) -> variant, in the stacker's column order.
-VARIANTS = {
+# Stacker column (also the manifest ``files`` key) -> variant, in the stacker's column order. Shipped: the
+# statistics-only CNN. Not shipped (``EXPLORED``): CNNs with a token embedding scored better on their own split but
+# failed leave-news-out (the unseen 1987 Reuters newswire pushed to the AI side; ``news_transfer.py``).
+VARIANTS = {"seq_cnn_stats_logit": Variant(stats=True, embed_dim=0, file="seq_cnn_stats.onnx")}
+EXPLORED = {
     "seq_cnn_logit": Variant(stats=True, embed_dim=16, file="seq_cnn.onnx"),
-    "seq_cnn_stats_logit": Variant(stats=True, embed_dim=0, file="seq_cnn_stats.onnx"),
     "seq_cnn_tokens_logit": Variant(stats=False, embed_dim=16, file="seq_cnn_tokens.onnx"),
+    "seq_cnn_top_logit": Variant(stats=True, embed_dim=16, file="seq_cnn_top.onnx", top_tokens=300),
 }
+ALL_VARIANTS = {**EXPLORED, **VARIANTS}
 SEQ_FEATURE = "seq_cnn_logit"
 CHANNEL_SCALE = 4.0
 CHANNELS = 4

@@ -22,7 +22,7 @@ import numpy as np
 
 from detectors.text.data import Row, load_rows
 from detectors.text.lm import sequence_training as st
-from detectors.text.lm.sequence import VARIANTS
+from detectors.text.lm.sequence import ALL_VARIANTS
 
 logger = logging.getLogger(__name__)
 
@@ -32,27 +32,28 @@ TOKENS = REPO / ".devdata" / "lm_gpu" / "tokens.npz"
 OUT = REPO / ".devdata" / "sequence_holdout"
 
 
-def held_out(rows: list[Row], kind: str, name: str, variant: str = "seq_cnn_logit") -> dict[str, Any]:
+def held_out(rows: list[Row], kind: str, name: str, variant: str = "seq_cnn_stats_logit") -> dict[str, Any]:
     """Refit without the group in train; AUROC / TPR@1%FPR of the refit on the group's validation + test texts."""
     from detectors.text.evaluation import auroc, tpr_at_fpr
-    from detectors.text.training import sample_weights
-
     def held(r: Row) -> bool:
         return (r.label == 1 and r.family == name) if kind == "generator" else r.domain_group == name
 
     train = [r for r in rows if r.split == "train" and not held(r)]
     evals = [r for r in rows if r.split != "train" and (held(r) or (kind == "generator" and r.label == 0))]
-    data = st.load_token_data(RUN_DIR, TOKENS, train, 256)
-    y = np.array([r.label for r in train])
-    stop = st.stop_mask(train, 0)
-    fit_rows, stop_rows = np.nonzero(~stop)[0], np.nonzero(stop)[0]
-    w = np.zeros(len(train))
-    w[fit_rows] = sample_weights([train[i] for i in fit_rows])
-    model, log = st.fit(data, y, w, fit_rows, stop_rows, VARIANTS[variant])
+    inputs = st.fit_inputs(train, RUN_DIR, TOKENS, 256)
+    model, log = st.fit(inputs["data"], inputs["y"], inputs["w"], inputs["fit_rows"], inputs["stop_rows"],
+                        ALL_VARIANTS[variant])
     ev = st.load_token_data(RUN_DIR, TOKENS, evals, 256)
     s = st.predict_torch(model, ev, np.arange(len(evals)))
     ye = np.array([r.label for r in evals])
-    return {"held_out": f"{kind}: {name}", "variant": variant, "n_ai": int(ye.sum()), "n_human": int((1 - ye).sum()),
+    human = ye == 0
+    by_domain = {}
+    for dom in sorted({r.domain for r in evals}):
+        m = np.array([r.domain == dom for r in evals])
+        by_domain[dom] = {"n": int(m.sum()), "mean_logit": float(s[m].mean()),
+                          "auroc_vs_all_human": auroc(ye[m | human], s[m | human]) if ye[m].any() else None}
+    return {"by_domain": by_domain, "held_out": f"{kind}: {name}", "variant": variant, "n_ai": int(ye.sum()),
+            "n_human": int((1 - ye).sum()),
             "auroc": auroc(ye, s), "tpr_at_1pct_fpr": tpr_at_fpr(ye, s, 0.01),
             "best_epoch": int(np.argmax([e["stop_auroc"] for e in log]))}
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets/text"))
     parser.add_argument("--generator", action="append", default=[], help="a generator family (data.GENERATOR_FAMILIES)")
     parser.add_argument("--domain", action="append", default=[], help="a domain group (Row.domain_group)")
-    parser.add_argument("--variant", default="seq_cnn_logit", choices=list(VARIANTS))
+    parser.add_argument("--variant", default="seq_cnn_stats_logit", choices=list(ALL_VARIANTS))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     rows = load_rows(args.data, 0)
