@@ -24,7 +24,7 @@ REPO = Path(__file__).parents[1]
 WEIGHTS = REPO / "weights" / "text"
 DATA = Path(__file__).parents[1].parent / "shared/datasets/text"
 SHIPPED_AUROC_BAR = 0.94  # n-gram stage alone (lm off) measured 0.959 on this fixed 600-row subset of the test split
-CASCADE_AUROC_BAR = 0.93  # shipped cascade (lm auto) measured 0.968 on this fixed 80-row subset (~45 CPU-s: ~35 texts
+CASCADE_AUROC_BAR = 0.93  # shipped cascade (lm auto) measured 0.969 on this fixed 80-row subset (~45 CPU-s: 31 texts
 # go through SmolLM2); the full test split's numbers are in weights/text/MODEL_CARD.md
 ENGLISH = (
     "The council met on Tuesday to discuss the new budget for the town. Members said that the plan would pay "

@@ -22,9 +22,9 @@ detector's batched forward passes share, and its CPU time is billed to its own c
 each item its thread's CPU time) instead of being split by word count over a batch. ``forward`` then
 only runs the n-gram ONNX call for items that did not get it in ``preprocess``.
 
-From weights 0.3.0 the stacker has more inputs on the LM path: the logits of small CNNs over the LM's
-per-token statistics and token ids (``detectors.text.lm.sequence``, one manifest file per stacker column),
-computed in ``preprocess`` from the same SmolLM2 pass (well under 1 ms of CPU each).
+From weights 0.3.0 the stacker has one more input on the LM path: the logit of a small CNN over the LM's
+per-token statistics (``detectors.text.lm.sequence``; one manifest file per such stacker column),
+computed in ``preprocess`` from the same SmolLM2 pass (well under 1 ms of CPU).
 """
 
 from __future__ import annotations
