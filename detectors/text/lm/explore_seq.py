@@ -5,7 +5,8 @@ architecture and hyper-parameters; the early-stopping share there is hashed with
 the per-token inputs are the GPU run's float16 files (log p, entropy, log rank of the first 256 tokens); the
 CNN is fitted on train texts only (early stopping on 10% of the train pair groups), so its validation and test
 logits are honest inputs for the validation-fitted stacker (``explore_stacker``'s out-of-fold machinery).
-Needs torch (training only).
+Needs torch (training only). The card's numbers for the embedding variants were recorded when embeddings
+were initialised N(0, 1); ``sequence_training.build_model`` now starts them at zero.
 
 Run: ``python -m detectors.text.lm.explore_seq --tag vocab16 --vocab-dim 16`` (``--no-lm``: token ids only;
 ``--vocab-dim 0``: statistics only), then ``stack_eval(["base", "vocab16"])`` for the out-of-fold stacker table.
@@ -28,49 +29,8 @@ logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[3]
 OUT = REPO / ".devdata" / "explore_seq"
+TOKENS = REPO / ".devdata" / "lm_gpu" / "tokens.npz"
 MAX_T = 256
-TAIL_START = 32
-
-
-def load_sequences() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """ids, (N, 4, MAX_T) float32 channels (ll, entropy, log rank, first-32 flag), lengths, (N, MAX_T) token ids."""
-    f = np.load(RUN_DIR / "features.npz", allow_pickle=False)
-    ids, lengths = f["ids"], f["lengths"].astype(np.int64)
-    tok = np.load(REPO / ".devdata" / "lm_gpu" / "tokens.npz", allow_pickle=False)
-    assert (tok["ids"] == ids).all()
-    starts = np.concatenate([[0], np.cumsum(lengths)])
-    vals = [np.load(RUN_DIR / f"token_{n}.npz")["values"].astype(np.float32) for n in ("ll", "entropy", "logrank")]
-    x = np.zeros((len(ids), 4, MAX_T), dtype=np.float32)
-    for j in range(len(ids)):
-        n = lengths[j]
-        for c in range(3):
-            x[j, c, :n] = vals[c][starts[j]:starts[j + 1]]
-        x[j, 3, :min(n, TAIL_START)] = 1.0
-    x[:, :3] /= 4.0  # log p, entropy and log rank span ~0-20: roughly unit scale for the CNN
-    return ids, x, lengths, tok["tokens"].astype(np.int64)
-
-
-def _inputs(x: np.ndarray, lengths: np.ndarray, tokens: np.ndarray) -> dict[str, np.ndarray]:
-    mask = (np.arange(MAX_T)[None, :] < lengths[:, None]).astype(np.float32)
-    return {"channels": x, "mask": mask, "tokens": tokens}
-
-
-def train_cnn(x: np.ndarray, lengths: np.ndarray, tokens: np.ndarray, y: np.ndarray, w: np.ndarray, fit: np.ndarray,
-              stop: np.ndarray, vocab_dim: int, epochs: int, seed: int = 0) -> Any:
-    """``sequence_training.fit`` (the shipped architecture and loop) with this script's own early-stopping rows."""
-    from detectors.text.lm.sequence import Variant
-    from detectors.text.lm.sequence_training import fit as shipped_fit
-
-    variant = Variant(stats=True, embed_dim=vocab_dim, file="")  # --no-lm zeroes the statistics in the data instead
-    model, _ = shipped_fit(_inputs(x, lengths, tokens), y, w, np.nonzero(fit)[0], np.nonzero(stop)[0], variant, seed,
-                           epochs)
-    return model
-
-
-def predict(model: Any, x: np.ndarray, lengths: np.ndarray, tokens: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    from detectors.text.lm.sequence_training import predict_torch
-
-    return predict_torch(model, _inputs(x, lengths, tokens), idx)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,35 +43,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-lm", action="store_true", help="zero the likelihood channels (token ids only)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    import torch
+    import hashlib
 
-    torch.set_num_threads(2)
     from detectors.text.data import load_rows
+    from detectors.text.lm import sequence_training as st
+    from detectors.text.lm.sequence import Variant
     from detectors.text.training import sample_weights
 
     t0 = time.monotonic()
-    ids, x, lengths, tokens = load_sequences()
-    rows = {r.id: r for r in load_rows(args.data, 0)}
-    keep = np.array([str(i) in rows for i in ids])
-    ids, x, lengths, tokens = ids[keep], x[keep], lengths[keep], tokens[keep]
-    rs = [rows[str(i)] for i in ids]
+    at = {str(k): j for j, k in enumerate(np.load(RUN_DIR / "features.npz")["ids"])}
+    rs = sorted((r for r in load_rows(args.data, 0) if r.id in at), key=lambda r: at[r.id])  # the GPU run's order
+    ids = np.array([r.id for r in rs])
+    data = st.load_token_data(RUN_DIR, TOKENS, rs, MAX_T)
     logger.info("loaded %d texts (%.0f s)", len(rs), time.monotonic() - t0)
     y = np.array([r.label for r in rs])
     split = np.array([r.split for r in rs])
     train = split == "train"
     if args.hold_family:
         train &= ~np.array([r.label == 1 and r.family == args.hold_family for r in rs])
-    import hashlib
-
     stop = train & np.array([int(hashlib.sha256(f"stop:{r.group}".encode()).hexdigest()[:8], 16) % 10 == 0 for r in rs])
     fit = train & ~stop
     w = np.zeros(len(rs))
     w[fit] = sample_weights([rs[i] for i in np.nonzero(fit)[0]])
     if args.no_lm:
-        x[:, :3] = 0.0
-    model = train_cnn(x, lengths, tokens, y, w, fit, stop, args.vocab_dim, args.epochs)
+        data["channels"][:, :3] = 0.0
+    # The shipped architecture and loop (sequence_training.fit) with this script's own early-stopping rows.
+    variant = Variant(stats=True, embed_dim=args.vocab_dim, file="")  # --no-lm zeroes the statistics in the data
+    model, _ = st.fit(data, y, w, np.nonzero(fit)[0], np.nonzero(stop)[0], variant, 0, args.epochs)
     ev = np.nonzero(split != "train")[0]
-    s = predict(model, x, lengths, tokens, ev)
+    s = st.predict_torch(model, data, ev)
     OUT.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(OUT / f"scores_{args.tag}.npz", ids=ids[ev], score=s)
     from detectors.text.evaluation import auroc, tpr_at_fpr
@@ -128,8 +88,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+
+def _score_column(d: Any, tag: str) -> np.ndarray:
+    """The tag's saved CNN logits, in the order of ``explore_stacker.Data``'s rows."""
+    z = np.load(OUT / f"scores_{tag}.npz")
+    at = {str(k): j for j, k in enumerate(z["ids"])}
+    return np.asarray(z["score"][[at[str(i)] for i in d.c["ids"]]], dtype=np.float64)
+
+
+def _measure(d: Any, x: np.ndarray, band: tuple[float, float]) -> dict[str, Any]:
+    """``explore_stacker.run_config`` metrics, two more fold draws' TPR@1%FPR and the fairness slices."""
+    from detectors.text.lm import explore_stacker as es
+
+    s, m = es.run_config(d, x, es.fit_lr, band)
+    m["tpr1_seeds"] = [es.run_config(d, x, es.fit_lr, band, False, es.random_folds(d, k))[1]["tpr1"] for k in (1, 2)]
+    m["fairness"] = es.fairness(d, s)
+    return m
 
 
 def stack_eval(tags: list[str]) -> dict[str, Any]:
@@ -142,18 +116,12 @@ def stack_eval(tags: list[str]) -> dict[str, Any]:
     configs: dict[str, tuple[np.ndarray, tuple[float, float]]] = {"0.2.0": (base, es.BAND),
                                                                   "0.2.0 LM always": (base, (-1.0, 2.0))}
     for tag in tags:
-        z = np.load(OUT / f"scores_{tag}.npz")
-        at = {str(k): j for j, k in enumerate(z["ids"])}
-        col = z["score"][[at[str(i)] for i in d.c["ids"]]]
-        x = np.column_stack([base, col])
+        x = np.column_stack([base, _score_column(d, tag)])
         configs[f"+{tag}"] = (x, es.BAND)
         configs[f"+{tag} LM always"] = (x, (-1.0, 2.0))
         configs[f"+{tag} band 0.1"] = (x, (0.1, es.BAND[1]))
     for name, (x, band) in configs.items():
-        s, m = es.run_config(d, x, es.fit_lr, band)
-        m["fairness"] = es.fairness(d, s)
-        m["tpr1_seeds"] = [es.run_config(d, x, es.fit_lr, band, False, es.random_folds(d, k))[1]["tpr1"] for k in (1, 2)]
-        table[name] = m
+        m = table[name] = _measure(d, x, band)
         logger.info("%-28s auroc %.4f tpr1 %.3f (%s) min_dom %.3f %s lm %.3f fair %s", name, m["auroc"], m["tpr1"],
                     " ".join(f"{t:.3f}" for t in m["tpr1_seeds"]), m["min_dom"], m["weak"], m["lm_share"],
                     {k: round(v, 4) for k, v in m["fairness"].items()})
@@ -165,16 +133,13 @@ def stack_combined(tags: list[str]) -> dict[str, Any]:
     from detectors.text.lm import explore_stacker as es
 
     d = es.Data()
-    x = es.base_design(d, np.ones(len(d.c["y"]), bool))
-    for tag in tags:
-        z = np.load(OUT / f"scores_{tag}.npz")
-        at = {str(k): j for j, k in enumerate(z["ids"])}
-        x = np.column_stack([x, z["score"][[at[str(i)] for i in d.c["ids"]]]])
+    x = np.column_stack([es.base_design(d, np.ones(len(d.c["y"]), bool)), *[_score_column(d, t) for t in tags]])
     table: dict[str, Any] = {}
     for band in (es.BAND, (0.1, es.BAND[1])):
-        s, m = es.run_config(d, x, es.fit_lr, band)
-        m["tpr1_seeds"] = [es.run_config(d, x, es.fit_lr, band, False, es.random_folds(d, k))[1]["tpr1"] for k in (1, 2)]
-        m["fairness"] = es.fairness(d, s)
-        table[f"+{'+'.join(tags)} band {band[0]}"] = m
+        m = table[f"+{'+'.join(tags)} band {band[0]}"] = _measure(d, x, band)
         logger.info("%s: auroc %.4f tpr1 %.3f (%s) %s", tags, m["auroc"], m["tpr1"], m["tpr1_seeds"], m["weak"])
     return table
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -43,7 +43,6 @@ EXPLORED = {
     "seq_cnn_top_logit": Variant(stats=True, embed_dim=16, file="seq_cnn_top.onnx", top_tokens=300),
 }
 ALL_VARIANTS = {**EXPLORED, **VARIANTS}
-SEQ_FEATURE = "seq_cnn_logit"
 CHANNEL_SCALE = 4.0
 CHANNELS = 4
 INPUT_NAMES = ("channels", "mask", "tokens")

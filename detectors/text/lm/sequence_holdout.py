@@ -35,6 +35,7 @@ OUT = REPO / ".devdata" / "sequence_holdout"
 def held_out(rows: list[Row], kind: str, name: str, variant: str = "seq_cnn_stats_logit") -> dict[str, Any]:
     """Refit without the group in train; AUROC / TPR@1%FPR of the refit on the group's validation + test texts."""
     from detectors.text.evaluation import auroc, tpr_at_fpr
+
     def held(r: Row) -> bool:
         return (r.label == 1 and r.family == name) if kind == "generator" else r.domain_group == name
 

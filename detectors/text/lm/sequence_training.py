@@ -171,14 +171,16 @@ def fit(data: dict[str, Any], y: np.ndarray, w: np.ndarray, fit_rows: np.ndarray
 
 
 def predict_torch(model: Any, data: dict[str, Any], rows: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Logits for ``rows`` in eval mode; the model's own mode (training or not) is restored afterwards."""
     import torch
 
+    was_training = model.training
     model.eval()
     out = []
     with torch.no_grad():
         for b in np.array_split(rows, max(1, len(rows) // batch)):
             out.append(model(*(torch.from_numpy(data[k][b]) for k in INPUT_NAMES)).numpy())
-    model.train()
+    model.train(was_training)
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
 
@@ -206,6 +208,7 @@ def train_sequence(rows: list[Row], eval_rows: list[Row], out_dir: Path, run_dir
     from detectors.contract import Device
     from detectors.runtime import onnx_session
     from detectors.text.lm.sequence import SequenceModel
+
     inputs = fit_inputs([r for r in rows if r.split == "train"], run_dir, tokens_path, max_tokens, seed)
     data, fit_rows, stop_rows = inputs["data"], inputs["fit_rows"], inputs["stop_rows"]
     ev = load_token_data(run_dir, tokens_path, eval_rows, max_tokens)
