@@ -93,6 +93,29 @@ def test_decoder_is_bit_identical_to_the_reference() -> None:
         assert np.array_equal(decode_bits(raw, length), reference)
 
 
+def _reference_block_bits(rgb: np.ndarray) -> np.ndarray:
+    """The reference's per-block reading (PyWavelets' Haar band, then each 4x4 block's argmax), in a plain loop."""
+    import pywt
+
+    rows, cols = rgb.shape[0] // 4 * 4, rgb.shape[1] // 4 * 4
+    u = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV)[:rows, :cols, 1].astype(np.float64)
+    band = pywt.dwt2(u, "haar")[0]
+    bits = []
+    for r in range(band.shape[0] // 4):
+        for c in range(band.shape[1] // 4):
+            block = band[4 * r : 4 * r + 4, 4 * c : 4 * c + 4].flatten()
+            bits.append(abs(block[int(np.argmax(np.abs(block[1:]))) + 1]) % 36 > 18)
+    return np.array(bits)
+
+
+@pytest.mark.parametrize(("seed", "height", "width", "step"), [(5, 384, 384, 1), (6, 301, 517, 1), (7, 260, 300, 9)])
+def test_block_bits_equal_the_reference_per_block(seed: int, height: int, width: int, step: int) -> None:
+    # step 9: pixel values on a coarse grid, so that many band values sit exactly on the 18 (mod 36) boundary
+    rgb = (np.random.default_rng(seed).integers(0, 256, (height, width, 3)) // step * step).astype(np.uint8)
+
+    assert np.array_equal(block_bits(rgb), _reference_block_bits(rgb))
+
+
 def test_small_images_are_not_decoded() -> None:
     assert read_watermark(textured(4, size=200)) == []
     with pytest.raises(ValueError, match="256x256"):

@@ -8,6 +8,8 @@ position cue separates StyleGAN output from ordinary headshots but not from FFHQ
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 SPECTRUM_BINS = 16
@@ -20,19 +22,28 @@ def _radial_index(size: int, bins: int) -> np.ndarray:
     return np.asarray(np.clip((radius * bins).astype(np.int64), 0, bins), dtype=np.int64)
 
 
+@lru_cache(maxsize=8)
+def _spectrum_layout(size: int, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Hann window, flat radial bin index, pixels per bin) for one crop size: fixed per size, so computed once
+    (read-only; ~0.6 ms per call otherwise)."""
+    window = np.outer(np.hanning(size), np.hanning(size))
+    index = _radial_index(size, bins).ravel()
+    counts = np.bincount(index, minlength=bins + 1)[:bins]
+    for array in (window, index, counts):
+        array.flags.writeable = False
+    return window, index, counts
+
+
 def azimuthal_spectrum(gray: np.ndarray, bins: int = SPECTRUM_BINS) -> np.ndarray:
     """Azimuthal average of the log FFT magnitude of a square float image, ``bins`` radial bins.
 
     The mean over bins is removed (overall contrast is not a cue); the corner band beyond the
     Nyquist circle is dropped.
     """
-    size = gray.shape[0]
-    window = np.outer(np.hanning(size), np.hanning(size))
+    window, index, counts = _spectrum_layout(gray.shape[0], bins)
     centred = (gray - gray.mean()) * window
     magnitude = np.log1p(np.abs(np.fft.fftshift(np.fft.fft2(centred))))
-    index = _radial_index(size, bins).ravel()
     sums = np.bincount(index, weights=magnitude.ravel(), minlength=bins + 1)[:bins]
-    counts = np.bincount(index, minlength=bins + 1)[:bins]
     profile = sums / np.maximum(counts, 1)
     return np.asarray(profile - profile.mean(), dtype=np.float32)
 
