@@ -96,7 +96,8 @@ def block_bits(pixels: np.ndarray, channels: str = "RGB") -> np.ndarray:
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.shape[0] * pixels.shape[1] < MIN_PIXELS:
         raise ValueError("the DWT-DCT watermark needs an RGB image of at least 256x256 pixels")
     rows, cols = pixels.shape[0] // 4 * 4, pixels.shape[1] // 4 * 4
-    u = cv2.extractChannel(cv2.cvtColor(np.ascontiguousarray(pixels[:rows, :cols]), _TO_YUV[channels]), 1)
+    yuv = cv2.cvtColor(np.ascontiguousarray(pixels[:rows, :cols]), _TO_YUV[channels])
+    u = np.asarray(cv2.extractChannel(yuv, 1), dtype=np.uint8)
     vertical = _PAIR_SUMS[(u[0::2].astype(np.uint16) << 8) | u[1::2]]
     brows, bcols = rows // 2 // BLOCK, cols // 2 // BLOCK
     approx = (vertical[:, 0::2] + vertical[:, 1::2])[: brows * BLOCK, : bcols * BLOCK]
@@ -108,7 +109,7 @@ def _block_peaks(approx: np.ndarray) -> np.ndarray:
     reference reads at the argmax. The band is a sum of non-negative terms, so magnitudes are the values."""
     segment = np.maximum(np.maximum(approx[:, 0::4], approx[:, 1::4]), np.maximum(approx[:, 2::4], approx[:, 3::4]))
     first_row = np.maximum(np.maximum(approx[0::4, 1::4], approx[0::4, 2::4]), approx[0::4, 3::4])
-    return np.maximum(np.maximum(first_row, segment[1::4]), np.maximum(segment[2::4], segment[3::4])).ravel()
+    return np.asarray(np.maximum(np.maximum(first_row, segment[1::4]), np.maximum(segment[2::4], segment[3::4])).ravel())
 
 
 def decode_bits(raw: np.ndarray, length: int) -> np.ndarray:
