@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from detectors.contract import Detector, DetectorOutput, InvalidItemError, Prepared
-from detectors.energy import EnergyMeter, EnergyReading
+from detectors.energy import EnergyMeter, EnergyMethod, EnergyReading, EnergySource
 from service.caching import PreparedCache
 from service.errors import BadInputError, DeadlineExceededError, OverloadedError, UnavailableError
 
@@ -68,6 +68,7 @@ class _Pending:
     future: asyncio.Future[BatchedResult]
     prepared: Any = _UNPREPARED  # set when the item was preprocessed on the pool
     prep_cpu_s: float = 0.0
+    key: str | None = None  # the cache key, when its output is to be kept in ``outputs``
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class MicroBatcher:
         preprocess_power_w: float | None = None,
         preprocess_pool: Executor | None = None,
         cache: PreparedCache | None = None,
+        outputs: PreparedCache | None = None,
     ) -> None:
         if max_batch_size < 1 or max_queue < 1:
             raise ValueError("max_batch_size and max_queue must be >= 1")
@@ -116,6 +118,7 @@ class MicroBatcher:
         self.preprocess_power_w = preprocess_power_w
         self.preprocess_pool = preprocess_pool
         self.cache = cache
+        self.outputs = outputs
         self.max_queue = max_queue
         self._preparing = 0
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_queue)
@@ -144,19 +147,25 @@ class MicroBatcher:
 
         With a ``cache`` and a preprocessing pool, ``cache_key`` (what identifies the item's content, e.g. the
         sha256 of an upload) looks up an earlier item's preprocessing; the detector's name and version are
-        added to the key here.
+        added to the key here. With ``outputs`` too, an earlier item's finished output is looked up first: a hit
+        is answered at once, without preprocessing or a forward pass (see :meth:`_cached`).
         """
         if not self.is_alive:
             raise UnavailableError(f"detector {self.detector.name} worker is not running")
         if self.preprocess_pool is None:
             return await self._enqueue(_Pending(item=item, deadline=deadline, future=self._new_future()))
+        key = None if cache_key is None or self.cache is None else \
+            f"{self.detector.name}@{self.detector.version}:{cache_key}"
+        if key is not None and self.outputs is not None:
+            started = time.thread_time()
+            output: DetectorOutput | None = self.outputs.get(key)
+            if output is not None:
+                return self._cached(output, time.thread_time() - started)
         if self.queue_depth >= self.max_queue:
             raise self._overloaded()
         self._preparing += 1
         try:
             loop = asyncio.get_running_loop()
-            key = None if cache_key is None or self.cache is None else \
-                f"{self.detector.name}@{self.detector.version}:{cache_key}"
             prepared, cpu_s = await loop.run_in_executor(self.preprocess_pool, self._prepare, item, deadline, key)
         finally:
             self._preparing -= 1
@@ -164,8 +173,19 @@ class MicroBatcher:
             raise prepared
         if not self.is_alive:  # the worker died (or closed) while this item was being prepared
             raise UnavailableError(f"detector {self.detector.name} worker is not running")
-        pending = _Pending(item=item, deadline=deadline, future=self._new_future(), prepared=prepared, prep_cpu_s=cpu_s)
+        pending = _Pending(item=item, deadline=deadline, future=self._new_future(), prepared=prepared, prep_cpu_s=cpu_s,
+                           key=key if self.outputs is not None else None)
         return await self._enqueue(pending)
+
+    def _cached(self, output: DetectorOutput, cpu_s: float) -> BatchedResult:
+        """An earlier identical item's output. Its energy is the look-up's own CPU time (an estimate): no
+        preprocessing and no forward pass ran for it, so it has no share of any batch."""
+        joules = cpu_s * (self.preprocess_power_w or 0.0)
+        reading = EnergyReading(joules=joules, method=EnergyMethod.ESTIMATED, source=EnergySource.CPU_TIME,
+                                device="cpu", window_s=0.0,
+                                note="output of an identical earlier item (same detector version): no forward pass")
+        return BatchedResult(output=output, energy=EnergyShare(joules=joules, share=1.0, batch_size=1, reading=reading,
+                                                               preprocess_j=joules, preprocess_cpu_s=cpu_s))
 
     @staticmethod
     def _new_future() -> asyncio.Future[BatchedResult]:
@@ -262,6 +282,8 @@ class MicroBatcher:
             if isinstance(result, BaseException):
                 _resolve(pending.future, exc=result)
             else:
+                if pending.key is not None and self.outputs is not None:
+                    self.outputs.put(pending.key, result.output)
                 _resolve(pending.future, value=result)
         if self.on_batch is not None and reading is not None:
             self.on_batch(BatchStats(detector=self.detector.name, size=len(batch), reading=reading))

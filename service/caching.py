@@ -5,9 +5,11 @@ preprocessing (face finding, alignment, cues, embedding: nearly all of a headsho
 sha256 of the uploaded bytes. The key also holds the detector's name and version and whatever else changes
 the preprocessing (the pipeline adds the decode size and the embedding setting), so a new model version never
 reads an old entry; old entries simply age out. Cached values are shared between checks and must not be
-mutated. A hit still runs the forward pass (face 2.x's CNN: 7-9 ms of CPU per face), so the report is the same as
-a cold check's; its energy is the forward share plus the look-up's own CPU time. The pipeline keeps a second
-instance for the headshot's provenance findings and pHash (``Pipeline.evidence_cache``).
+mutated. The face batcher keeps a second instance for the detector's finished outputs under the same keys
+(``Pipeline.headshot_outputs``): a repeated upload is then answered without preprocessing or a forward pass
+(face 2.x's CNN: 7-9 ms of CPU per face), with the output the first check computed, and its energy is the look-up's
+own CPU time. The pipeline keeps a third instance for the headshot's provenance findings and pHash
+(``Pipeline.evidence_cache``).
 """
 
 from __future__ import annotations

@@ -167,9 +167,9 @@ class Settings(BaseSettings):
         "over 100,000 takes ~11 ms instead of ~1.2 s (benchmarks/bench_reuse.py)")
     headshot_cache_size: int = Field(
         default=256, ge=0, description="Headshot analyses (face finding, crops, cues, embedding; ~30 KB each) kept "
-        "in memory, keyed by the upload's sha256 and the face model's version, and as many provenance readings "
-        "(metadata, watermark, pHash; well under 1 KB each): the same byline photo sent again skips face "
-        "preprocessing and the provenance readers. 0 = off")
+        "in memory, keyed by the upload's sha256 and the face model's version, and as many finished face outputs "
+        "and provenance readings (metadata, watermark, pHash; well under 1 KB each): the same byline photo sent "
+        "again skips face preprocessing, the face model's forward pass and the provenance readers. 0 = off")
     headshot_decode_min_side: int = Field(
         default=448, ge=0, description="Decode JPEG headshots at 1/2, 1/4 or 1/8 scale (DCT scaling) while the "
         "longest side stays >= this (the face finder works at 448 px; faces with under ~60 px between the eyes are "

@@ -91,6 +91,7 @@ class Pipeline:
         self._lane: ThreadPoolExecutor | None = None
         self._pool: ThreadPoolExecutor | None = None
         self.headshot_cache = PreparedCache(settings.headshot_cache_size)
+        self.headshot_outputs = PreparedCache(settings.headshot_cache_size)  # the face detector's finished outputs
         self.evidence_cache = PreparedCache(settings.headshot_cache_size)  # (provenance findings, pHash) per upload
         self.extras = ExtraDetectors(settings, self.metrics)
         self.ensembles: dict[str, LoadedEnsemble] = {}
@@ -113,6 +114,7 @@ class Pipeline:
                 retry_after_s=self.settings.retry_after_s, on_batch=self.metrics.observe_batch,
                 preprocess_power_w=self.settings.cpu_core_power_w, preprocess_pool=self._pool,
                 cache=self.headshot_cache if role == "face" else None,
+                outputs=self.headshot_outputs if role == "face" else None,
             )
             batcher.start()
             self.batchers[role] = batcher

@@ -159,6 +159,48 @@ def test_cache_hit_skips_preprocessing_and_a_new_model_version_misses() -> None:
     assert (cache.hits, cache.misses) == (1, 2)
 
 
+class ForwardCountingTextDetector(CountingTextDetector):
+    """Also counts the items its forward pass sees."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.forwarded = 0
+
+    def forward(self, batch: Any) -> Any:
+        with self._lock:
+            self.forwarded += len(batch)
+        return super().forward(batch)
+
+
+def test_output_cache_answers_a_repeat_without_preprocess_or_forward() -> None:
+    cache, outputs = PreparedCache(8), PreparedCache(8)
+    pool = ThreadPoolExecutor(max_workers=2)
+    old, new = ForwardCountingTextDetector(version="1"), ForwardCountingTextDetector(version="2")
+
+    async def run() -> list[Any]:
+        out = []
+        for detector, key in ((old, "k"), (old, "k"), (old, "other"), (new, "k")):
+            batcher = _batcher(detector, pool, cache=cache, outputs=outputs)
+            batcher.start()
+            out.append(await batcher.submit(TextItem(TEXT), time.monotonic() + 5, cache_key=key))
+            await batcher.close()
+        return out
+
+    first, repeat, other, newer = asyncio.run(run())
+    pool.shutdown()
+    assert (old.prepared, old.forwarded) == (2, 2)  # "k" once, "other" once: the repeat ran neither
+    assert (new.prepared, new.forwarded) == (1, 1)  # a new model version misses
+    assert repeat.output is first.output
+    assert (outputs.hits, outputs.misses) == (1, 3)
+    assert (cache.hits, cache.misses) == (0, 3)  # the repeat never reached the preprocessed-item cache
+    energy = repeat.energy
+    assert (energy.forward_j, energy.batch_size, energy.share) == (0.0, 1, 1.0)
+    assert energy.joules == pytest.approx(energy.preprocess_cpu_s * 10.0)
+    assert energy.reading.method.value == "estimated"
+    assert "no forward pass" in energy.reading.note
+    assert min(first.energy.forward_j, other.energy.forward_j, newer.energy.forward_j) > 0
+
+
 def _jpeg(red: int) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (1024, 1024), (red, 90, 80)).save(buf, "JPEG", quality=90)
@@ -175,7 +217,8 @@ def _headshot_report(client: TestClient, auth: dict[str, str], image: bytes) -> 
 
 def test_the_same_headshot_twice_hits_both_caches_through_the_api(settings: Settings,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """A repeated upload skips face preprocessing (headshot cache) and the provenance readers (evidence cache)."""
+    """A repeated upload skips face preprocessing and the forward pass (output cache) and the provenance readers
+    (evidence cache)."""
     from service import headshots
 
     calls: list[int] = []
@@ -190,8 +233,10 @@ def test_the_same_headshot_twice_hits_both_caches_through_the_api(settings: Sett
     with TestClient(app) as client:
         auth = {"Authorization": f"Bearer {app.state.store.create_api_key('t', [Scope.CHECK])}"}
         first, again, other = (_headshot_report(client, auth, _jpeg(red)) for red in (200, 200, 20))
-        faces, evidence = app.state.pipeline.headshot_cache, app.state.pipeline.evidence_cache
-    assert (faces.hits, faces.misses) == (1, 2)
+        pipeline = app.state.pipeline
+        faces, outputs, evidence = pipeline.headshot_cache, pipeline.headshot_outputs, pipeline.evidence_cache
+    assert (outputs.hits, outputs.misses) == (1, 2)
+    assert (faces.hits, faces.misses) == (0, 2)  # answered from the output cache before preprocessing
     assert again["synthetic_probability"] == first["synthetic_probability"]
     assert again["face_box"] == first["face_box"]
     assert other["synthetic_probability"] != first["synthetic_probability"]

@@ -138,7 +138,9 @@ class Store:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        # A server's connection can go stale (restart, idle timeout): ping it on checkout. An SQLite file cannot,
+        # so there the ping would only add a query to every checkout.
+        self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _pragmas(int(busy_timeout_s * 1000)))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
