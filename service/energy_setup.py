@@ -47,6 +47,21 @@ def lane_meter(settings: Settings, device: Device, meter: EnergyMeter) -> Energy
     return meter
 
 
+def keep_image_work_on_calling_threads() -> None:
+    """Make OpenCV run on the thread that calls it (process-wide; called when the pipeline starts).
+
+    Caveats first: by default OpenCV splits large resizes and colour conversions with a worker thread of its
+    own. That thread's CPU time is in no check's estimate (each check is billed its own threads'
+    ``time.thread_time``): measured ~2 ms per cold check at concurrency 8, unbilled. With one thread the work
+    stays on the preprocessing thread that asked for it, and is billed to its check; under load that also saved
+    the hand-offs' cost (service CPU per check at concurrency 8: -7%), at ~8 ms of latency for a lone check
+    (``benchmarks/NOTES.md``, round 6).
+    """
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def _import_nvml() -> object:
     try:
         import pynvml

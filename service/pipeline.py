@@ -30,7 +30,7 @@ from service.caching import PreparedCache
 from service.config import Settings
 from service.custom_detectors import SHIPPED, ExtraDetectors, MemberResult, detector_score, members_energy
 from service.domain import CheckRequest, DecodedImage
-from service.energy_setup import build_meter, lane_meter
+from service.energy_setup import build_meter, keep_image_work_on_calling_threads, lane_meter
 from service.ensembles import EnsembleOutcome, LoadedEnsemble, load_ensembles
 from service.errors import ConflictError, InvalidRequestError, TooManyHeadshotsError
 from service.inputs import decode_image, validate_text
@@ -99,6 +99,7 @@ class Pipeline:
         self.reuse_index = ReuseIndex(store, settings.reuse_candidate_limit)
 
     async def start(self) -> None:
+        keep_image_work_on_calling_threads()
         self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lane-{self.device.label}")
         self._pool = ThreadPoolExecutor(max_workers=self.settings.preprocess_workers or os.cpu_count() or 1,
                                         thread_name_prefix="preprocess")

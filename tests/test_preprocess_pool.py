@@ -290,3 +290,17 @@ def test_headshot_decode_and_provenance_are_billed_to_the_check(settings: Settin
     assert evidence["preprocess_j"] == pytest.approx(evidence["joules"])
     assert energy["joules"] == pytest.approx(sum(p["joules"] for p in energy["parts"]))
     assert energy["share"] <= 1.0
+
+
+def test_started_pipeline_keeps_opencv_on_the_calling_threads(settings: Settings) -> None:
+    """OpenCV's own worker threads would do billed-to-nobody work: the started service runs OpenCV single-threaded."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        app = create_app(settings, detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
+        with TestClient(app):
+            assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(before)
