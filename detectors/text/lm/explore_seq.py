@@ -88,7 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-
 def _score_column(d: Any, tag: str) -> np.ndarray:
     """The tag's saved CNN logits, in the order of ``explore_stacker.Data``'s rows."""
     z = np.load(OUT / f"scores_{tag}.npz")
