@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     # Text detector.
     text_lm: Literal["auto", "off", "always"] = Field(
         default="auto", description="SmolLM2 likelihood features in the shipped text detector (weights/text >= 0.2.0): "
-        "auto = only for texts the n-gram model is unsure of (the cascade band in the manifest; ~2 CPU-s each), "
+        "auto = only for texts the n-gram model is unsure of (the cascade band in the manifest; ~1.4 CPU-s each at 256 tokens), "
         "always = every text, off = the n-gram model alone (its own calibration and thresholds, ~20 ms per article)")
 
     # Headshots.

@@ -70,7 +70,7 @@ def _sequence(lm: Mapping[str, Any], manifest: Mapping[str, Any]) -> str:
         f"({first['n_stop']} texts). Inputs are the GPU run's float16 per-token files (the service feeds float32); the "
         "ONNX export (opset 17) is checked against torch on the early-stopping texts. Because it was fitted on train, "
         "its validation logits are honest stacker inputs, unlike the n-gram model's train logits. It runs only on the "
-        "LM path, well under 1 ms of CPU after the ~1.7 s LM pass. Alone (all texts, no abstention):\n\n"
+        "LM path, well under 1 ms of CPU after the ~1.4 s LM pass. Alone (all texts, no abstention):\n\n"
         + _table(rows, ("inputs", "best_epoch", "stop_auroc", "val_auroc", "val_tpr_1pct", "test_auroc", "test_tpr_1pct",
                         "onnx_vs_torch", "train_s"), "CNN (stacker column, file)") + "\n\n"
     )

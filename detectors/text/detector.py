@@ -9,7 +9,7 @@ fewer than ``min_evidence`` words, or that do not look English, get ``probabilit
 
 From weights 0.2.0 the manifest's ``extra.lm`` adds a SmolLM2 stacker (``detectors.text.lm.stacker``):
 with ``lm_mode`` ``auto`` (default) only texts whose n-gram probability falls in the manifest's
-cascade band run the LM (first 256 tokens, ~2 CPU-s each on one core); ``always`` runs it on every
+cascade band run the LM (first 256 tokens, ~1.4 CPU-s each on one core); ``always`` runs it on every
 covered text; ``off`` skips it and uses the n-gram model's own calibration and thresholds
 (``extra.ngram_only``, the 0.1.0 behaviour). The raw score is then the stacker's log-odds (LM path) or
 the n-gram logit mapped to that scale. Sentence span probabilities always come from the n-gram
@@ -17,7 +17,7 @@ model (its own calibration).
 
 Where the LM runs: when the stacker is active, ``preprocess`` (the service's per-core preprocessing
 pool, not the shared inference lane) scores the item's n-gram rows itself and, if the item is on the LM
-path, computes the SmolLM2 features there. So a ~2 CPU-s LM pass never holds the lane that every
+path, computes the SmolLM2 features there. So a ~1.4 CPU-s LM pass never holds the lane that every
 detector's batched forward passes share, and its CPU time is billed to its own check (the pool bills
 each item its thread's CPU time) instead of being split by word count over a batch. ``forward`` then
 only runs the n-gram ONNX call for items that did not get it in ``preprocess``.
