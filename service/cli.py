@@ -46,7 +46,9 @@ def serve(host: Annotated[str | None, typer.Option()] = None, port: Annotated[in
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings()
     if workers > 1:
-        uvicorn.run("service.api.asgi:app", host=host or settings.host, port=port or settings.port, workers=workers)
+        from service.serving import run_workers
+
+        run_workers("service.api.asgi:app", host or settings.host, port or settings.port, workers)
         return
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
 
