@@ -237,9 +237,17 @@ class MicroBatcher:
             self._fail_waiting(UnavailableError(f"detector {self.detector.name} worker died"))
 
     async def _collect(self) -> list[_Pending]:
+        """The next batch: the first queued item, then more for up to ``max_wait_s`` while more can come.
+
+        With a preprocessing pool an item reaches the queue only after its preprocessing, so when the queue is empty
+        and no item is being prepared nothing can join within the wait: the batch goes at once instead of adding
+        ``max_wait_s`` to a lone check's latency. Under load items are always being prepared and batches wait as before.
+        """
         batch = [await self._queue.get()]
         until = time.monotonic() + self.max_wait_s
         while len(batch) < self.max_batch_size:
+            if self.preprocess_pool is not None and self._preparing == 0 and self._queue.empty():
+                break
             remaining = until - time.monotonic()
             if remaining <= 0:
                 while len(batch) < self.max_batch_size and not self._queue.empty():

@@ -291,3 +291,55 @@ def test_started_pipeline_keeps_opencv_on_the_calling_threads(settings: Settings
             assert cv2.getNumThreads() == 1
     finally:
         cv2.setNumThreads(before)
+
+
+class SlowWhenAskedTextDetector(FakeTextDetector):
+    """Preprocessing takes ``delay_s`` for texts that contain 'slow', no time otherwise."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+
+    def preprocess(self, item: TextItem) -> Any:
+        if "slow" in item.text:
+            time.sleep(self.delay_s)
+        return super().preprocess(item)
+
+
+def test_a_lone_item_is_forwarded_without_waiting_for_a_batch() -> None:
+    """Nothing queued and nothing being prepared: no item can join, so the batch must not sit out max_wait_s."""
+    detector = FakeTextDetector()
+    pool = ThreadPoolExecutor(max_workers=2)
+
+    async def run() -> Any:
+        batcher = _batcher(detector, pool, max_wait_s=60.0)
+        batcher.start()
+        try:  # 60 s of waiting would time out here
+            return await asyncio.wait_for(batcher.submit(TextItem(TEXT), time.monotonic() + 120), 20)
+        finally:
+            await batcher.close()
+
+    result = asyncio.run(run())
+    pool.shutdown()
+    assert result.energy.batch_size == 1
+    assert detector.batch_sizes == [1]
+
+
+def test_the_batch_waits_for_an_item_still_being_prepared() -> None:
+    detector = SlowWhenAskedTextDetector(delay_s=0.3)
+    pool = ThreadPoolExecutor(max_workers=2)
+
+    async def run() -> list[Any]:
+        batcher = _batcher(detector, pool, max_wait_s=30.0)
+        batcher.start()
+        try:
+            deadline = time.monotonic() + 120
+            return await asyncio.wait_for(asyncio.gather(batcher.submit(TextItem(TEXT), deadline),
+                                                         batcher.submit(TextItem("slow " + TEXT), deadline)), 20)
+        finally:
+            await batcher.close()
+
+    results = asyncio.run(run())
+    pool.shutdown()
+    assert detector.batch_sizes == [2]  # the fast item waited for the slow one, then nothing more was coming
+    assert [r.energy.batch_size for r in results] == [2, 2]
