@@ -179,13 +179,19 @@ def bootstrap_diff(a: np.ndarray, b: np.ndarray, y: np.ndarray, files: np.ndarra
     return float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5)), float((d <= 0).mean())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def experiment_args(doc: str) -> argparse.Namespace:
+    """``--data``, ``--weights`` and ``--seed`` of a face experiment (``doc``: its module docstring); logging set up."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets/faces"))
     parser.add_argument("--weights", type=Path, default=Path("weights/face"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    return args
+
+
+def main() -> None:
+    args = experiment_args(__doc__)
     splits = split_records(list_records(args.data), args.seed)
     val = cached_faces("validation", splits["validation"], VAL_RNG_OFFSET, args.seed, args.weights)
     train = cached_faces("train", splits["train"], TRAIN_RNG_OFFSET, args.seed, None)

@@ -26,9 +26,6 @@ What it measures (validation and train splits only; the test split is never read
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +40,7 @@ from detectors.face.explore_descriptor import (
     PAIRS,
     TRAIN_RNG_OFFSET,
     bootstrap_diff,
+    experiment_args,
     fit_side_model,
     pair_mask,
     say,
@@ -140,12 +138,7 @@ def _pair_rows(scores: np.ndarray, y: np.ndarray, source: np.ndarray) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/datasets/faces"))
-    parser.add_argument("--weights", type=Path, default=Path("weights/face"))
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    args = experiment_args(__doc__)
     splits = split_records(list_records(args.data), args.seed)
     val = cached_texture("validation", splits["validation"], VAL_RNG_OFFSET, args.seed, args.weights)
     train = cached_texture("train", splits["train"], TRAIN_RNG_OFFSET, args.seed, args.weights)
