@@ -75,7 +75,7 @@ def test_serve_with_workers_hands_uvicorn_the_tcp_listener(monkeypatch: pytest.M
             return None
 
     monkeypatch.setattr("uvicorn.supervisors.Multiprocess", Supervisor)
-    monkeypatch.setattr(cli, "_settings", lambda: _settings_with_port_zero())
+    monkeypatch.setattr(cli, "_settings", _settings_with_port_zero)
     cli.serve(host="127.0.0.1", port=None, workers=2)
     assert len(handed) == 1
     try:

@@ -72,7 +72,7 @@ class NumpyLlama:
     def _attention(self, h: np.ndarray, w: LayerWeights, cos: np.ndarray, sin: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Grouped-query causal attention. Keys and values are made contiguous per head before the batched matmuls
         (on strided views numpy does not hand them to BLAS), and the softmax runs in place on the scores: the same
-        operations in the same order as the plain version, bit-identical and ~0.3 s faster per 256 tokens."""
+        operations in the same order as the plain version, bit-identical; 0.08-0.37 s less CPU per 256 tokens as measured."""
         cfg = self.config
         t, hd = h.shape[0], cfg.head_dim
         q = apply_rope((h @ w.wq).reshape(t, cfg.n_heads, hd), cos, sin)
