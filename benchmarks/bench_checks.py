@@ -39,6 +39,7 @@ import httpx
 import uvicorn
 from PIL import Image
 
+from benchmarks.raw_http import RawConnection, RawResponse, encode_request
 from benchmarks.workload import articles, distinct_headshots
 from service.api import create_app
 from service.config import Settings
@@ -149,11 +150,20 @@ def start_server(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, 
     return server, thread, token
 
 
+def _check_form(i: int, texts: list[str], images: list[bytes]) -> tuple[list[Any], dict[str, str]]:
+    files = [("text", ("a.txt", texts[i % len(texts)].encode(), "text/plain")),
+             ("headshots", ("h.jpg", images[i % len(images)], "image/jpeg"))]
+    return files, {"byline": f"Bench {i}"}
+
+
 async def run_level(base: str, token: str, concurrency: int, total: int, texts: list[str],
-                    images: list[bytes], server: ExternalServer | None = None) -> dict[str, Any]:
+                    images: list[bytes], server: ExternalServer | None = None, client: str = "raw") -> dict[str, Any]:
     """One level; request ``i`` sends ``images[i % len(images)]``. With ``server`` the service's CPU is its
-    process tree's; otherwise this process's minus the client thread's."""
+    process tree's; otherwise this process's minus the client thread's. ``client``: ``raw`` sends requests
+    encoded before the clock starts over one keep-alive connection per simulated client
+    (:mod:`benchmarks.raw_http`); ``httpx`` builds and sends each through ``httpx.AsyncClient`` (rounds 1-7)."""
     latencies: list[float] = []
+    per_client: dict[int, list[float]] = {}
     joules: list[float] = []
     preprocess_j: list[float] = []
     versions: dict[str, str] = {}
@@ -163,15 +173,25 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
     for i in range(total):
         queue.put_nowait(i)
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    auth = {"Authorization": f"Bearer {token}"}
+    prepared = [encode_request(base, "/v1/checks", headers=auth, files=form[0], data=form[1])
+                for form in (_check_form(i, texts, images) for i in range(total))] if client == "raw" else []
+
+    async def send(http: httpx.AsyncClient | RawConnection, i: int) -> httpx.Response | RawResponse:
+        if isinstance(http, RawConnection):
+            return await http.send(prepared[i])
+        files, data = _check_form(i, texts, images)
+        return await http.post("/v1/checks", files=files, data=data)
+
+    async def worker(http: httpx.AsyncClient | RawConnection) -> None:
         nonlocal errors
+        mine = per_client.setdefault(len(per_client), [])
         while not queue.empty():
             i = queue.get_nowait()
-            files = [("text", ("a.txt", texts[i % len(texts)].encode(), "text/plain")),
-                     ("headshots", ("h.jpg", images[i % len(images)], "image/jpeg"))]
             started = time.perf_counter()
-            resp = await client.post("/v1/checks", files=files, data={"byline": f"Bench {i}"})
+            resp = await send(http, i)
             latencies.append(time.perf_counter() - started)
+            mine.append(latencies[-1])
             if resp.status_code != 200:
                 errors += 1
                 continue
@@ -188,8 +208,15 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     server0 = server.cpu_s() if server else 0.0
     wall0 = time.perf_counter()
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    if client == "raw":
+        connections = [RawConnection(base) for _ in range(concurrency)]
+        try:
+            await asyncio.gather(*(worker(connection) for connection in connections))
+        finally:
+            await asyncio.gather(*(connection.close() for connection in connections))
+    else:
+        async with httpx.AsyncClient(base_url=base, headers=auth, timeout=120) as http:
+            await asyncio.gather(*(worker(http) for _ in range(concurrency)))
     wall = time.perf_counter() - wall0
     server_cpu_s = server.cpu_s() - server0 if server else 0.0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -198,6 +225,7 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
     ordered = sorted(latencies)
     return {
         "concurrency": concurrency,
+        "client": client,
         "requests": total,
         "errors": errors,
         "checks_per_s": total / wall,
@@ -207,6 +235,10 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
         "client_cpu_s_per_check": client_cpu_s / total,
         "p50_ms": 1000 * statistics.median(ordered),
         "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+        "mean_ms": 1000 * statistics.fmean(ordered),
+        # each simulated client's mean latency: with keep-alive, a client's requests all go to the worker process
+        # that accepted its connection, so an uneven split of connections shows here
+        "client_mean_ms": sorted(1000 * statistics.fmean(v) for v in per_client.values() if v),
         "energy_j_per_check_mean": statistics.fmean(joules) if joules else None,
         "preprocess_j_per_check_mean": statistics.fmean(preprocess_j) if preprocess_j else None,
         "detectors": versions,
@@ -237,6 +269,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peer", action="store_true", help="also run the peer baseline (needs the train extra)")
     parser.add_argument("--peer-items", type=int, default=16)
     parser.add_argument("--warm", action="store_true", help="repeat one headshot (labelled warm; not the headline)")
+    parser.add_argument("--client", choices=["raw", "httpx"], default="raw",
+                        help="raw: requests encoded before the clock, keep-alive sockets (default); httpx: rounds 1-7's")
     parser.add_argument("--server-workers", type=int, default=0,
                         help="run `bylinecheck serve --workers N` in its own processes (0: in this process)")
     args = parser.parse_args(argv)
@@ -255,10 +289,11 @@ def main(argv: list[str] | None = None) -> None:
         token, base = external.token, external.base
     results = []
     try:
-        asyncio.run(run_level(base, token, warmups, warmups, texts, images[-warmups:], external))  # warm-up
+        asyncio.run(run_level(base, token, warmups, warmups, texts, images[-warmups:], external, args.client))  # warm-up
         for n, level in enumerate(args.levels):
             level_images = images if args.warm else images[n * args.requests:(n + 1) * args.requests]
-            results.append(asyncio.run(run_level(base, token, level, args.requests, texts, level_images, external)))
+            results.append(asyncio.run(run_level(base, token, level, args.requests, texts, level_images, external,
+                                                 args.client)))
     finally:
         if external is None:
             server.should_exit = True
@@ -280,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{(r['checks_per_cpu_s'] or 0):>9.2f} {r['cpu_s_per_check']:>6.3f} {r['service_cpu_s_per_check']:>6.3f} "
               f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {(energy if energy is not None else float('nan')):>8.3f} "
               f"{r['service_j_per_check_estimated']:>6.3f} {r['load_average_before'][0]:>5.2f}")
-    payload: dict[str, Any] = {"cpu_count": os.cpu_count(), "results": results, "headshots": mode,
+    payload: dict[str, Any] = {"cpu_count": os.cpu_count(), "results": results, "headshots": mode, "client": args.client,
                                "server_workers": args.server_workers,
                                "workload": f"800-word article + 1024x1024 JPEG ({mode} headshots)"}
     if args.peer:

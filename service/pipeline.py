@@ -217,12 +217,16 @@ class Pipeline:
 
     async def _judge_headshot(self, index: int, image: DecodedImage, deadline: float,
                               candidates: ReuseCandidates | None, decode_cpu_s: float) -> _HeadshotOutcome:
-        (findings, phash), evidence_cpu_s = await self._on_pool(_cpu_timed, self._evidence, image)
         batcher = self.batchers.get("face")
         item = ImageItem(pixels=image.pixels, original=image.original, submitted_size=image.submitted_size)
         key = f"{image.sha256}:{image.pixels.shape}:{image.width}x{image.height}:embed={self.settings.face_embeddings}"
-        result, extra = await asyncio.gather(batcher.submit(item, deadline, cache_key=key) if batcher else _nothing(),
-                                             self.extras.judge("image", item, deadline))
+        # The provenance readers and the face model do not depend on each other: on an idle service they run on
+        # two cores at once; under load they queue for the same pool as before.
+        evidence_outcome, result, extra = await asyncio.gather(
+            self._on_pool(_cpu_timed, self._evidence, image),
+            batcher.submit(item, deadline, cache_key=key) if batcher else _nothing(),
+            self.extras.judge("image", item, deadline))
+        (findings, phash), evidence_cpu_s = evidence_outcome
         out = result.output if result else None
         proves_ai = any(f.strength == evidence.PROVES_AI for f in findings)
         members = [MemberResult.of("face", SHIPPED, result), *extra]

@@ -232,6 +232,43 @@ def test_the_same_headshot_twice_hits_both_caches_through_the_api(settings: Sett
     assert (again["provenance"], again["phash"]) == (first["provenance"], first["phash"])
 
 
+class SignallingFaceDetector(FakeFaceDetector):
+    """Sets ``started`` when its preprocessing begins."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.started = threading.Event()
+
+    def preprocess(self, item: Any) -> Any:
+        self.started.set()
+        return super().preprocess(item)
+
+
+def test_provenance_and_face_preprocessing_of_a_headshot_overlap(settings: Settings,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The provenance readers do not hold up the face model: while they run, the face is already being prepared
+    on the pool's other thread (before round 8 the face was submitted only after them)."""
+    from service import headshots
+
+    face = SignallingFaceDetector()
+    seen: list[bool] = []
+    real = headshots.provenance
+
+    def waits_for_the_face(original: bytes) -> list[Any]:
+        seen.append(face.started.wait(timeout=5.0))
+        return real(original)
+
+    monkeypatch.setattr(headshots, "provenance", waits_for_the_face)
+    two_threads = settings.model_copy(update={"preprocess_workers": 2})
+    app = create_app(two_threads, detectors={"text": FakeTextDetector(), "face": face})
+    with TestClient(app) as client:
+        auth = {"Authorization": f"Bearer {app.state.store.create_api_key('t', [Scope.CHECK])}"}
+        report = _headshot_report(client, auth, _jpeg(210))
+    assert seen == [True]
+    assert report["verdict"] == "likely_ai" and report["phash"]
+
+
 def test_lane_meter_counts_only_its_own_thread() -> None:
     """Another thread's work in the window (the pool preparing other checks) is not billed to the forward pass."""
     import threading
