@@ -11,7 +11,11 @@ By default the service runs in this process (one uvicorn worker, the embedded de
 count the whole process, and the service's share is the process minus the client thread. With
 ``--server-workers N`` the service is ``bylinecheck serve --workers N`` in its own processes (as deployed:
 docker-compose runs two), its CPU read from ``/proc`` for the whole process tree (Linux only), and the
-client's from this process.
+client's from this process. The client (``--client raw``, the default) encodes every request before the clock starts
+and keeps one connection per simulated client (:mod:`benchmarks.raw_http`; under 1 ms of CPU per check, against ~5 ms
+for ``--client httpx``), since it shares the machine's cores with the service. Each level also reports the share of
+the machine's CPU that other jobs used (``foreign_cpu_share``, printed as ``other``) and each simulated client's mean
+latency (keep-alive ties a client to one worker process).
 
     .venv/bin/python -m benchmarks.bench_checks --requests 64 --out benchmarks/results/checks.json
     .venv/bin/python -m benchmarks.bench_checks --server-workers 2 --requests 64
@@ -57,6 +61,16 @@ def free_port() -> int:
 
 def _ticks_per_s() -> float:
     return float(os.sysconf("SC_CLK_TCK"))
+
+
+def machine_busy_cpu_s() -> float | None:
+    """CPU seconds all cores spent busy since boot (``/proc/stat``: everything but idle and iowait), or None off Linux."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    ticks = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / _ticks_per_s()
 
 
 def process_tree_cpu_s(root: int) -> float:
@@ -207,6 +221,7 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
     client0 = time.thread_time()  # the client runs on this thread's event loop; the service on its own threads
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     server0 = server.cpu_s() if server else 0.0
+    machine0 = machine_busy_cpu_s()
     wall0 = time.perf_counter()
     if client == "raw":
         connections = [RawConnection(base) for _ in range(concurrency)]
@@ -218,10 +233,15 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
         async with httpx.AsyncClient(base_url=base, headers=auth, timeout=120) as http:
             await asyncio.gather(*(worker(http) for _ in range(concurrency)))
     wall = time.perf_counter() - wall0
+    machine1 = machine_busy_cpu_s()
     server_cpu_s = server.cpu_s() - server0 if server else 0.0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     client_cpu_s = time.thread_time() - client0
     cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime) + server_cpu_s
+    # CPU that neither the service nor this process used during the level (another job on the machine): a run
+    # with a large share measured a slower machine, not the service
+    foreign = None if machine0 is None or machine1 is None \
+        else max(0.0, (machine1 - machine0) - cpu_s) / (wall * (os.cpu_count() or 1))
     ordered = sorted(latencies)
     return {
         "concurrency": concurrency,
@@ -243,6 +263,7 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
         "preprocess_j_per_check_mean": statistics.fmean(preprocess_j) if preprocess_j else None,
         "detectors": versions,
         "text_abstained_share": statistics.fmean(text_abstained) if text_abstained else None,
+        "foreign_cpu_share": foreign,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
     }
@@ -305,16 +326,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"headshots: {mode} ({'one headshot repeated' if args.warm else 'a different headshot per request'}); "
           f"service: {served}")
     print("CPU-s: whole process per check (client included); svc: the service's threads only; "
-          "J/check: the reports' energy; svc J: svc CPU-s x cpu_core_power_w")
+          "J/check: the reports' energy; svc J: svc CPU-s x cpu_core_power_w; other: share of the machine's CPU used "
+          "by other jobs during the level (above ~0.05 the run measured a busy machine)")
     print(f"{'conc':>5} {'req':>5} {'err':>4} {'checks/s':>9} {'chk/CPU-s':>9} {'CPU-s':>6} {'svc':>6} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'J/check':>8} {'svc J':>6} {'load':>5}")
+          f"{'p99 ms':>8} {'J/check':>8} {'svc J':>6} {'load':>5} {'other':>5}")
     for r in results:
         energy = r["energy_j_per_check_mean"]
         r["service_j_per_check_estimated"] = r["service_cpu_s_per_check"] * settings.cpu_core_power_w
         print(f"{r['concurrency']:>5} {r['requests']:>5} {r['errors']:>4} {r['checks_per_s']:>9.2f} "
               f"{(r['checks_per_cpu_s'] or 0):>9.2f} {r['cpu_s_per_check']:>6.3f} {r['service_cpu_s_per_check']:>6.3f} "
               f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {(energy if energy is not None else float('nan')):>8.3f} "
-              f"{r['service_j_per_check_estimated']:>6.3f} {r['load_average_before'][0]:>5.2f}")
+              f"{r['service_j_per_check_estimated']:>6.3f} {r['load_average_before'][0]:>5.2f} "
+              f"{(r['foreign_cpu_share'] if r['foreign_cpu_share'] is not None else float('nan')):>5.2f}")
     payload: dict[str, Any] = {"cpu_count": os.cpu_count(), "results": results, "headshots": mode, "client": args.client,
                                "server_workers": args.server_workers,
                                "workload": f"800-word article + 1024x1024 JPEG ({mode} headshots)"}

@@ -1,4 +1,4 @@
-"""The benchmark's CPU reader for an out-of-process service (``--server-workers``)."""
+"""The benchmark's CPU readers (an out-of-process service, the machine's other jobs) and its lean HTTP client."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +34,76 @@ def test_process_tree_cpu_counts_live_children() -> None:
     assert tree - before >= child_alone - 0.02  # the parent's tree includes the live child
     time.sleep(0.1)
     assert process_tree_cpu_s(child.pid) == 0.0  # gone: nothing left to count
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/stat")
+def test_machine_busy_cpu_sees_another_process() -> None:
+    """The benchmark's 'other' column: CPU burnt by a process outside the benchmark shows in the machine's total."""
+    from benchmarks.bench_checks import machine_busy_cpu_s
+
+    before = machine_busy_cpu_s()
+    with subprocess.Popen([sys.executable, "-c", BURN], stdout=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "done"
+            after = machine_busy_cpu_s()
+        finally:
+            child.kill()
+            child.wait()
+    assert before is not None
+    assert after is not None
+    assert after - before >= 0.35
+
+
+def test_raw_client_sends_prepared_checks_over_one_kept_alive_connection(tmp_path: Path) -> None:
+    """The lean benchmark client against the real app: two prepared checks on one connection, then a refused one."""
+    import asyncio
+    import threading
+
+    import uvicorn
+
+    from benchmarks.raw_http import RawConnection, encode_request
+    from service.api import create_app
+    from service.config import Settings
+    from service.domain import Scope
+    from tests.fakes import FakeFaceDetector, FakeTextDetector
+    from tests.servers import free_port
+
+    settings = Settings(environment="test", database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", bootstrap_api_key=False,
+                        energy_backend="cpu-time", queue_path=tmp_path / "queue.sqlite3", port=free_port())
+    app = create_app(settings, detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        token = app.state.store.create_api_key("bench", [Scope.CHECK])
+        base = f"http://127.0.0.1:{settings.port}"
+        files = [("text", ("a.txt", b"one two three four five six seven eight nine ten", "text/plain"))]
+        good = encode_request(base, "/v1/checks", headers={"Authorization": f"Bearer {token}"}, files=files,
+                              data={"byline": "Bench 1"})
+        bad = encode_request(base, "/v1/checks", headers={"Authorization": "Bearer nope"}, files=files)
+
+        async def run() -> tuple[list[int], list[str], set[int]]:
+            connection = RawConnection(base)
+            statuses, bylines, local_ports = [], [], set()
+            try:
+                for request in (good, good, bad):
+                    response = await connection.send(request)
+                    statuses.append(response.status_code)
+                    bylines.append(str(response.json().get("byline")))
+                    assert connection._writer is not None
+                    local_ports.add(connection._writer.get_extra_info("sockname")[1])
+            finally:
+                await connection.close()
+            return statuses, bylines, local_ports
+
+        statuses, bylines, local_ports = asyncio.run(run())
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert statuses == [200, 200, 401]
+    assert bylines[:2] == ["Bench 1", "Bench 1"]
+    assert len(local_ports) == 1  # one kept-alive connection carried all three

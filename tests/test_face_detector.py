@@ -369,3 +369,26 @@ def test_the_descriptor_is_scored_but_only_handed_out_when_embeddings_are_on(det
     expected = float(model.logits(np.asarray(shown.embedding))[0])
     assert hidden.extras["descriptor_logit"] == pytest.approx(expected, abs=1e-9)
     assert shown.raw_score == hidden.raw_score
+
+
+def test_model_card_judges_speed_on_the_latest_rerun_set() -> None:
+    from detectors.face.card import _speed_reruns, _speed_target
+
+    def rerun(note: str, service_ms: float) -> dict[str, object]:
+        runs = [{"load_average_1min": 0.5, "service_path_median_cpu_ms": service_ms + d, "service_path_min_cpu_ms": 30.0,
+                 "median_cpu_ms": 70.0} for d in (-1.0, 0.0, 5.0)]
+        return {"note": note, "runs": runs}
+
+    training = {"service_path_median_cpu_ms": 58.9, "median_cpu_ms": 75.9}
+    [slow] = _speed_target(training)
+    assert "58.9" in slow
+    assert "> 50" in slow
+    older, latest = rerun("first", 52.0), rerun("second", 35.0)
+    assert len(_speed_reruns(older)) == 1  # the single-dict form written before 2026-11-28
+    assert len(_speed_reruns([older, latest])) == 2
+    [judged] = _speed_target(training, [older, latest])
+    assert "35.0 ms" in judged
+    assert "meets 50" in judged
+    [judged_older] = _speed_target(training, older)
+    assert "52.0 ms" in judged_older
+    assert "> 50" in judged_older

@@ -266,7 +266,8 @@ def test_provenance_and_face_preprocessing_of_a_headshot_overlap(settings: Setti
         auth = {"Authorization": f"Bearer {app.state.store.create_api_key('t', [Scope.CHECK])}"}
         report = _headshot_report(client, auth, _jpeg(210))
     assert seen == [True]
-    assert report["verdict"] == "likely_ai" and report["phash"]
+    assert report["verdict"] == "likely_ai"
+    assert report["phash"]
 
 
 def test_lane_meter_counts_only_its_own_thread() -> None:

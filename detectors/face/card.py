@@ -8,6 +8,7 @@ confound figures, quoted from ``detectors/face/explore_descriptor_results.md`` (
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +220,24 @@ def _targets(test: dict[str, Any]) -> list[str]:
     return short or ["- all targets met on this test split"]
 
 
-def _speed_target(speed: dict[str, Any]) -> list[str]:
+def _rerun_list(reruns: dict[str, Any] | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """``speed_reruns`` as a list, oldest first (one dict in metrics written before 2026-11-28)."""
+    if not reruns:
+        return []
+    return [reruns] if isinstance(reruns, dict) else list(reruns)
+
+
+def _speed_target(speed: dict[str, Any], reruns: dict[str, Any] | list[dict[str, Any]] | None = None) -> list[str]:
+    latest = _rerun_list(reruns)[-1:]
+    if latest:  # judged on the latest re-run set (the median of its medians), not on the training-time run
+        runs = latest[0]["runs"]
+        service_ms = float(statistics.median(r["service_path_median_cpu_ms"] for r in runs))
+        full_ms = float(statistics.median(r["median_cpu_ms"] for r in runs))
+        verdict = "meets" if service_ms <= TARGET_MS else ">"
+        return [f"- speed (latest re-run, median of {len(runs)} medians): {service_ms:.1f} ms of CPU per 1024 px JPEG "
+                f"headshot on the service's path (reduced decode) {verdict} {TARGET_MS} ms; {full_ms:.1f} ms with a "
+                f"full-size decode. At training time: {float(speed.get('service_path_median_cpu_ms', float('nan'))):.1f}"
+                f" and {float(speed.get('median_cpu_ms', float('nan'))):.1f} ms"]
     full = float(speed.get("median_cpu_ms", float("nan")))
     service = speed.get("service_path_median_cpu_ms")
     if service is None:  # metrics written before the service-path measurement existed
@@ -234,16 +252,17 @@ def _speed_target(speed: dict[str, Any]) -> list[str]:
             f"{verdict} {TARGET_MS} ms; {full:.1f} ms with a full-size decode"]
 
 
-def _speed_reruns(reruns: dict[str, Any] | None) -> list[str]:
-    if not reruns:
-        return []
-    runs = reruns["runs"]
-    service = ", ".join(f"{r['service_path_median_cpu_ms']:.1f}" for r in runs)
-    full = ", ".join(f"{r['median_cpu_ms']:.1f}" for r in runs)
-    fastest = min(r["service_path_min_cpu_ms"] for r in runs)
-    loads = ", ".join(f"{r['load_average_1min']:.1f}" for r in runs)
-    return [f"- {reruns['note']}: service path {service} ms (medians; fastest single image {fastest:.1f} ms), full decode "
-            f"{full} ms; 1-min load {loads}. This VM's speed moves with its host."]
+def _speed_reruns(reruns: dict[str, Any] | list[dict[str, Any]] | None) -> list[str]:
+    lines = []
+    for rerun in _rerun_list(reruns):
+        runs = rerun["runs"]
+        service = ", ".join(f"{r['service_path_median_cpu_ms']:.1f}" for r in runs)
+        full = ", ".join(f"{r['median_cpu_ms']:.1f}" for r in runs)
+        fastest = min(r["service_path_min_cpu_ms"] for r in runs)
+        loads = ", ".join(f"{r['load_average_1min']:.1f}" for r in runs)
+        lines.append(f"- {rerun['note']}: service path {service} ms (medians; fastest single image {fastest:.1f} ms), "
+                     f"full decode {full} ms; 1-min load {loads}. This VM's speed moves with its host.")
+    return lines
 
 
 def _shortcut_table(shortcut: dict[str, Any]) -> list[str]:
@@ -304,7 +323,7 @@ def write_model_card(out_dir: Path, summary: dict[str, Any]) -> Path:
         "### Where the targets (AUROC >= 0.99, TPR@1%FPR >= 0.90, drop <= 0.02) are missed",
         *_targets(summary["test"]),
         "",
-        *_speed_target(speed),
+        *_speed_target(speed, summary.get("speed_reruns")),
         *_speed_reruns(summary.get("speed_reruns")),
         "",
         *_previous(summary),
