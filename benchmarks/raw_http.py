@@ -44,7 +44,8 @@ def encode_request(base: str, path: str, *, headers: dict[str, str], files: list
 class RawConnection:
     """One keep-alive connection; :meth:`send` writes prepared bytes and reads one response."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, timeout_s: float = 120.0) -> None:
+        self.timeout_s = timeout_s
         split = urlsplit(base)
         if split.scheme != "http" or split.hostname is None or split.port is None:
             raise ValueError(f"only http://host:port bases are supported, got {base!r}")
@@ -53,6 +54,15 @@ class RawConnection:
         self._writer: asyncio.StreamWriter | None = None
 
     async def send(self, request: bytes) -> RawResponse:
+        """Write ``request`` and read its response; TimeoutError (connection closed) after ``timeout_s``."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self._exchange(request)
+        except TimeoutError:
+            await self.close()
+            raise
+
+    async def _exchange(self, request: bytes) -> RawResponse:
         if self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
         assert self._reader is not None

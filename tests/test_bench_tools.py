@@ -107,3 +107,29 @@ def test_raw_client_sends_prepared_checks_over_one_kept_alive_connection(tmp_pat
     assert statuses == [200, 200, 401]
     assert bylines[:2] == ["Bench 1", "Bench 1"]
     assert len(local_ports) == 1  # one kept-alive connection carried all three
+
+
+def test_raw_client_gives_up_on_a_silent_server() -> None:
+    import asyncio
+
+    from benchmarks.raw_http import RawConnection
+
+    async def run() -> None:
+        hung_up = asyncio.Event()
+
+        async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()  # until the client closes
+            writer.close()
+            await writer.wait_closed()
+            hung_up.set()
+
+        server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        connection = RawConnection(f"http://127.0.0.1:{port}", timeout_s=0.2)
+        async with server:
+            with pytest.raises(TimeoutError):
+                await connection.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            assert connection._writer is None  # closed, so the next send reconnects
+            await asyncio.wait_for(hung_up.wait(), timeout=5)  # the server saw the client hang up
+
+    asyncio.run(run())
