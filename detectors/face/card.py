@@ -101,6 +101,15 @@ typical faces may score higher. The descriptor is computed for every judged face
 """
 
 
+_NOT_ADOPTED = """**Tried on validation and not adopted** (the 2.2.0 stacker's out-of-fold AUROC is 0.9631; each result file
+has the table and the command): pixel-residual texture statistics (SPAM) as a fourth input, +0.006 but read the
+files' resolution and JPEG settings (CIPLAB vs FFHQ reals 0.16-0.22; `detectors/face/explore_texture_results.md`);
+test-time augmentation of the CNN (mirror, 3 scales), at most +0.0022 for 6x the CNN's cost and no TPR gain
+(`detectors/face/explore_tta_results.md`); face shape and symmetry from the 68 landmarks, 0.73-0.78 alone and no
+source cue, but no gain in the stack (`detectors/face/explore_geometry_results.md`).
+"""
+
+
 def _descriptor_lines(summary: dict[str, Any]) -> list[str]:
     model = summary.get("descriptor_model")
     if not model:
@@ -302,7 +311,7 @@ def write_model_card(out_dir: Path, summary: dict[str, Any]) -> Path:
         summary = {**summary, "cross_generator": json.loads(cross_path.read_text(encoding="utf-8"))}
     val, speed, size = summary["validation"], summary["speed"], summary["face_size"]
     if "gpu" in summary:
-        lines = [_INTRO_V2, *_descriptor_lines(summary), *_v2_head(manifest, summary), *_splits(summary)]
+        lines = [_INTRO_V2, *_descriptor_lines(summary), _NOT_ADOPTED, *_v2_head(manifest, summary), *_splits(summary)]
     else:
         lines = [_INTRO, *_v1_head(manifest, summary), *_splits(summary)]
         lines += [
