@@ -4,7 +4,7 @@ Caveats first: it speaks only what the benchmark needs: one keep-alive connectio
 ``Content-Length`` bodies (the service sends no chunked responses on these routes; anything else raises), no
 TLS, no redirects. Why it exists: the client shares the benchmark machine's two cores with the service, and
 httpx's per-request machinery cost ~6-8 ms of CPU per check in the round-7 runs, CPU the service then could not
-use. Requests are encoded by httpx itself (:func:`encode_request`), so the bytes on the wire are what an httpx
+use. Request bodies are encoded by httpx itself (:func:`encode_request`), so the multipart bytes are what an httpx
 client sends.
 """
 
@@ -32,7 +32,8 @@ class RawResponse:
 
 def encode_request(base: str, path: str, *, headers: dict[str, str], files: list[Any] | None = None,
                    data: dict[str, str] | None = None) -> bytes:
-    """The whole HTTP/1.1 request (line, headers, body) as httpx would send it, with keep-alive."""
+    """The whole HTTP/1.1 request (line, headers, body): httpx's own multipart body and content headers, the given
+    headers, ``Host`` and keep-alive (none of httpx.Client's defaults such as User-Agent or Accept-Encoding)."""
     request = httpx.Request("POST", base + path, headers=headers, files=files, data=data)
     body = request.read()
     split = urlsplit(base)
