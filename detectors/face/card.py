@@ -105,8 +105,9 @@ _NOT_ADOPTED = """**Tried on validation and not adopted** (the 2.2.0 stacker's o
 has the table and the command): pixel-residual texture statistics (SPAM) as a fourth input, +0.006 but read the
 files' resolution and JPEG settings (CIPLAB vs FFHQ reals 0.16-0.22; `detectors/face/explore_texture_results.md`);
 test-time augmentation of the CNN (mirror, 3 scales), at most +0.0022 for 6x the CNN's cost and no TPR gain
-(`detectors/face/explore_tta_results.md`); face shape and symmetry from the 68 landmarks, 0.73-0.78 alone and no
-source cue, but no gain in the stack (`detectors/face/explore_geometry_results.md`).
+(`detectors/face/explore_tta_results.md`); face shape and symmetry from the 68 landmarks, 0.73-0.78 alone but no
+gain in the stack (`detectors/face/explore_descriptor_results.md`, measured against 2.1.0's stack and reproduced
+against 2.2.0's on 2026-11-28).
 """
 
 

@@ -164,6 +164,15 @@ def pair_mask(source: np.ndarray, pair: tuple[str, str]) -> np.ndarray:
     return np.isin(source, [SOURCE_NAMES.index(s) for s in pair])
 
 
+def pair_cells(scores: np.ndarray, y: np.ndarray, source: np.ndarray) -> str:
+    """``AUROC / TPR@1%FPR`` for each of :data:`PAIRS`, as markdown table cells (the later experiments' tables)."""
+    cells = []
+    for pair in PAIRS.values():
+        m = pair_mask(source, pair)
+        cells.append(f"{auroc(scores[m], y[m]):.4f} / {tpr_at_fpr(scores[m], y[m], 0.01):.3f}")
+    return " | ".join(cells)
+
+
 def bootstrap_diff(a: np.ndarray, b: np.ndarray, y: np.ndarray, files: np.ndarray, seed: int) -> tuple[float, float, float]:
     """Paired bootstrap over files of AUROC(b) - AUROC(a): (2.5%, 97.5%, share of draws <= 0)."""
     rng = np.random.default_rng(seed)

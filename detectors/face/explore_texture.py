@@ -42,6 +42,7 @@ from detectors.face.explore_descriptor import (
     bootstrap_diff,
     experiment_args,
     fit_side_model,
+    pair_cells,
     pair_mask,
     say,
 )
@@ -124,14 +125,6 @@ def cached_texture(name: str, records: list[Record], rng_offset: int, seed: int,
     return arrays
 
 
-def _pair_rows(scores: np.ndarray, y: np.ndarray, source: np.ndarray) -> str:
-    cells = []
-    for pair in PAIRS.values():
-        m = pair_mask(source, pair)
-        cells.append(f"{auroc(scores[m], y[m]):.4f} / {tpr_at_fpr(scores[m], y[m], 0.01):.3f}")
-    return " | ".join(cells)
-
-
 def main() -> None:
     args = experiment_args(__doc__)
     splits = split_records(list_records(args.data), args.seed)
@@ -150,7 +143,7 @@ def main() -> None:
     say(f"| candidate | OOF AUROC | OOF TPR@1% | {header} |")
     say("|" + " --- |" * (3 + len(PAIRS)))
     say(f"| shipped 2.2.0 (cnn_v2 + cues + descriptor) | {auroc(base, y):.4f} | {tpr_at_fpr(base, y, 0.01):.4f} | "
-        f"{_pair_rows(base, y, source)} |")
+        f"{pair_cells(base, y, source)} |")
     details = []
     pair_ffhq_sg = np.isin(tsource, [SOURCE_NAMES.index("ffhq"), SOURCE_NAMES.index("stylegan1")])
     for fitted_on, rows in (("all sources", np.ones(len(ty), dtype=bool)), ("FFHQ + StyleGAN v1", pair_ffhq_sg)):
@@ -160,7 +153,7 @@ def main() -> None:
             stacked = out_of_fold(np.column_stack([base_cols, texture]), y, files)
             lo, hi, p_le0 = bootstrap_diff(base, stacked, y, files, args.seed)
             say(f"| + texture {kind}, fitted on {fitted_on} | {auroc(stacked, y):.4f} | "
-                f"{tpr_at_fpr(stacked, y, 0.01):.4f} | {_pair_rows(stacked, y, source)} |")
+                f"{tpr_at_fpr(stacked, y, 0.01):.4f} | {pair_cells(stacked, y, source)} |")
             alone = " / ".join(f"{auroc(texture[pair_mask(source, p)], y[pair_mask(source, p)]):.3f}"
                                for p in PAIRS.values())
             details.append(

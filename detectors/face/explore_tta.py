@@ -29,7 +29,7 @@ import numpy as np
 from detectors.face.alignment import align_face, jitter_matrix
 from detectors.face.data import SOURCE_NAMES, Record, judged_faces, list_records, split_records
 from detectors.face.descriptor_model import DescriptorModel
-from detectors.face.explore_descriptor import CACHE_DIR, PAIRS, bootstrap_diff, experiment_args, pair_mask, say
+from detectors.face.explore_descriptor import CACHE_DIR, PAIRS, bootstrap_diff, experiment_args, pair_cells, say
 from detectors.face.finding import FaceEmbedder
 from detectors.face.pipeline import V2_CROP
 from detectors.face.scoring import CueTrees
@@ -72,14 +72,6 @@ def views(records: list[Record], seed: int, weights: Path) -> dict[str, np.ndarr
     return arrays
 
 
-def _pair_cells(scores: np.ndarray, y: np.ndarray, source: np.ndarray) -> str:
-    cells = []
-    for pair in PAIRS.values():
-        m = pair_mask(source, pair)
-        cells.append(f"{auroc(scores[m], y[m]):.4f} / {tpr_at_fpr(scores[m], y[m], 0.01):.3f}")
-    return " | ".join(cells)
-
-
 def main() -> None:
     args = experiment_args(__doc__ or "")
     val = views(split_records(list_records(args.data), args.seed)["validation"], args.seed, args.weights)
@@ -101,7 +93,7 @@ def main() -> None:
         stacked = out_of_fold(np.column_stack([logit, val["cue_logit"], val["desc_logit"]]), y, files)
         lo, hi, _ = bootstrap_diff(base, stacked, y, files, args.seed)
         say(f"| {name} | {n_crops} | {auroc(logit, y):.4f} | {auroc(stacked, y):.4f} | {tpr_at_fpr(stacked, y, 0.01):.4f} "
-            f"| {_pair_cells(stacked, y, source)} | [{lo:+.4f}, {hi:+.4f}] |")
+            f"| {pair_cells(stacked, y, source)} | [{lo:+.4f}, {hi:+.4f}] |")
 
 
 if __name__ == "__main__":
