@@ -6,11 +6,11 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from benchmarks.bench_checks import process_tree_cpu_s
+from service.config import Settings
 
 BURN = (
     "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass\n"
@@ -55,32 +55,19 @@ def test_machine_busy_cpu_sees_another_process() -> None:
     assert after - before >= 0.35
 
 
-def test_raw_client_sends_prepared_checks_over_one_kept_alive_connection(tmp_path: Path) -> None:
+def test_raw_client_sends_prepared_checks_over_one_kept_alive_connection(settings: Settings) -> None:
     """The lean benchmark client against the real app: two prepared checks on one connection, then a refused one."""
     import asyncio
-    import threading
-
-    import uvicorn
 
     from benchmarks.raw_http import RawConnection, encode_request
     from service.api import create_app
-    from service.config import Settings
     from service.domain import Scope
     from tests.fakes import FakeFaceDetector, FakeTextDetector
-    from tests.servers import free_port
+    from tests.live import serve_in_thread
 
-    settings = Settings(environment="test", database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", bootstrap_api_key=False,
-                        energy_backend="cpu-time", queue_path=tmp_path / "queue.sqlite3", port=free_port())
     app = create_app(settings, detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with serve_in_thread(app) as base:
         token = app.state.store.create_api_key("bench", [Scope.CHECK])
-        base = f"http://127.0.0.1:{settings.port}"
         files = [("text", ("a.txt", b"one two three four five six seven eight nine ten", "text/plain"))]
         good = encode_request(base, "/v1/checks", headers={"Authorization": f"Bearer {token}"}, files=files,
                               data={"byline": "Bench 1"})
@@ -101,9 +88,6 @@ def test_raw_client_sends_prepared_checks_over_one_kept_alive_connection(tmp_pat
             return statuses, bylines, local_ports
 
         statuses, bylines, local_ports = asyncio.run(run())
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     assert statuses == [200, 200, 401]
     assert bylines[:2] == ["Bench 1", "Bench 1"]
     assert len(local_ports) == 1  # one kept-alive connection carried all three
