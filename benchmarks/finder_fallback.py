@@ -18,25 +18,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from benchmarks.workload import distinct_headshots
 from detectors.face.data import list_records, read_rgb
-from detectors.face.finding import FaceFinder
+from detectors.face.finding import FaceFinder, gray_copy
 from service.config import Settings
 from service.inputs import decode_image
 
 SHIFTED_SIDES = (410, 491)  # working sizes whose pyramid steps fall between those of the 448 px scan
 MIN_FACE_PIXELS = 1024.0  # the shipped manifest's size abstention (32 x 32 px)
-
-
-def _gray(pixels: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    height, width = pixels.shape[:2]
-    scale = side / max(height, width)
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY), size, interpolation=interp), scale
 
 
 def _timed(work: Any) -> tuple[Any, float]:
@@ -63,7 +54,7 @@ def survey(data: Path, headshots: int) -> dict[str, Any]:
     for source, pixels in images(data, headshots):
         seen = counts.setdefault(source, {"images": 0, "coarse": 0, "work_side": 0, "retry_found": 0, "none": 0})
         seen["images"] += 1
-        gray, scale = _gray(pixels, finder.work_side)
+        gray, scale = gray_copy(pixels, finder.work_side)
         coarse, spent = _timed(lambda g=gray, s=scale: finder._coarse_pass(detector, g, MIN_FACE_PIXELS * s * s))
         coarse_s.append(spent)
         if coarse is not None:
@@ -76,7 +67,7 @@ def survey(data: Path, headshots: int) -> dict[str, Any]:
         seen["retry_found" if rects else "none"] += 1
         shifted = {}
         for side in SHIFTED_SIDES:
-            other, _ = _gray(pixels, side)
+            other, _ = gray_copy(pixels, side)
             (found, _, _), spent = _timed(lambda g=other: detector.run(g, 0, -0.2))
             shifted[side] = {"found": bool(found), "cpu_s": spent}
         retries.append({"source": source, "side": max(pixels.shape[:2]), "retry_found": bool(rects), "retry_cpu_s": retry_s,

@@ -45,6 +45,16 @@ def dlib_model_path(filename: str) -> Path:
     return path
 
 
+def gray_copy(pixels: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """The greyscale copy the HOG detector scans (longest side ``side`` px: area averaging down, bilinear up) and
+    its scale from ``pixels``."""
+    height, width = pixels.shape[:2]
+    scale = side / max(height, width)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY), size, interpolation=interp), scale
+
+
 @dataclass(frozen=True)
 class FoundFace:
     """One face: ``box`` and ``landmarks`` (68 x 2 float32, x then y) in submitted-image pixels."""
@@ -115,11 +125,7 @@ class FaceFinder:
         """All faces in an RGB uint8 (H, W, 3) image, largest first. ``min_face_pixels`` (box area in
         ``pixels``' coordinates) is the caller's size abstention: a coarse-pass face near it is re-found
         at ``work_side``."""
-        height, width = pixels.shape[:2]
-        scale = self.work_side / max(height, width)
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        gray = cv2.resize(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY), size, interpolation=interp)
+        gray, scale = gray_copy(pixels, self.work_side)
         detector = self._borrow()
         try:
             found = self._coarse_pass(detector, gray, min_face_pixels * scale * scale)
