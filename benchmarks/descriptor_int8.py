@@ -1,7 +1,7 @@
 """Probe: ONNX Runtime static int8 (QDQ) for dlib's face descriptor net: CPU per chip and descriptor drift.
 
 Caveats first: calibrates on the face chips of the first 40 benchmark headshots with a face and measures on the
-rest; one thread; the fp32 model is the one the service builds from dlib's ``.dat`` (``onnx_model``). A benchmark,
+rest; one thread; the fp32 model is the one the service builds from dlib's ``.dat`` (``NumpyFaceNet.onnx_bytes``). A benchmark,
 not a test. Writes its models under a temporary folder.
 
     .venv/bin/python -m benchmarks.descriptor_int8 [--headshots 120]
@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.workload import distinct_headshots
-from detectors.face.embedding import NumpyFaceNet, onnx_model
+from detectors.face.embedding import NumpyFaceNet
 from detectors.face.finding import EMBEDDING_FILE, FaceEmbedder, FaceFinder, dlib_model_path
 
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="descriptor-int8-"))
     fp32, prepared = folder / "fp32.onnx", folder / "prepared.onnx"
-    fp32.write_bytes(onnx_model(reference._convs, reference._affines, reference._fc).SerializeToString())
+    fp32.write_bytes(reference.onnx_bytes())
     quant_pre_process(str(fp32), str(prepared))
     models = {"fp32": fp32}
     for name, per_channel in (("int8 per-channel", True), ("int8 per-tensor", False)):

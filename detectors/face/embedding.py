@@ -180,6 +180,10 @@ class NumpyFaceNet:
         """Read dlib's ``.dat`` file; raises FaceNetFormatError (or OSError) when it is not the expected net."""
         return cls(*_parse(path.read_bytes()))
 
+    def onnx_bytes(self) -> bytes:
+        """These weights as a serialised ONNX graph (what :class:`OnnxFaceNet` runs; needs the ``onnx`` package)."""
+        return bytes(onnx_model(self._convs, self._affines, self._fc).SerializeToString())
+
     def _conv_affine(self, x: np.ndarray, index: int) -> np.ndarray:
         out = _conv(x, self._convs[index])
         gamma, beta = self._affines[index]
@@ -301,7 +305,7 @@ class OnnxFaceNet:
     @classmethod
     def build(cls, reference: NumpyFaceNet) -> OnnxFaceNet:
         """The session for ``reference``'s weights (about 0.3 s: graph, serialisation, ONNX Runtime's optimisations)."""
-        return cls(onnx_model(reference._convs, reference._affines, reference._fc).SerializeToString())
+        return cls(reference.onnx_bytes())
 
     def descriptor(self, chip: np.ndarray) -> np.ndarray:
         """128-d descriptor (float32) of a 150 x 150 RGB uint8 face chip cut by ``dlib.get_face_chip``."""
