@@ -48,7 +48,7 @@ def profile(n: int, settings: Settings) -> dict[str, Any]:
         record: dict[str, list[float]] = stages if i >= 0 else defaultdict(list)
         data, article = images[i + 2], texts[max(i, 0)]
         image = timed(record, "decode", lambda d=data: decode_image(d, settings, min_side))  # type: ignore[misc]
-        timed(record, "provenance", lambda im=image: evidence.provenance(im.original))  # type: ignore[misc]
+        timed(record, "provenance", lambda im=image: evidence.provenance(im.original, im.full_bgr))  # type: ignore[misc]
         timed(record, "phash", lambda im=image: evidence.phash(im.pixels))  # type: ignore[misc]
         prepared = timed(record, "face_preprocess", lambda im=image: face.preprocess(  # type: ignore[misc]
             ImageItem(pixels=im.pixels, original=im.original, submitted_size=im.submitted_size)))

@@ -49,6 +49,8 @@ class DecodedImage:
     height: int
     sha256: str
     original: bytes = field(repr=False, default=b"")
+    # The full-size decode the watermark reader reads (BGR, EXIF orientation not applied), when decoding made it.
+    full_bgr: np.ndarray | None = field(repr=False, compare=False, default=None)
 
     @property
     def is_reduced(self) -> bool:

@@ -20,10 +20,12 @@ from service.store.repository import HeadshotFingerprint
 PROVES_AI = "proves_ai"
 
 
-def provenance(original: bytes) -> list[ProvenanceFinding]:
+def provenance(original: bytes, full_bgr: np.ndarray | None = None) -> list[ProvenanceFinding]:
+    """Findings in the upload's bytes; ``full_bgr`` is the decode the watermark reader wants, when the upload's
+    decode already made it (``DecodedImage.full_bgr``)."""
     return [
         ProvenanceFinding(kind=str(f.kind), value=f.value, strength=str(f.strength), basis=f.basis)
-        for f in read_provenance(original)
+        for f in read_provenance(original, bgr=full_bgr)
     ]
 
 

@@ -4,7 +4,10 @@ Caveats first: the image type is sniffed from the bytes, never from a filename o
 content type; the pixel count is checked from the header before any pixel is decoded (our own
 decompression-bomb guard, below Pillow's); truncated files fail on a full decode. With ``min_side``,
 a JPEG is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain (Pillow's ``draft``) as long as its longest
-side stays >= ``min_side``; the result still records the submitted width and height.
+side stays >= ``min_side``; the result still records the submitted width and height. A colour JPEG that the
+watermark reader will decode at full size anyway (see :func:`detectors.provenance.watermark_pixels`) is
+decoded once, by OpenCV, and reduced from that decode by area averaging to the same size instead; the full
+decode travels with the result for the watermark reader.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import hashlib
 import io
 import warnings
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from detectors.provenance import watermark_pixels
 from service.config import Settings
 from service.domain import DecodedImage
 from service.errors import (
@@ -78,6 +83,12 @@ def decode_image(data: bytes, settings: Settings, min_side: int = 0) -> DecodedI
             image = Image.open(io.BytesIO(data), formats=[kind])
             _check_header(image, settings)
             full_size = image.size
+            shared = _shared_decode(data, image, min_side) if kind == "JPEG" else None
+            if shared is not None:
+                pixels, bgr, turned = shared
+                width, height = (full_size[1], full_size[0]) if turned else full_size
+                return DecodedImage(pixels=pixels, format=kind, width=width, height=height,
+                                    sha256=hashlib.sha256(data).hexdigest(), original=data, full_bgr=bgr)
             if min_side > 0 and kind == "JPEG":
                 _reduce(image, min_side)
             reduced_size = image.size
@@ -103,12 +114,71 @@ def decode_image(data: bytes, settings: Settings, min_side: int = 0) -> DecodedI
 
 def _reduce(image: Image.Image, min_side: int) -> None:
     """Ask the JPEG decoder for the smallest DCT scale (1/2, 1/4, 1/8) keeping the longest side >= ``min_side``."""
-    width, height = image.size
+    wanted = _wanted_size(image.size, min_side)
+    if wanted is not None:
+        image.draft(image.mode, wanted)
+
+
+def _wanted_size(size: tuple[int, int], min_side: int) -> tuple[int, int] | None:
+    """The size handed to ``draft`` (None: no reduction), whose longest side is ``min_side``."""
+    width, height = size
     longest = max(width, height)
-    if longest < 2 * min_side:
-        return
-    wanted = (max(1, -(-width * min_side // longest)), max(1, -(-height * min_side // longest)))
-    image.draft(image.mode, wanted)
+    if min_side <= 0 or longest < 2 * min_side:
+        return None
+    return max(1, -(-width * min_side // longest)), max(1, -(-height * min_side // longest))
+
+
+def _dct_scaled_size(size: tuple[int, int], wanted: tuple[int, int]) -> tuple[int, int]:
+    """The size Pillow's ``draft`` decodes ``size`` to for ``wanted``: the smallest scale 1/2, 1/4 or 1/8 that
+    keeps both sides at least ``wanted`` (sides rounded up, as libjpeg scales)."""
+    width, height = size
+    scale = 1
+    for denominator in (2, 4, 8):
+        if -(-width // denominator) >= wanted[0] and -(-height // denominator) >= wanted[1]:
+            scale = denominator
+    return -(-width // scale), -(-height // scale)
+
+
+def _shared_decode(data: bytes, image: Image.Image, min_side: int) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """(reduced RGB pixels, EXIF orientation applied; the full-size BGR decode; whether the orientation turns the
+    image by 90 degrees) for a JPEG that would be reduced and whose full-size pixels the watermark reader needs;
+    None otherwise (Pillow then decodes as usual).
+
+    The reduced copy has the size Pillow's DCT scaling would give and is area-averaged from the full decode
+    (OpenCV's decode is Pillow's pixels, ``tests/test_provenance_watermark.py``)."""
+    wanted = _wanted_size(image.size, min_side)
+    if wanted is None:
+        return None
+    bgr = watermark_pixels(data)
+    if bgr is None:
+        return None
+    width, height = _dct_scaled_size(image.size, wanted)
+    reduced = cv2.cvtColor(cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    orientation = image.getexif().get(ORIENTATION_TAG, 1)
+    return np.ascontiguousarray(_orient(reduced, orientation)), bgr, orientation in (5, 6, 7, 8)
+
+
+ORIENTATION_TAG = 0x0112
+
+
+def _orient(pixels: np.ndarray, orientation: object) -> np.ndarray:
+    """``pixels`` as displayed under EXIF ``orientation`` (what ``ImageOps.exif_transpose`` does; other values
+    leave them as stored)."""
+    if orientation == 2:
+        return pixels[:, ::-1]
+    if orientation == 3:
+        return pixels[::-1, ::-1]
+    if orientation == 4:
+        return pixels[::-1]
+    if orientation == 5:
+        return pixels.transpose(1, 0, 2)
+    if orientation == 6:
+        return pixels.transpose(1, 0, 2)[:, ::-1]
+    if orientation == 7:
+        return pixels[::-1, ::-1].transpose(1, 0, 2)
+    if orientation == 8:
+        return pixels.transpose(1, 0, 2)[::-1]
+    return pixels
 
 
 def _submitted_size(full: tuple[int, int], reduced: tuple[int, int], oriented: tuple[int, int]) -> tuple[int, int]:

@@ -264,7 +264,7 @@ class Pipeline:
         key = f"{image.sha256}:{image.pixels.shape}"
         cached: tuple[tuple[ProvenanceFinding, ...], str] | None = self.evidence_cache.get(key)
         if cached is None:
-            cached = (tuple(evidence.provenance(image.original)), evidence.phash(image.pixels))
+            cached = (tuple(evidence.provenance(image.original, image.full_bgr)), evidence.phash(image.pixels))
             self.evidence_cache.put(key, cached)
         return cached
 

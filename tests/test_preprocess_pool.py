@@ -211,9 +211,9 @@ def test_the_same_headshot_twice_hits_both_caches_through_the_api(settings: Sett
     calls: list[int] = []
     real = headshots.provenance
 
-    def counted(original: bytes) -> list[Any]:
+    def counted(original: bytes, full_bgr: Any = None) -> list[Any]:
         calls.append(len(original))
-        return real(original)
+        return real(original, full_bgr)
 
     monkeypatch.setattr(headshots, "provenance", counted)
     app = create_app(settings, detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
@@ -255,9 +255,9 @@ def test_provenance_and_face_preprocessing_of_a_headshot_overlap(settings: Setti
     seen: list[bool] = []
     real = headshots.provenance
 
-    def waits_for_the_face(original: bytes) -> list[Any]:
+    def waits_for_the_face(original: bytes, full_bgr: Any = None) -> list[Any]:
         seen.append(face.started.wait(timeout=5.0))
-        return real(original)
+        return real(original, full_bgr)
 
     monkeypatch.setattr(headshots, "provenance", waits_for_the_face)
     two_threads = settings.model_copy(update={"preprocess_workers": 2})

@@ -196,3 +196,34 @@ def test_watermark_in_a_high_quality_jpeg_is_found_through_the_opencv_decode() -
     data = jpeg_bytes(watermarked(textured(1), "SDXL"), quality=95, subsampling=0)
 
     assert [f.value for f in read_provenance(data) if f.kind is FindingKind.INVISIBLE_WATERMARK] == ["SDXL"]
+
+
+def test_watermark_read_from_pixels_handed_over_equals_its_own_decode() -> None:
+    """``read_provenance(data, bgr=watermark_pixels(data))`` is ``read_provenance(data)``: the service decodes a
+    1024 px JPEG once and hands the full-size pixels to the reader."""
+    marked = jpeg_bytes(watermarked(textured(1, size=1024), "SDXL"), quality=95, subsampling=0)
+    plain = jpeg_bytes(textured(2, size=1024), quality=95, subsampling=0)
+    for data in (marked, plain):
+        bgr = reader.watermark_pixels(data)
+        assert bgr is not None
+        assert bgr.shape == (1024, 1024, 3)
+        assert read_provenance(data, bgr=bgr) == read_provenance(data)
+    assert [f.value for f in read_provenance(marked, bgr=reader.watermark_pixels(marked))
+            if f.kind is FindingKind.INVISIBLE_WATERMARK] == ["SDXL"]
+
+
+def test_watermark_pixels_are_only_decoded_where_the_reader_would_decode_them() -> None:
+    rgb = textured(3, size=600)
+    low = jpeg_bytes(rgb, quality=75, subsampling=2)  # 4:2:0 below the quality a watermark survives
+    high = jpeg_bytes(rgb, quality=90, subsampling=2)
+    grey = io.BytesIO()
+    Image.fromarray(rgb[:, :, 0]).save(grey, "JPEG", quality=95)
+    assert reader.watermark_pixels(low) is None
+    assert reader.watermark_pixels(png_bytes(rgb)) is None
+    assert reader.watermark_pixels(grey.getvalue()) is None
+    assert reader.watermark_pixels(high[: len(high) // 2]) is None  # truncated: OpenCV refuses it
+    assert reader.watermark_pixels(b"\xff\xd8\xff\xe0 not a jpeg") is None
+    pixels = reader.watermark_pixels(high)
+    assert pixels is not None
+    with Image.open(io.BytesIO(high)) as image:
+        assert np.array_equal(pixels[:, :, ::-1], np.asarray(image.convert("RGB")))

@@ -6,12 +6,13 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from detectors.contract import DetectorOutput, Device, ImageItem
 from detectors.face import build_face_detector
 from detectors.face.detector import FaceDetector
 from service.config import REPO_ROOT, Settings
+from service.errors import CorruptImageError
 from service.inputs import decode_image
 from tests.conftest import SHARED
 
@@ -101,3 +102,48 @@ def test_small_face_in_a_large_photo_is_cropped_from_the_full_decode(detector: F
     assert reduced.region.x >= 700
     assert np.abs(np.array(full.region.as_list()) - np.array(reduced.region.as_list())).max() <= 20
     assert reduced.probability == pytest.approx(full.probability, abs=0.05)
+
+
+def _marked(width: int, height: int) -> Image.Image:
+    """A gradient with a bright block near the top-left corner, so that any turn or mirror shows."""
+    pixels = np.asarray(_gradient(width, height)).copy()
+    pixels[40:200, 60:300] = (250, 250, 250)
+    return Image.fromarray(pixels)
+
+
+def _pillow_reduced(data: bytes, min_side: int) -> np.ndarray:
+    """Pillow's own DCT-scaled decode with EXIF orientation applied: the reference for the shared decode."""
+    with Image.open(io.BytesIO(data)) as image:
+        longest = max(image.size)
+        image.draft("RGB", (-(-image.width * min_side // longest), -(-image.height * min_side // longest)))
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_jpeg_the_watermark_reader_decodes_is_decoded_once_in_every_orientation(orientation: int) -> None:
+    """A q95 JPEG (its watermark is read) is decoded once at full size; the face gets an area-averaged copy of
+    Pillow's reduced size, turned as Pillow turns it, and the watermark reader gets the full decode."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _jpeg(_marked(1024, 800), quality=95, exif=exif.tobytes())
+    image = decode_image(data, Settings(), min_side=448)
+    reference = _pillow_reduced(data, 448)
+    assert image.full_bgr is not None
+    assert image.full_bgr.shape == (800, 1024, 3)
+    assert image.pixels.shape == reference.shape
+    assert (image.width, image.height) == ((800, 1024) if orientation >= 5 else (1024, 800))
+    assert np.abs(image.pixels.astype(np.int16) - reference).mean() < 2.0
+    assert image.pixels.flags.c_contiguous
+
+
+def test_jpegs_the_watermark_reader_skips_keep_pillows_reduced_decode() -> None:
+    data = _jpeg(_marked(1024, 800), quality=75)  # 4:2:0 q75: the watermark reader does not decode it
+    image = decode_image(data, Settings(), min_side=448)
+    assert image.full_bgr is None
+    assert np.array_equal(image.pixels, _pillow_reduced(data, 448))
+
+
+def test_a_truncated_jpeg_the_watermark_reader_would_decode_is_still_refused() -> None:
+    data = _jpeg(_marked(1024, 800), quality=95)
+    with pytest.raises(CorruptImageError):
+        decode_image(data[: len(data) * 2 // 3], Settings(), min_side=448)

@@ -13,7 +13,7 @@ Modules, one per source: :mod:`.credentials` (C2PA), :mod:`.xmp` (IPTC digital s
 
 from .findings import Finding, FindingKind, Strength, proves_ai, source_type_strength
 from .hashing import hash_distance, perceptual_hash
-from .reader import read_provenance, sniff_mime
+from .reader import read_provenance, sniff_mime, watermark_pixels
 
 __all__ = [
     "Finding",
@@ -25,4 +25,5 @@ __all__ = [
     "read_provenance",
     "sniff_mime",
     "source_type_strength",
+    "watermark_pixels",
 ]

@@ -61,12 +61,13 @@ def _isobmff_mime(brand: bytes) -> str | None:
     return "image/heic" if brand in (b"heic", b"heix", b"mif1", b"msf1", b"heim", b"heis") else None
 
 
-def read_provenance(data: bytes, *, trust_anchors_pem: str | None = None) -> list[Finding]:
+def read_provenance(data: bytes, *, trust_anchors_pem: str | None = None, bgr: np.ndarray | None = None) -> list[Finding]:
     """Provenance findings in the original upload ``data``, strongest first, without duplicates.
 
     ``trust_anchors_pem`` (PEM bundle of C2PA trust anchors) lets a signature be reported as trusted rather than
-    merely valid. Never raises: unreadable metadata gives no findings. An empty list means "no evidence", not
-    "human".
+    merely valid. ``bgr``: the caller's :func:`watermark_pixels` of ``data``, when it already has them (the
+    watermark is then read from them instead of a second decode). Never raises: unreadable metadata gives no
+    findings. An empty list means "no evidence", not "human".
     """
     findings: list[Finding] = []
     mime = sniff_mime(data)
@@ -75,7 +76,7 @@ def read_provenance(data: bytes, *, trust_anchors_pem: str | None = None) -> lis
     findings += _safely("xmp", lambda: read_xmp(data))
     findings += _safely("png_text", lambda: read_png_text(data))
     findings += _safely("exif", lambda: read_exif(data))
-    findings += _safely("watermark", lambda: _watermark(data))
+    findings += _safely("watermark", lambda: _watermark(data, bgr))
     return strongest_first(findings)
 
 
@@ -101,19 +102,21 @@ def jpeg_quality(data: bytes) -> float | None:
     return None if not tables else _quality(tables)
 
 
-def chroma_subsampled_420(data: bytes) -> bool:
-    """True for a JPEG whose chroma is stored at half resolution both ways (4:2:0)."""
+def _watermark_cannot_survive(data: bytes) -> bool:
+    if not data.startswith(b"\xff\xd8\xff"):
+        return False
+    with _open(data) as image:
+        return _cannot_survive(image)
+
+
+def _cannot_survive(image: Image.Image) -> bool:
+    """True for a 4:2:0 JPEG whose estimated quality is below :data:`MIN_WATERMARK_JPEG_QUALITY_420`."""
     from PIL import JpegImagePlugin
 
-    with _open(data) as image:
-        return image.format == "JPEG" and JpegImagePlugin.get_sampling(image) == 2
-
-
-def _watermark_cannot_survive(data: bytes) -> bool:
-    if not data.startswith(b"\xff\xd8\xff") or not chroma_subsampled_420(data):
+    if image.format != "JPEG" or JpegImagePlugin.get_sampling(image) != 2:
         return False
-    quality = jpeg_quality(data)
-    return quality is not None and quality < MIN_WATERMARK_JPEG_QUALITY_420
+    tables: dict[int, list[int]] | None = getattr(image, "quantization", None)
+    return bool(tables) and tables is not None and _quality(tables) < MIN_WATERMARK_JPEG_QUALITY_420
 
 
 def _quality(tables: dict[int, list[int]]) -> float:
@@ -122,11 +125,34 @@ def _quality(tables: dict[int, list[int]]) -> float:
     return float(max(1.0, min(100.0, (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale)))
 
 
-def _watermark(data: bytes) -> list[Finding]:
-    if _watermark_cannot_survive(data):
-        return []
+def watermark_pixels(data: bytes) -> np.ndarray | None:
+    """The pixels the watermark reader decodes from ``data`` with OpenCV (full size, BGR, EXIF orientation
+    ignored), or None when it would not: not a colour JPEG, a 4:2:0 JPEG below the quality the watermark
+    survives, more than :data:`MAX_WATERMARK_PIXELS`, or bytes OpenCV cannot decode (a truncated file among
+    them). Lets a caller that needs the full-size pixels anyway decode once and hand them to
+    :func:`read_provenance`."""
+    if not data.startswith(b"\xff\xd8\xff"):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = _open(data)
+        if _cannot_survive(image) or image.width * image.height > MAX_WATERMARK_PIXELS:
+            return None
+        return _colour_jpeg_bgr(data, image)
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, Image.DecompressionBombError):
+        return None
+
+
+def _watermark(data: bytes, bgr: np.ndarray | None = None) -> list[Finding]:
+    """The watermark finding; ``bgr``, when given, is :func:`watermark_pixels` of ``data`` (so the checks that
+    made it need not run again)."""
     image = _open(data)
     width, height = image.size
+    if bgr is not None and bgr.shape == (height, width, 3) and bgr.dtype == np.uint8:
+        return read_watermark(bgr, channels="BGR")
+    if _cannot_survive(image):
+        return []
     if width * height > MAX_WATERMARK_PIXELS:
         logger.debug("image of %d pixels not checked for a watermark", width * height)
         return []
