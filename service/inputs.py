@@ -7,7 +7,7 @@ a JPEG is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain (Pillow's ``draft``
 side stays >= ``min_side``; the result still records the submitted width and height. A colour JPEG that the
 watermark reader will decode at full size anyway (see :func:`detectors.provenance.watermark_pixels`) is
 decoded once, by OpenCV, and reduced from that decode by area averaging to the same size instead; the full
-decode travels with the result for the watermark reader.
+decode travels with the result for the watermark reader (up to :data:`SHARED_DECODE_MAX_PIXELS`).
 """
 
 from __future__ import annotations
@@ -139,6 +139,12 @@ def _dct_scaled_size(size: tuple[int, int], wanted: tuple[int, int]) -> tuple[in
     return -(-width // scale), -(-height // scale)
 
 
+ORIENTATION_TAG = 0x0112
+# The full decode is held until the check's provenance is read: 12 MB of BGR at this size (2048 x 2048), against
+# 120 MB at the 40 MP pixel limit; larger uploads are decoded twice, as before, rather than held in full.
+SHARED_DECODE_MAX_PIXELS = 2048 * 2048
+
+
 def _shared_decode(data: bytes, image: Image.Image, min_side: int) -> tuple[np.ndarray, np.ndarray, bool] | None:
     """(reduced RGB pixels, EXIF orientation applied; the full-size BGR decode; whether the orientation turns the
     image by 90 degrees) for a JPEG that would be reduced and whose full-size pixels the watermark reader needs;
@@ -147,7 +153,7 @@ def _shared_decode(data: bytes, image: Image.Image, min_side: int) -> tuple[np.n
     The reduced copy has the size Pillow's DCT scaling would give and is area-averaged from the full decode
     (OpenCV's decode is Pillow's pixels, ``tests/test_provenance_watermark.py``)."""
     wanted = _wanted_size(image.size, min_side)
-    if wanted is None:
+    if wanted is None or image.width * image.height > SHARED_DECODE_MAX_PIXELS:
         return None
     bgr = watermark_pixels(data)
     if bgr is None:
@@ -156,9 +162,6 @@ def _shared_decode(data: bytes, image: Image.Image, min_side: int) -> tuple[np.n
     reduced = cv2.cvtColor(cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
     orientation = image.getexif().get(ORIENTATION_TAG, 1)
     return np.ascontiguousarray(_orient(reduced, orientation)), bgr, orientation in (5, 6, 7, 8)
-
-
-ORIENTATION_TAG = 0x0112
 
 
 def _orient(pixels: np.ndarray, orientation: object) -> np.ndarray:

@@ -147,3 +147,20 @@ def test_a_truncated_jpeg_the_watermark_reader_would_decode_is_still_refused() -
     data = _jpeg(_marked(1024, 800), quality=95)
     with pytest.raises(CorruptImageError):
         decode_image(data[: len(data) * 2 // 3], Settings(), min_side=448)
+
+
+def test_a_jpeg_above_the_shared_decode_size_is_not_held_in_full() -> None:
+    """Beyond 2048 x 2048 the full decode is not kept with the upload (memory), and Pillow reduces it as before."""
+    data = _jpeg(_marked(2100, 2048), quality=95)
+    image = decode_image(data, Settings(), min_side=448)
+    assert image.full_bgr is None
+    assert np.array_equal(image.pixels, _pillow_reduced(data, 448))
+
+
+@pytest.mark.parametrize("size", [(1001, 999), (1500, 901), (2000, 1000), (899, 1790)])
+def test_the_shared_decode_has_pillows_reduced_size(size: tuple[int, int]) -> None:
+    data = _jpeg(_marked(*size), quality=95)
+    image = decode_image(data, Settings(), min_side=448)
+    assert image.full_bgr is not None
+    assert image.pixels.shape == _pillow_reduced(data, 448).shape
+    assert (image.width, image.height) == size
