@@ -100,8 +100,10 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(default=1, ge=1)
     preprocess_workers: int = Field(
         default=0, ge=0, le=256, description="Threads that decode images and preprocess items for the shipped "
-        "detectors (face finding, featurisation, provenance); 0 = one per CPU core. dlib, OpenCV, numpy and Pillow "
-        "release the GIL for their heavy parts, so threads use the cores")
+        "detectors (face finding, featurisation, provenance); 0 = four per CPU core, at most 64. dlib, OpenCV, numpy "
+        "and Pillow release the GIL for their heavy parts, so threads use the cores; more threads than cores let the "
+        "operating system share the cores among the checks in flight (benchmarks/NOTES.md, round 9: on 2 cores, c=8, "
+        "p50 -21% against one thread per core)")
 
     # Input limits.
     max_text_chars: int = Field(default=200_000, ge=1)
@@ -235,3 +237,7 @@ class Settings(BaseSettings):
         if self.max_wait_s > self.request_deadline_s:
             raise ValueError("max_wait_s must not exceed request_deadline_s")
         return self
+
+    def preprocess_threads(self, cpu_count: int | None) -> int:
+        """The preprocessing pool's size: ``preprocess_workers``, or four per core (at most 64) when it is 0."""
+        return self.preprocess_workers or min(64, 4 * (cpu_count or 1))

@@ -101,7 +101,7 @@ class Pipeline:
     async def start(self) -> None:
         keep_image_work_on_calling_threads()
         self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lane-{self.device.label}")
-        self._pool = ThreadPoolExecutor(max_workers=self.settings.preprocess_workers or os.cpu_count() or 1,
+        self._pool = ThreadPoolExecutor(max_workers=self.settings.preprocess_threads(os.cpu_count()),
                                         thread_name_prefix="preprocess")
         self.slots = await asyncio.to_thread(load_slots, self.settings, self.device, self._provided)
         meter = self._meter or build_meter(self.settings, self.device)

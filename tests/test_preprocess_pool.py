@@ -381,3 +381,10 @@ def test_the_batch_waits_for_an_item_still_being_prepared() -> None:
     pool.shutdown()
     assert detector.batch_sizes == [2]  # the fast item waited for the slow one, then nothing more was coming
     assert [r.energy.batch_size for r in results] == [2, 2]
+
+
+def test_the_preprocessing_pool_has_four_threads_per_core_unless_set(settings: Settings) -> None:
+    assert settings.model_copy(update={"preprocess_workers": 0}).preprocess_threads(2) == 8
+    assert settings.model_copy(update={"preprocess_workers": 0}).preprocess_threads(None) == 4
+    assert settings.model_copy(update={"preprocess_workers": 0}).preprocess_threads(64) == 64
+    assert settings.model_copy(update={"preprocess_workers": 3}).preprocess_threads(2) == 3

@@ -138,7 +138,7 @@ class FaceDetector:
         self._ensemble = Ensemble(trees=trees, stack_coef=coef, stack_intercept=intercept, inputs=inputs)
         self._sessions = {name: onnx_session(self.manifest.files[CNN_FILES[name]], device) for name in self._cnns}
         finder = FaceFinder(self._work_side, self._coarse_levels)
-        finder.load(copies=os.cpu_count() or 1)  # one HOG detector per core: callers run on a pool of that size
+        finder.load(copies=os.cpu_count() or 1)  # one HOG detector per core; a larger pool borrows more on demand
         self._finder = finder
         if self._computes_embedding:
             self._embedder.load()
