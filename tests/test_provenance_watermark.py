@@ -116,6 +116,19 @@ def test_block_bits_equal_the_reference_per_block(seed: int, height: int, width:
     assert np.array_equal(block_bits(rgb), _reference_block_bits(rgb))
 
 
+@pytest.mark.parametrize("step", [18, 36])
+def test_blocks_on_the_bit_boundary_are_read_as_the_reference_reads_them(step: int) -> None:
+    # U values on multiples of 9: four-pixel sums on multiples of 36, so many blocks' largest band value sits
+    # exactly on 0 or 18 (mod 36), where only the float band's last bit decides the block's bit
+    rng = np.random.default_rng(step)
+    yuv = np.full((264, 264, 3), 128, dtype=np.uint8)
+    yuv[:, :, 1] = (rng.integers(0, 256 // step, (264, 264)) * step).clip(0, 255)
+    flat = np.full((264, 264, 3), 128, dtype=np.uint8)
+    flat[:, :, 1] = 9 * (step // 9)
+    for rgb in (cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB), cv2.cvtColor(flat, cv2.COLOR_YUV2RGB)):
+        assert np.array_equal(block_bits(rgb), _reference_block_bits(rgb))
+
+
 def test_small_images_are_not_decoded() -> None:
     assert read_watermark(textured(4, size=200)) == []
     with pytest.raises(ValueError, match="256x256"):

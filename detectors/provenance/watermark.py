@@ -88,25 +88,37 @@ def block_bits(pixels: np.ndarray, channels: str = "RGB") -> np.ndarray:
     ``pixels`` is an (H, W, 3) uint8 array in ``channels`` order ("RGB", or "BGR" as OpenCV decodes: the same U
     channel, bit for bit). Raises ValueError for images under 256x256 pixels (as the reference).
 
-    The band is PyWavelets' ``(u[2r, c] * s + u[2r + 1, c] * s) * s`` summed over the column pair in the same
-    order; the first step depends only on the two uint8 values, so it is read from :data:`_PAIR_SUMS` (all 65,536
-    pairs, the same float64 operations) instead of being computed on a float copy of the channel. Bit-identical
-    to the plain computation (``tests/test_provenance_watermark.py``) at about a quarter of its CPU time.
+    PyWavelets' band value is ``(u[2r, 2c] * s + u[2r + 1, 2c] * s) * s`` plus the same for column ``2c + 1``:
+    within ~1e-13 of half the integer sum ``S`` of the four pixels. Each block is read from those integer sums
+    (``(S / 2) mod 36 > 18`` is ``S mod 72 > 36``), so no float copy of the band is made. Only where the block's
+    largest sum sits on a boundary (``S mod 72`` 0 or 36, where the float's last bit decides) is the block
+    re-read from the float band computed as PyWavelets does. Bit-identical to the reference
+    (``tests/test_provenance_watermark.py``).
     """
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.shape[0] * pixels.shape[1] < MIN_PIXELS:
         raise ValueError("the DWT-DCT watermark needs an RGB image of at least 256x256 pixels")
     rows, cols = pixels.shape[0] // 4 * 4, pixels.shape[1] // 4 * 4
     yuv = cv2.cvtColor(np.ascontiguousarray(pixels[:rows, :cols]), _TO_YUV[channels])
-    u = np.asarray(cv2.extractChannel(yuv, 1), dtype=np.uint8)
-    vertical = _PAIR_SUMS[(u[0::2].astype(np.uint16) << 8) | u[1::2]]
     brows, bcols = rows // 2 // BLOCK, cols // 2 // BLOCK
-    approx = (vertical[:, 0::2] + vertical[:, 1::2])[: brows * BLOCK, : bcols * BLOCK]
-    return np.asarray((_block_peaks(approx) % SCALE) > 0.5 * SCALE)
+    # the pixels behind each band block: (block row, 8, block column, 8)
+    u = np.asarray(cv2.extractChannel(yuv, 1), dtype=np.uint8)[: brows * 8, : bcols * 8]
+    vertical_sums = np.add(u[0::2], u[1::2], dtype=np.uint16)
+    sums = vertical_sums[:, 0::2] + vertical_sums[:, 1::2]
+    peaks = _block_peaks(sums).astype(np.int32)
+    phase = peaks % int(2 * SCALE)
+    bits = phase > int(SCALE)
+    edge = np.flatnonzero(((phase == 0) & (peaks > 0)) | (phase == int(SCALE)))
+    if edge.size:
+        blocks = u.reshape(brows, 8, bcols, 8).transpose(0, 2, 1, 3)[np.divmod(edge, bcols)]
+        vertical = _PAIR_SUMS[(blocks[:, 0::2].astype(np.uint16) << 8) | blocks[:, 1::2]]
+        band = (vertical[:, :, 0::2] + vertical[:, :, 1::2]).reshape(edge.size, BLOCK * BLOCK)
+        bits[edge] = (band[:, 1:].max(axis=1) % SCALE) > 0.5 * SCALE
+    return np.asarray(bits)
 
 
 def _block_peaks(approx: np.ndarray) -> np.ndarray:
-    """Per 4x4 block (row-major), the largest magnitude but the block's first coefficient: the magnitude the
-    reference reads at the argmax. The band is a sum of non-negative terms, so magnitudes are the values."""
+    """Per 4x4 block (row-major), the largest value but the block's first: the magnitude the reference reads at
+    the argmax (the band is a sum of non-negative terms, so magnitudes are the values)."""
     segment = np.maximum(np.maximum(approx[:, 0::4], approx[:, 1::4]), np.maximum(approx[:, 2::4], approx[:, 3::4]))
     first_row = np.maximum(np.maximum(approx[0::4, 1::4], approx[0::4, 2::4]), approx[0::4, 3::4])
     return np.asarray(np.maximum(np.maximum(first_row, segment[1::4]), np.maximum(segment[2::4], segment[3::4])).ravel())
