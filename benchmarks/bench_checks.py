@@ -99,7 +99,7 @@ def process_tree_cpu_s(root: int) -> float:
 class ExternalServer:
     """``bylinecheck serve --workers N`` on a temporary SQLite database, in its own process tree."""
 
-    def __init__(self, workers: int, tmp: Path) -> None:
+    def __init__(self, workers: int, tmp: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         database_url = f"sqlite:///{tmp / 'bench.sqlite3'}"
         store = Store(database_url, BENCH_SECRET)
@@ -110,7 +110,7 @@ class ExternalServer:
             store.close()
         env = {**os.environ, "BYLINECHECK_DATABASE_URL": database_url, "BYLINECHECK_SECRET_KEY": BENCH_SECRET,
                "BYLINECHECK_BOOTSTRAP_API_KEY": "false", "BYLINECHECK_MAX_QUEUE": "1024",
-               "BYLINECHECK_RATE_LIMIT_PER_MINUTE": "0"}
+               "BYLINECHECK_RATE_LIMIT_PER_MINUTE": "0", **(env or {})}
         command = [str(Path(sys.executable).with_name("bylinecheck")), "serve", "--workers", str(workers),
                    "--host", "127.0.0.1", "--port", str(self.port)]
         self.log = (tmp / "server.log").open("w")

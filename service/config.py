@@ -123,6 +123,10 @@ class Settings(BaseSettings):
         description="Per-core power for the CPU-time estimate: Intel Xeon Platinum 8380 TDP 270 W / 40 cores.",
     )
     cpu_core_power_source: str = "Intel Xeon Platinum 8380 TDP (270 W) / 40 cores"
+    energy_overhead: bool = Field(
+        default=True, description="Add a `service-overhead` part to each check's energy: the worker process's CPU "
+        "that no detector part bills (HTTP, event loop, store), averaged over recent checks (service/overhead.py). "
+        "Not added when a part was read from RAPL, whose package reading already covers it.")
     grid_gco2e_per_kwh: float = Field(
         default=480.0,
         ge=0.0,

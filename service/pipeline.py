@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from detectors.contract import Detector, ImageItem, TextItem, Verdict
-from detectors.energy import EnergyMeter
+from detectors.energy import EnergyMeter, EnergySource
 from service import headshots as evidence
 from service.batching import MicroBatcher
 from service.caching import PreparedCache
@@ -35,8 +35,17 @@ from service.ensembles import EnsembleOutcome, LoadedEnsemble, load_ensembles
 from service.errors import ConflictError, InvalidRequestError, TooManyHeadshotsError
 from service.inputs import decode_image, validate_text
 from service.metrics import Metrics
+from service.overhead import OverheadMeter, Window
 from service.registry import DetectorSlot, device_from_settings, load_slots
-from service.reports import abstained_text, energy_part, energy_section, evidence_part, text_section
+from service.reports import (
+    abstained_text,
+    billed_cpu_s,
+    energy_part,
+    energy_section,
+    evidence_part,
+    overhead_part,
+    text_section,
+)
 from service.reuse_index import ReuseCandidates, ReuseIndex
 from service.schemas import EnergyPart, HeadshotReport, ProvenanceFinding, ReadyStatus, Report, TextReport
 from service.store.repository import HeadshotRecord, Store, byline_key
@@ -97,6 +106,7 @@ class Pipeline:
         self.ensembles: dict[str, LoadedEnsemble] = {}
         self.ensemble_status: dict[str, str] = {}
         self.reuse_index = ReuseIndex(store, settings.reuse_candidate_limit)
+        self.overhead = OverheadMeter() if settings.energy_overhead else None
 
     async def start(self) -> None:
         keep_image_work_on_calling_threads()
@@ -148,6 +158,14 @@ class Pipeline:
 
     async def check(self, request: CheckRequest, api_key_id: str | None = None) -> dict[str, Any]:
         """Run one check and store it. Returns the report as JSON-ready dict."""
+        window = self.overhead.begin() if self.overhead is not None else None
+        try:
+            return await self._check(request, api_key_id, window)
+        finally:
+            if self.overhead is not None and window is not None:
+                self.overhead.abandon(window)  # a no-op once the report closed the window
+
+    async def _check(self, request: CheckRequest, api_key_id: str | None, window: Window | None) -> dict[str, Any]:
         started = time.perf_counter()
         text, images, decode_cpu_s = await self._validated(request)
         req_hash = request_hash(text, request, images)
@@ -168,7 +186,7 @@ class Pipeline:
                 raise outcome
         text_outcome = cast(tuple[TextReport | None, tuple[EnergyPart, ...]], gathered[0])
         heads = [cast(_HeadshotOutcome, o) for o in gathered[1:]]
-        report = self._report(request, text_outcome, heads)
+        report = self._report(request, text_outcome, heads, window)
         stored = await asyncio.to_thread(
             self.store.save_check, report, request_hash=req_hash, api_key_id=api_key_id,
             idempotency_key=request.idempotency_key, source=request.source, headshots=[h.record for h in heads],
@@ -269,10 +287,14 @@ class Pipeline:
         return cached
 
     def _report(self, request: CheckRequest, text_outcome: tuple[TextReport | None, tuple[EnergyPart, ...]],
-                heads: Sequence[_HeadshotOutcome]) -> dict[str, Any]:
+                heads: Sequence[_HeadshotOutcome], window: Window | None = None) -> dict[str, Any]:
         text_report, text_parts = text_outcome
         verdict, reasons = combine(text_report, [h.report for h in heads])
         parts = [*text_parts, *(p for h in heads for p in h.parts)]
+        if self.overhead is not None and window is not None and parts:
+            unbilled_s = self.overhead.finish(window, billed_cpu_s(parts, self.settings))
+            if not any(p.source == EnergySource.RAPL for p in parts):
+                parts.append(overhead_part(unbilled_s, self.settings))
         report = Report(
             id=new_check_id(), created_at=datetime.now(UTC), verdict=verdict, reasons=reasons,
             byline=request.byline, text=text_report, headshots=[h.report for h in heads],

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from detectors.contract import DetectorOutput, Verdict
+from detectors.energy import EnergySource
 from service.batching import BatchedResult
 from service.config import Settings
 from service.energy_setup import kwh
+from service.overhead import OVERHEAD_PART
 from service.schemas import EnergyPart, EnergyReport, SentenceScore, TextReport
 
 
@@ -72,6 +74,24 @@ def evidence_part(cpu_s: float, settings: Settings) -> EnergyPart:
         window_s=0.0, batch_size=1, share=1.0, preprocess_j=joules,
         note=f"decode, provenance and pHash: {cpu_s:.4f} CPU-s x {settings.cpu_core_power_w} W per core "
              f"({settings.cpu_core_power_source})",
+    )
+
+
+def billed_cpu_s(parts: Sequence[EnergyPart], settings: Settings) -> float:
+    """The CPU seconds behind ``parts``' CPU-time estimates (whole parts estimated from CPU time; the preprocessing
+    of parts whose forward pass was read from a power counter)."""
+    joules = sum(p.joules if p.source == EnergySource.CPU_TIME else p.preprocess_j for p in parts)
+    return joules / settings.cpu_core_power_w if settings.cpu_core_power_w > 0 else 0.0
+
+
+def overhead_part(cpu_s: float, settings: Settings) -> EnergyPart:
+    """The check's share of the process's CPU that no detector part bills (see :mod:`service.overhead`)."""
+    joules = cpu_s * settings.cpu_core_power_w
+    return EnergyPart(
+        detector=OVERHEAD_PART, joules=joules, method="estimated", source=EnergySource.CPU_TIME.value, device="cpu",
+        window_s=0.0, batch_size=1, share=1.0, preprocess_j=joules,
+        note=f"the worker process's CPU not billed to a detector (HTTP, event loop, store, reuse look-up, thread "
+             f"hand-offs), averaged over recent checks: {cpu_s:.4f} CPU-s x {settings.cpu_core_power_w} W per core",
     )
 
 

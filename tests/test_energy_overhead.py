@@ -1,0 +1,136 @@
+"""The service-overhead energy part: the worker process's CPU that no detector part bills, per check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api import create_app
+from service.config import Settings
+from service.domain import Scope
+from service.overhead import OVERHEAD_PART, OverheadMeter
+from service.reports import billed_cpu_s
+from service.schemas import EnergyPart
+from tests.fakes import FakeFaceDetector, FakeTextDetector, jpeg_bytes
+
+TEXT = "The council met on Tuesday. It voted to repair the bridge on Main Street before winter comes."
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_lone_checks_window_is_its_own_unbilled_cpu() -> None:
+    clock = FakeClock()
+    meter = OverheadMeter(smoothing=1.0, clock=clock)
+    window = meter.begin()
+    clock.now += 0.050
+    assert meter.finish(window, billed_cpu_s=0.030) == pytest.approx(0.020)
+    assert meter.in_flight == 0
+
+
+def test_idle_cpu_between_busy_periods_is_billed_to_no_check() -> None:
+    clock = FakeClock()
+    meter = OverheadMeter(smoothing=1.0, clock=clock)
+    meter.finish(meter.begin(), billed_cpu_s=0.0)
+    clock.now += 9.0  # background threads while nothing is in flight
+    window = meter.begin()
+    clock.now += 0.010
+    assert meter.finish(window, billed_cpu_s=0.004) == pytest.approx(0.006)
+
+
+def test_concurrent_checks_share_the_busy_periods_unbilled_cpu() -> None:
+    clock = FakeClock()
+    meter = OverheadMeter(smoothing=1.0, clock=clock)
+    first, second = meter.begin(), meter.begin()
+    clock.now += 0.100
+    meter.finish(first, billed_cpu_s=0.060)  # window 0.100: 0.040 unbilled so far
+    clock.now += 0.080
+    # the second check's window starts where the first one's ended: over both windows the process used 0.180 s,
+    # the checks billed 0.060 + 0.070, so 0.050 is unbilled in all
+    assert meter.finish(second, billed_cpu_s=0.070) == pytest.approx(0.010)
+    assert meter.in_flight == 0
+
+
+def test_the_average_is_smoothed_and_never_reported_below_zero() -> None:
+    clock = FakeClock()
+    meter = OverheadMeter(smoothing=0.5, clock=clock)
+    window = meter.begin()
+    clock.now += 0.010
+    assert meter.finish(window, billed_cpu_s=0.030) == 0.0  # a window can bill CPU spent before it opened
+    assert meter.average_s == pytest.approx(-0.020)
+    window = meter.begin()
+    clock.now += 0.100
+    assert meter.finish(window, billed_cpu_s=0.020) == pytest.approx(-0.020 + 0.5 * (0.080 + 0.020))
+
+
+def test_abandoned_checks_close_once_and_leave_the_average_alone() -> None:
+    clock = FakeClock()
+    meter = OverheadMeter(smoothing=1.0, clock=clock)
+    kept, refused = meter.begin(), meter.begin()
+    meter.abandon(refused)
+    meter.abandon(refused)
+    assert meter.in_flight == 1
+    clock.now += 0.040
+    assert meter.finish(kept, billed_cpu_s=0.030) == pytest.approx(0.010)  # the refused request's CPU included
+    meter.abandon(kept)  # after finish: a no-op
+    assert meter.in_flight == 0
+    assert meter.average_s == pytest.approx(0.010)
+    with pytest.raises(ValueError, match="smoothing"):
+        OverheadMeter(smoothing=0.0)
+
+
+def test_billed_cpu_counts_cpu_time_parts_whole_and_only_the_preprocessing_of_counter_readings() -> None:
+    settings = Settings(cpu_core_power_w=5.0)
+    parts = [
+        EnergyPart(detector="text", joules=0.5, method="estimated", source="cpu-time-estimate", device="cpu",
+                   window_s=0.1, batch_size=1, share=1.0, preprocess_j=0.2),
+        EnergyPart(detector="face", joules=2.0, method="estimated", source="nvml", device="cuda:0",
+                   window_s=0.1, batch_size=4, share=0.25, forward_j=1.5, preprocess_j=0.5),
+    ]
+    assert billed_cpu_s(parts, settings) == pytest.approx((0.5 + 0.5) / 5.0)
+
+
+def _client(tmp_path: Path, overhead: bool) -> tuple[TestClient, dict[str, str]]:
+    settings = Settings(environment="test", database_url=f"sqlite:///{tmp_path / 'test.sqlite3'}",
+                        bootstrap_api_key=False, energy_backend="cpu-time", max_wait_s=0.02,
+                        queue_path=tmp_path / "queue.sqlite3", energy_overhead=overhead)
+    app = create_app(settings, detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
+    client = TestClient(app)
+    client.__enter__()
+    token = app.state.store.create_api_key("test", [Scope.CHECK])
+    return client, {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize("overhead", [True, False])
+def test_reports_carry_the_overhead_part_when_enabled(tmp_path: Path, overhead: bool) -> None:
+    client, auth = _client(tmp_path, overhead)
+    try:
+        files = [("text", ("a.txt", TEXT.encode(), "text/plain")),
+                 ("headshots", ("h.jpg", jpeg_bytes((200, 90, 90)), "image/jpeg"))]
+        for _ in range(3):
+            resp = client.post("/v1/checks", data={"byline": "Jane Roe"}, files=files, headers=auth)
+            assert resp.status_code == 200, resp.text
+        energy = resp.json()["energy"]
+        parts = [p for p in energy["parts"] if p["detector"] == OVERHEAD_PART]
+        assert energy["joules"] == pytest.approx(sum(p["joules"] for p in energy["parts"]))
+        if not overhead:
+            assert parts == []
+            return
+        [part] = parts
+        assert part["joules"] >= 0.0
+        assert part["method"] == "estimated"
+        assert part["source"] == "cpu-time-estimate"
+        assert "not billed to a detector" in part["note"]
+        assert client.app.state.pipeline.overhead.in_flight == 0  # type: ignore[attr-defined]
+        # a refused request closes its window too
+        assert client.post("/v1/checks", json={"text": ""}, headers=auth).status_code == 400
+        assert client.app.state.pipeline.overhead.in_flight == 0  # type: ignore[attr-defined]
+    finally:
+        client.__exit__(None, None, None)
