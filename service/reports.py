@@ -105,7 +105,8 @@ def energy_section(parts: Sequence[EnergyPart], settings: Settings) -> EnergyRep
         )
     joules = sum(p.joules for p in parts)
     batch_joules = sum(p.forward_j / p.share + p.preprocess_j for p in parts if p.share > 0)
-    main = max(parts, key=lambda p: p.joules)
+    # the device and source of the largest detector part (the apportioned service overhead is always the CPU's)
+    main = max((p for p in parts if p.detector != OVERHEAD_PART), key=lambda p: p.joules, default=parts[0])
     energy_kwh = kwh(joules)
     return EnergyReport(
         joules=joules,

@@ -11,7 +11,7 @@ from service.api import create_app
 from service.config import Settings
 from service.domain import Scope
 from service.overhead import OVERHEAD_PART, OverheadMeter
-from service.reports import billed_cpu_s
+from service.reports import billed_cpu_s, energy_section, overhead_part
 from service.schemas import EnergyPart
 from tests.fakes import FakeFaceDetector, FakeTextDetector, jpeg_bytes
 
@@ -134,3 +134,14 @@ def test_reports_carry_the_overhead_part_when_enabled(tmp_path: Path, overhead: 
         assert client.app.state.pipeline.overhead.in_flight == 0  # type: ignore[attr-defined]
     finally:
         client.__exit__(None, None, None)
+
+
+def test_the_reports_device_is_the_largest_detector_parts_not_the_overhead() -> None:
+    settings = Settings()
+    gpu = EnergyPart(detector="face", joules=0.05, method="measured", source="nvml", device="cuda:0",
+                     window_s=0.01, batch_size=8, share=0.125, forward_j=0.05)
+    report = energy_section([gpu, overhead_part(0.02, settings)], settings)
+    assert report.device == "cuda:0"
+    assert report.source == "nvml"
+    assert report.method == "estimated"  # one part is an estimate
+    assert report.joules == pytest.approx(0.05 + 0.02 * settings.cpu_core_power_w)
