@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import random
 import statistics
 import tempfile
@@ -39,20 +40,31 @@ def _env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
+def sign_test_p(wins: int, rounds: int) -> float:
+    """Two-sided sign test: the chance of a split at least this uneven if neither configuration were better."""
+    tail = min(wins, rounds - wins)
+    p = 2 * sum(math.comb(rounds, k) for k in range(tail + 1)) / 2**rounds
+    return min(1.0, p)
+
+
 def compare(bursts: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
-    """Per configuration the median of each metric over its bursts, and B's wins over A round by round."""
+    """Per configuration the median of each metric over its bursts, and B's wins over A round by round (with the
+    sign test's p-value: 7 of 8 is p = 0.07, 8 of 8 p = 0.008)."""
     summary: dict[str, Any] = {}
     for name in ("A", "B"):
         mine = [b for b in bursts if b["config"] == name]
         summary[name] = {m: statistics.median(b[m] for b in mine) for m in METRICS}
-    wins = {}
+    wins, pvalues = {}, {}
     for metric in METRICS:
-        count = 0
+        better = worse = 0
         for r in range(rounds):
             a, b = (next(x[metric] for x in bursts if x["round"] == r and x["config"] == c) for c in ("A", "B"))
-            count += (b > a) if metric in BETTER_HIGHER else (b < a)
-        wins[metric] = count
+            better += (b > a) if metric in BETTER_HIGHER else (b < a)
+            worse += (b < a) if metric in BETTER_HIGHER else (b > a)
+        wins[metric] = better
+        pvalues[metric] = sign_test_p(better, better + worse) if better + worse else 1.0  # ties left out
     summary["b_better_in_rounds"] = wins
+    summary["sign_test_p"] = pvalues
     return summary
 
 
@@ -103,6 +115,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name} {envs[name] or '(defaults)'}: median checks/s {s['checks_per_s']:.2f}, p50 {s['p50_ms']:.1f} ms, "
               f"p99 {s['p99_ms']:.1f} ms, svc {1000 * s['service_cpu_s_per_check']:.1f} ms/check")
     print(f"B better than A in rounds (of {args.rounds}): {summary['b_better_in_rounds']}")
+    print("sign test p (two-sided; small = a real difference): "
+          + ", ".join(f"{m} {p:.3f}" for m, p in summary["sign_test_p"].items()))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"a": envs["A"], "b": envs["B"], "workers": args.workers,

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from benchmarks.ab_checks import compare, sign_test_p
 from benchmarks.bench_checks import process_tree_cpu_s
 from service.config import Settings
 
@@ -117,3 +118,21 @@ def test_raw_client_gives_up_on_a_silent_server() -> None:
             await asyncio.wait_for(hung_up.wait(), timeout=5)  # the server saw the client hang up
 
     asyncio.run(run())
+
+
+def test_ab_summary_counts_rounds_won_and_their_sign_test() -> None:
+    bursts = []
+    for r in range(8):
+        a_p50, b_p50 = 400.0, (380.0 if r < 7 else 420.0)  # B faster in 7 of 8 rounds
+        for name, p50 in (("A", a_p50), ("B", b_p50)):
+            bursts.append({"round": r, "config": name, "checks_per_s": 20.0, "p50_ms": p50, "p99_ms": 600.0,
+                           "service_cpu_s_per_check": 0.08})
+    summary = compare(bursts, 8)
+    assert summary["b_better_in_rounds"]["p50_ms"] == 7
+    assert summary["b_better_in_rounds"]["checks_per_s"] == 0  # ties are not wins
+    assert summary["A"]["p50_ms"] == 400.0
+    assert summary["B"]["p50_ms"] == 380.0
+    assert summary["sign_test_p"]["p50_ms"] == pytest.approx(18 / 256)
+    assert summary["sign_test_p"]["checks_per_s"] == 1.0  # all rounds tied
+    assert sign_test_p(8, 8) == pytest.approx(2 / 256)
+    assert sign_test_p(4, 8) == 1.0
