@@ -81,7 +81,7 @@ def billed_cpu_s(parts: Sequence[EnergyPart], settings: Settings) -> float:
     """The CPU seconds behind ``parts``' CPU-time estimates (whole parts estimated from CPU time; the preprocessing
     of parts whose forward pass was read from a power counter)."""
     joules = sum(p.joules if p.source == EnergySource.CPU_TIME else p.preprocess_j for p in parts)
-    return joules / settings.cpu_core_power_w if settings.cpu_core_power_w > 0 else 0.0
+    return joules / settings.cpu_core_power_w  # the setting is > 0
 
 
 def overhead_part(cpu_s: float, settings: Settings) -> EnergyPart:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -97,21 +95,12 @@ def test_billed_cpu_counts_cpu_time_parts_whole_and_only_the_preprocessing_of_co
     assert billed_cpu_s(parts, settings) == pytest.approx((0.5 + 0.5) / 5.0)
 
 
-def _client(tmp_path: Path, overhead: bool) -> tuple[TestClient, dict[str, str]]:
-    settings = Settings(environment="test", database_url=f"sqlite:///{tmp_path / 'test.sqlite3'}",
-                        bootstrap_api_key=False, energy_backend="cpu-time", max_wait_s=0.02,
-                        queue_path=tmp_path / "queue.sqlite3", energy_overhead=overhead)
-    app = create_app(settings, detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
-    client = TestClient(app)
-    client.__enter__()
-    token = app.state.store.create_api_key("test", [Scope.CHECK])
-    return client, {"Authorization": f"Bearer {token}"}
-
-
 @pytest.mark.parametrize("overhead", [True, False])
-def test_reports_carry_the_overhead_part_when_enabled(tmp_path: Path, overhead: bool) -> None:
-    client, auth = _client(tmp_path, overhead)
-    try:
+def test_reports_carry_the_overhead_part_when_enabled(settings: Settings, overhead: bool) -> None:
+    app = create_app(settings.model_copy(update={"energy_overhead": overhead}),
+                     detectors={"text": FakeTextDetector(), "face": FakeFaceDetector()})
+    with TestClient(app) as client:
+        auth = {"Authorization": f"Bearer {app.state.store.create_api_key('test', [Scope.CHECK])}"}
         files = [("text", ("a.txt", TEXT.encode(), "text/plain")),
                  ("headshots", ("h.jpg", jpeg_bytes((200, 90, 90)), "image/jpeg"))]
         for _ in range(3):
@@ -128,12 +117,10 @@ def test_reports_carry_the_overhead_part_when_enabled(tmp_path: Path, overhead: 
         assert part["method"] == "estimated"
         assert part["source"] == "cpu-time-estimate"
         assert "not billed to a detector" in part["note"]
-        assert client.app.state.pipeline.overhead.in_flight == 0  # type: ignore[attr-defined]
+        assert app.state.pipeline.overhead.in_flight == 0
         # a refused request closes its window too
         assert client.post("/v1/checks", json={"text": ""}, headers=auth).status_code == 400
-        assert client.app.state.pipeline.overhead.in_flight == 0  # type: ignore[attr-defined]
-    finally:
-        client.__exit__(None, None, None)
+        assert app.state.pipeline.overhead.in_flight == 0
 
 
 def test_the_reports_device_is_the_largest_detector_parts_not_the_overhead() -> None:
