@@ -152,6 +152,10 @@ class Settings(BaseSettings):
         default="auto", description="SmolLM2 likelihood features in the shipped text detector (weights/text >= 0.2.0): "
         "auto = only for texts the n-gram model is unsure of (the cascade band in the manifest; ~1.4 CPU-s each at 256 tokens), "
         "always = every text, off = the n-gram model alone (its own calibration and thresholds, ~20 ms per article)")
+    text_lm_runtime: Literal["numpy", "onnx"] = Field(
+        default="numpy", description="What runs SmolLM2's float32 pass on CPU (a CUDA device uses PyTorch): numpy, or "
+        "ONNX Runtime, which gives the same features (within ~5e-6) for ~23% less CPU per LM-path text but holds "
+        "~0.95 GB more memory per worker process (its pre-packed weights; benchmarks/NOTES.md, round 11)")
 
     # Headshots.
     keep_headshot_images: bool = False

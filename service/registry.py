@@ -44,7 +44,7 @@ def device_from_settings(settings: Settings) -> Device:
 def _factory_options(role: str, settings: Settings) -> dict[str, Any]:
     """Per-role options from settings (face embeddings feed headshot-reuse matching)."""
     if role == "text":
-        return {"lm_mode": settings.text_lm}
+        return {"lm_mode": settings.text_lm, "lm_runtime": settings.text_lm_runtime}
     return {"embed_faces": settings.face_embeddings} if role == "face" else {}
 
 

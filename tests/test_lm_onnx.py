@@ -49,3 +49,18 @@ def test_onnx_forward_refuses_what_numpy_refuses(tmp_path: Path) -> None:
 def test_half_split_columns_take_pairs_to_halves() -> None:
     order = half_split_columns(2, 4)
     assert order.tolist() == [0, 2, 1, 3, 4, 6, 5, 7]
+
+
+def test_scorer_onnx_runtime_gives_the_numpy_features(tmp_path: Path) -> None:
+    from detectors.text.lm.scorer import LMScorer
+
+    tiny_llama(tmp_path / "m.gguf", seed=6)
+    ids = np.random.default_rng(7).integers(1, 40, size=23)
+    numpy_features = LMScorer(tmp_path / "m.gguf", max_tokens=16).features_from_ids(ids)
+    scorer = LMScorer(tmp_path / "m.gguf", max_tokens=16, runtime="onnx")
+    assert isinstance(scorer.model, OnnxLlama)
+    got = scorer.features_from_ids(ids)
+    np.testing.assert_allclose(got, numpy_features, rtol=1e-4, atol=1e-4)
+    assert np.array_equal(np.isnan(got), np.isnan(numpy_features))
+    with pytest.raises(ValueError, match="runtime"):
+        LMScorer(tmp_path / "m.gguf", runtime="llama.cpp")

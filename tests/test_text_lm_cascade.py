@@ -75,6 +75,33 @@ def test_lm_loads_once_per_process_and_always_mode_scores_every_text() -> None:
     assert all(0.0 <= s.probability <= 1.0 for s in out.spans)  # spans: the n-gram model's sentence scores
 
 
+def test_onnx_runtime_gives_the_numpy_scores_with_the_shipped_weights() -> None:
+    """``BYLINECHECK_TEXT_LM_RUNTIME=onnx``: SmolLM2 in ONNX Runtime, a scorer of its own, the same report."""
+    from detectors.text.lm.onnx_model import OnnxLlama
+    from service.config import Settings
+    from service.registry import _factory_options
+
+    assert _factory_options("text", Settings(text_lm_runtime="onnx"))["lm_runtime"] == "onnx"
+    assert _factory_options("text", Settings())["lm_runtime"] == "numpy"
+    with pytest.raises(ValueError, match="lm_runtime"):
+        build_text_detector(WEIGHTS, lm_runtime="llama.cpp")
+    numpy_detector = build_text_detector(WEIGHTS, lm_mode="always")
+    onnx_detector = build_text_detector(WEIGHTS, lm_mode="always", lm_runtime="onnx")
+    numpy_detector.load(Device(intra_op_threads=1))
+    onnx_detector.load(Device(intra_op_threads=1))
+    assert isinstance(onnx_detector._scorer.model, OnnxLlama)
+    assert onnx_detector._scorer is not numpy_detector._scorer
+    text = NEWS + "Officials expect the work to begin in June and to finish before the next school year. "
+    (expected,) = _run(numpy_detector, [text])
+    (got,) = _run(onnx_detector, [text])
+    assert got.extras["lm_path"] == expected.extras["lm_path"] == 1.0
+    assert got.extras["lm_tokens"] == expected.extras["lm_tokens"]
+    for key in ("lm_ll_mean", "lm_fastdetect", "lm_seq_cnn_stats_logit"):
+        assert got.extras[key] == pytest.approx(expected.extras[key], abs=1e-4)
+    assert got.raw_score == pytest.approx(expected.raw_score, abs=1e-4)
+    assert got.verdict == expected.verdict
+
+
 def test_auto_mode_runs_the_lm_only_inside_the_band() -> None:
     detector = build_text_detector(WEIGHTS)
     detector.load(Device(intra_op_threads=1))

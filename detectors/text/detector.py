@@ -53,6 +53,7 @@ from detectors.contract import (
 from detectors.manifest import Manifest, load_manifest
 from detectors.runtime import onnx_session
 from detectors.text.features import Features, english_evidence, featurise_spans, pad_batch
+from detectors.text.lm.scorer import CPU_RUNTIMES
 from detectors.text.lm.sequence import VARIANTS, SequenceModel
 from detectors.text.lm.stacker import Stacker, shared_scorer, verified_gguf
 from detectors.text.lm.stats import FEATURE_NAMES, text_features
@@ -123,13 +124,17 @@ class TextDetector:
 
     modality = Modality.TEXT
 
-    def __init__(self, manifest: Manifest, max_batch_size: int = 32, lm_mode: str = "auto") -> None:
+    def __init__(self, manifest: Manifest, max_batch_size: int = 32, lm_mode: str = "auto",
+                 lm_runtime: str = "numpy") -> None:
         if manifest.modality is not Modality.TEXT:
             raise DetectorError(f"manifest {manifest.name} is for {manifest.modality}, not text")
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
         if lm_mode not in LM_MODES:
             raise ValueError(f"lm_mode must be one of {LM_MODES}")
+        if lm_runtime not in CPU_RUNTIMES:
+            raise ValueError(f"lm_runtime must be one of {CPU_RUNTIMES}")
+        self.lm_runtime = lm_runtime
         self.manifest = manifest
         self.name = manifest.name
         self.version = manifest.version
@@ -156,7 +161,8 @@ class TextDetector:
         the SmolLM2 weights, once per process. Raises WeightsMissingError / WeightsCorruptError when the
         GGUF is absent or not the one in the manifest."""
         if self.stacker is not None:
-            self._scorer = shared_scorer(verified_gguf(self.stacker), self.stacker.max_tokens, lm_torch_device(device))
+            self._scorer = shared_scorer(verified_gguf(self.stacker), self.stacker.max_tokens, lm_torch_device(device),
+                                         self.lm_runtime)
             for name in self._sequence_names:
                 path = self.manifest.files[name]
                 self._sequence[name] = SequenceModel(path, onnx_session(path, device), self.stacker.max_tokens)
@@ -333,9 +339,12 @@ def _ngram_only(manifest: Manifest) -> tuple[Calibration, Thresholds]:
     return calibration_from_dict(spec["calibration"]), thresholds
 
 
-def build_text_detector(weights_dir: Path, max_batch_size: int = 32, lm_mode: str = "auto") -> TextDetector:
+def build_text_detector(weights_dir: Path, max_batch_size: int = 32, lm_mode: str = "auto",
+                        lm_runtime: str = "numpy") -> TextDetector:
     """Read and verify ``weights_dir/manifest.json``. Raises WeightsMissingError / WeightsCorruptError.
 
     ``lm_mode``: ``auto`` (cascade), ``always`` or ``off`` (see the module docstring); ignored for
-    manifests without ``extra.lm``."""
-    return TextDetector(load_manifest(weights_dir), max_batch_size=max_batch_size, lm_mode=lm_mode)
+    manifests without ``extra.lm``. ``lm_runtime``: ``numpy`` or ``onnx`` for SmolLM2's pass on CPU (see
+    :mod:`detectors.text.lm.scorer`); a CUDA device uses PyTorch either way."""
+    return TextDetector(load_manifest(weights_dir), max_batch_size=max_batch_size, lm_mode=lm_mode,
+                        lm_runtime=lm_runtime)

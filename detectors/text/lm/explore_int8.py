@@ -104,7 +104,7 @@ def smoothed(w: LlamaWeights, maxima: dict[str, np.ndarray], alpha: float) -> Ll
     """The same function with activation outliers moved into the weights (factor max|x|^a / max|w|^(1-a))."""
     def factors(act: np.ndarray, mats: list[np.ndarray]) -> np.ndarray:
         wmax = np.max([np.abs(m).max(axis=1) for m in mats], axis=0)
-        return (np.maximum(act, 1e-5) ** alpha / np.maximum(wmax, 1e-5) ** (1 - alpha)).astype(np.float32)
+        return np.asarray(np.maximum(act, 1e-5) ** alpha / np.maximum(wmax, 1e-5) ** (1 - alpha), dtype=np.float32)
 
     layers = []
     for i, lw in enumerate(w.layers):

@@ -178,9 +178,10 @@ class OnnxLlama:
     """The forward pass in ONNX Runtime, with :class:`~detectors.text.lm.numpy_model.NumpyLlama`'s interface
     (``config``, ``logits(ids)``, ``_rope(n)``). Thread-safe (ONNX Runtime sessions are).
 
-    Not the service's path: measured against numpy on this project's 2-core machine (``benchmarks/lm_onnx.py``,
-    benchmarks/NOTES.md round 11) it is ~23% faster per 256-token pass with ONNX Runtime's pre-packed weights, which
-    add ~0.95 GB of resident memory per process (0.68 -> 1.64 GB); without pre-packing 0-11% faster for +0.6 GB.
+    The service's CPU path with ``BYLINECHECK_TEXT_LM_RUNTIME=onnx`` (numpy is the default): measured against numpy on
+    this project's 2-core machine (``benchmarks/lm_onnx.py``, benchmarks/NOTES.md round 11) it is ~23% faster per
+    256-token pass with ONNX Runtime's pre-packed weights, which add ~0.95 GB of resident memory per process (0.68 ->
+    1.64 GB); without pre-packing (``prepack=False``) 0-11% faster for +0.6 GB.
     ``weights`` must stay alive as long as this object (the session reads its arrays in place)."""
 
     def __init__(self, weights: LlamaWeights, threads: int = 1, positions: int = MIN_POSITIONS,

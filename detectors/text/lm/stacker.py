@@ -27,7 +27,7 @@ from detectors.text.lm.scorer import LMScorer
 
 Z_CLIP = 40.0
 _LOCK = threading.Lock()
-_SCORERS: dict[tuple[str, int, str | None], LMScorer] = {}
+_SCORERS: dict[tuple[str, int, str | None, str], LMScorer] = {}
 _VERIFIED: dict[tuple[str, int, float], str] = {}
 
 
@@ -138,14 +138,14 @@ def verified_gguf(stacker: Stacker) -> Path:
     return path
 
 
-def shared_scorer(path: Path, max_tokens: int, torch_device: str | None = None) -> LMScorer:
-    """One ``LMScorer`` per (file, token cut, torch device or numpy) per process: built on first use
-    (~4 s, ~540 MB), then reused."""
-    key = (str(path), max_tokens, torch_device)
+def shared_scorer(path: Path, max_tokens: int, torch_device: str | None = None, runtime: str = "numpy") -> LMScorer:
+    """One ``LMScorer`` per (file, token cut, torch device, CPU runtime) per process: built on first use
+    (~4 s, ~540 MB; ~1.5 GB with ``runtime="onnx"``), then reused."""
+    key = (str(path), max_tokens, torch_device, runtime)
     with _LOCK:
         scorer = _SCORERS.get(key)
         if scorer is None:
-            scorer = LMScorer(path, max_tokens, torch_device)
+            scorer = LMScorer(path, max_tokens, torch_device, runtime)
             scorer.model._rope(max_tokens + 1)  # build the RoPE tables now: later calls only read them (threads)
             _SCORERS[key] = scorer
         return scorer
