@@ -140,8 +140,8 @@ def verified_gguf(stacker: Stacker) -> Path:
 
 def shared_scorer(path: Path, max_tokens: int, torch_device: str | None = None, runtime: str = "numpy") -> LMScorer:
     """One ``LMScorer`` per (file, token cut, torch device, CPU runtime) per process: built on first use
-    (~4 s, ~540 MB; ~1.5 GB with ``runtime="onnx"``), then reused."""
-    key = (str(path), max_tokens, torch_device, runtime)
+    (~4 s, ~540 MB; ~1.6 GB with ``runtime="onnx"``), then reused. ``runtime`` is moot with a torch device."""
+    key = (str(path), max_tokens, torch_device, runtime if torch_device is None else "torch")
     with _LOCK:
         scorer = _SCORERS.get(key)
         if scorer is None:
