@@ -131,6 +131,16 @@ class FakeFaceDetector:
         return outs
 
 
+class FakeClock:
+    """A monotonic clock that only moves when the test sets ``now``."""
+
+    def __init__(self, start: float = 100.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class FakeNvml:
     """The few NVML calls the meter uses, over a counter the test advances."""
 

@@ -11,17 +11,9 @@ from service.domain import Scope
 from service.overhead import OVERHEAD_PART, OverheadMeter
 from service.reports import billed_cpu_s, energy_section, overhead_part
 from service.schemas import EnergyPart
-from tests.fakes import FakeFaceDetector, FakeTextDetector, jpeg_bytes
+from tests.fakes import FakeClock, FakeFaceDetector, FakeTextDetector, jpeg_bytes
 
 TEXT = "The council met on Tuesday. It voted to repair the bridge on Main Street before winter comes."
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_lone_checks_window_is_its_own_unbilled_cpu() -> None:

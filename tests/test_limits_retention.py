@@ -12,19 +12,11 @@ from service.domain import Scope
 from service.maintenance import purge_expired_images
 from service.ratelimit import RateLimitedError, RateLimiter
 from service.store.models import HeadshotRow
-from tests.fakes import FakeFaceDetector, FakeTextDetector, portrait_bytes
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes import FakeClock, FakeFaceDetector, FakeTextDetector, portrait_bytes
 
 
 def test_token_bucket_refills_and_says_when() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     limiter = RateLimiter(per_minute=60, burst=2, clock=clock)
     limiter.take("k")
     limiter.take("k")

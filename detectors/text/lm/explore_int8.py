@@ -67,15 +67,11 @@ class Int8Builder(_LlamaBuilder):
 
 class Int8Llama(OnnxLlama):
     def __init__(self, weights: LlamaWeights, groups: set[str], activations: str) -> None:
-        import onnxruntime as ort
+        self.groups, self.activations = groups, activations
+        super().__init__(weights)
 
-        self.config, self.positions = weights.config, 512
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = 1
-        model, external = Int8Builder(weights, groups, activations).build()
-        self._weights = [ort.OrtValue.ortvalue_from_numpy(a) for a in external.values()]
-        options.add_external_initializers(list(external), self._weights)
-        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    def _graph(self, weights: LlamaWeights) -> tuple[bytes, dict[str, np.ndarray]]:
+        return Int8Builder(weights, self.groups, self.activations).build()
 
 
 def activation_maxima(model: NumpyLlama, batches: list[np.ndarray]) -> dict[str, np.ndarray]:

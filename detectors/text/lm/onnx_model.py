@@ -195,10 +195,14 @@ class OnnxLlama:
         options.inter_op_num_threads = 1
         if not prepack:
             options.add_session_config_entry("session.disable_prepacking", "1")
-        model, external = build_llama_onnx(weights, self.positions)
+        model, external = self._graph(weights)
         self._weights = [ort.OrtValue.ortvalue_from_numpy(array) for array in external.values()]  # kept alive here
         options.add_external_initializers(list(external), self._weights)
         self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+    def _graph(self, weights: LlamaWeights) -> tuple[bytes, dict[str, np.ndarray]]:
+        """The model bytes and external weights to open (a subclass may build another graph)."""
+        return build_llama_onnx(weights, self.positions)
 
     def _rope(self, n: int) -> None:
         """Nothing to build (the tables are in the graph); fails early past the graph's positions."""
