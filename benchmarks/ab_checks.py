@@ -26,7 +26,8 @@ from typing import Any
 from benchmarks.bench_checks import ExternalServer, run_level
 from benchmarks.workload import articles, distinct_headshots
 
-METRICS = ("checks_per_s", "p50_ms", "p99_ms", "service_cpu_s_per_check")
+METRICS = ("checks_per_s", "p50_ms", "p99_ms", "service_cpu_s_per_check", "service_system_cpu_s_per_check",
+           "service_minor_faults_per_check")
 BETTER_HIGHER = {"checks_per_s"}
 
 
@@ -104,7 +105,9 @@ def main(argv: list[str] | None = None) -> None:
                        "foreign_cpu_share": result["foreign_cpu_share"], "errors": result["errors"]}
                 bursts.append(row)
                 print(f"round {r} {name}: {row['checks_per_s']:6.2f} checks/s  p50 {row['p50_ms']:6.1f} ms  "
-                      f"p99 {row['p99_ms']:6.1f} ms  svc {1000 * row['service_cpu_s_per_check']:5.1f} ms/check  "
+                      f"p99 {row['p99_ms']:6.1f} ms  svc {1000 * row['service_cpu_s_per_check']:5.1f} ms/check "
+                      f"(sys {1000 * row['service_system_cpu_s_per_check']:4.1f}, "
+                      f"{row['service_minor_faults_per_check']:5.0f} faults)  "
                       f"other {row['foreign_cpu_share'] or 0:.2f}  errors {row['errors']}", flush=True)
     finally:
         for server in servers.values():
@@ -113,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("A", "B"):
         s = summary[name]
         print(f"{name} {envs[name] or '(defaults)'}: median checks/s {s['checks_per_s']:.2f}, p50 {s['p50_ms']:.1f} ms, "
-              f"p99 {s['p99_ms']:.1f} ms, svc {1000 * s['service_cpu_s_per_check']:.1f} ms/check")
+              f"p99 {s['p99_ms']:.1f} ms, svc {1000 * s['service_cpu_s_per_check']:.1f} ms/check "
+              f"(sys {1000 * s['service_system_cpu_s_per_check']:.1f}, {s['service_minor_faults_per_check']:.0f} faults)")
     print(f"B better than A in rounds (of {args.rounds}): {summary['b_better_in_rounds']}")
     print("sign test p (two-sided; small = a real difference): "
           + ", ".join(f"{m} {p:.3f}" for m, p in summary["sign_test_p"].items()))

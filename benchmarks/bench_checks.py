@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +74,27 @@ def machine_busy_cpu_s() -> float | None:
     return (sum(ticks) - ticks[3] - ticks[4]) / _ticks_per_s()
 
 
-def process_tree_cpu_s(root: int) -> float:
-    """User + system CPU seconds of ``root`` and all its live descendants, from ``/proc`` (Linux)."""
+@dataclass(frozen=True)
+class TreeUsage:
+    """CPU seconds (user, system) and minor page faults of a process tree, summed over its live processes."""
+
+    user_s: float = 0.0
+    system_s: float = 0.0
+    minor_faults: int = 0
+
+    @property
+    def cpu_s(self) -> float:
+        return self.user_s + self.system_s
+
+    def __sub__(self, other: TreeUsage) -> TreeUsage:
+        return TreeUsage(self.user_s - other.user_s, self.system_s - other.system_s,
+                         self.minor_faults - other.minor_faults)
+
+
+def process_tree_usage(root: int) -> TreeUsage:
+    """:class:`TreeUsage` of ``root`` and all its live descendants, from ``/proc`` (Linux)."""
     parents: dict[int, int] = {}
-    times: dict[int, float] = {}
+    usage: dict[int, TreeUsage] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -86,14 +104,20 @@ def process_tree_cpu_s(root: int) -> float:
             continue
         pid = int(entry.name)
         parents[pid] = int(fields[1])
-        times[pid] = (int(fields[11]) + int(fields[12])) / _ticks_per_s()
+        usage[pid] = TreeUsage(int(fields[11]) / _ticks_per_s(), int(fields[12]) / _ticks_per_s(), int(fields[7]))
     tree, frontier = {root}, [root]
     while frontier:
         parent = frontier.pop()
         children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
         tree.update(children)
         frontier.extend(children)
-    return sum(times.get(pid, 0.0) for pid in tree)
+    mine = [usage[pid] for pid in tree if pid in usage]
+    return TreeUsage(sum(u.user_s for u in mine), sum(u.system_s for u in mine), sum(u.minor_faults for u in mine))
+
+
+def process_tree_cpu_s(root: int) -> float:
+    """User + system CPU seconds of ``root`` and all its live descendants, from ``/proc`` (Linux)."""
+    return process_tree_usage(root).cpu_s
 
 
 class ExternalServer:
@@ -143,6 +167,9 @@ class ExternalServer:
 
     def cpu_s(self) -> float:
         return process_tree_cpu_s(self.process.pid)
+
+    def usage(self) -> TreeUsage:
+        return process_tree_usage(self.process.pid)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -220,7 +247,7 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
     load_before = os.getloadavg()
     client0 = time.thread_time()  # the client runs on this thread's event loop; the service on its own threads
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    server0 = server.cpu_s() if server else 0.0
+    server0 = server.usage() if server else TreeUsage()
     machine0 = machine_busy_cpu_s()
     wall0 = time.perf_counter()
     if client == "raw":
@@ -234,7 +261,8 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
             await asyncio.gather(*(worker(http) for _ in range(concurrency)))
     wall = time.perf_counter() - wall0
     machine1 = machine_busy_cpu_s()
-    server_cpu_s = server.cpu_s() - server0 if server else 0.0
+    server_usage = server.usage() - server0 if server else TreeUsage()
+    server_cpu_s = server_usage.cpu_s
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     client_cpu_s = time.thread_time() - client0
     cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime) + server_cpu_s
@@ -253,6 +281,9 @@ async def run_level(base: str, token: str, concurrency: int, total: int, texts: 
         "cpu_s_per_check": cpu_s / total,
         "service_cpu_s_per_check": (server_cpu_s if server else cpu_s - client_cpu_s) / total,
         "client_cpu_s_per_check": client_cpu_s / total,
+        # kernel CPU and minor page faults of the service's process tree (None when it runs in this process)
+        "service_system_cpu_s_per_check": server_usage.system_s / total if server else None,
+        "service_minor_faults_per_check": server_usage.minor_faults / total if server else None,
         "p50_ms": 1000 * statistics.median(ordered),
         "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
         "mean_ms": 1000 * statistics.fmean(ordered),

@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    spread_connections_in_flight: int = Field(
+        default=0, ge=0, description="Ask a client to reconnect (Connection: close) when this worker process has at "
+        "least this many requests in flight, so that the next request goes to whichever worker process accepts it "
+        "first instead of staying on a busy one (service/api/connections.py). 0 = keep every connection open (the "
+        "default for one process); `bylinecheck serve --workers N` with N >= 2 makes it 2 unless set (2 cores, c=8: "
+        "p50 -22%, benchmarks/NOTES.md, round 12)")
+
     database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'bylinecheck.sqlite3'}"
     store_busy_timeout_s: float = Field(
         default=10.0, gt=0.0, description="SQLite: how long a write waits for a lock before a 503 store_busy")

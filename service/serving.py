@@ -13,8 +13,12 @@ re-wraps uvicorn's socket as ``IPPROTO_TCP`` (same descriptor, address and inher
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 from typing import Any
+
+SPREAD_ENV = "BYLINECHECK_SPREAD_CONNECTIONS_IN_FLIGHT"
+WORKERS_SPREAD_IN_FLIGHT = 2
 
 
 def tcp_listener(config: Any) -> socket.socket:
@@ -29,10 +33,15 @@ def tcp_listener(config: Any) -> socket.socket:
 
 
 def run_workers(app: str, host: str, port: int, workers: int) -> None:
-    """``uvicorn.run(app, host=..., port=..., workers=...)`` with :func:`tcp_listener`'s socket."""
+    """``uvicorn.run(app, host=..., port=..., workers=...)`` with :func:`tcp_listener`'s socket. Unless the
+    environment sets it, the workers get ``BYLINECHECK_SPREAD_CONNECTIONS_IN_FLIGHT=2``: a worker with two or more
+    requests in flight asks the client to reconnect, so keep-alive clients do not stay piled on one process
+    (``service/api/connections.py``)."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    if workers > 1:
+        os.environ.setdefault(SPREAD_ENV, str(WORKERS_SPREAD_IN_FLIGHT))  # the spawned workers inherit it
     config = uvicorn.Config(app, host=host, port=port, workers=workers)
     with contextlib.suppress(KeyboardInterrupt):  # the supervisor stops its workers first, as uvicorn.run does
         Multiprocess(config, sockets=[tcp_listener(config)]).run()

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from benchmarks.ab_checks import compare, sign_test_p
-from benchmarks.bench_checks import process_tree_cpu_s
+from benchmarks.bench_checks import process_tree_cpu_s, process_tree_usage
 from service.config import Settings
 
 BURN = (
@@ -35,6 +35,29 @@ def test_process_tree_cpu_counts_live_children() -> None:
     assert tree - before >= child_alone - 0.02  # the parent's tree includes the live child
     time.sleep(0.1)
     assert process_tree_cpu_s(child.pid) == 0.0  # gone: nothing left to count
+
+
+FAULT = (
+    "import mmap\nbuf = mmap.mmap(-1, 64 * 1024 * 1024)\nfor i in range(0, len(buf), 4096): buf[i] = 1\n"
+    "print('done', flush=True)\nimport time\ntime.sleep(30)"
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_process_tree_usage_counts_a_childs_page_faults() -> None:
+    """The benchmark's kernel-side columns: a child that touches 64 MiB of fresh pages shows >= 16k minor faults."""
+    with subprocess.Popen([sys.executable, "-c", FAULT], stdout=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "done"
+            usage = process_tree_usage(child.pid)
+        finally:
+            child.kill()
+            child.wait()
+    assert usage.minor_faults >= 64 * 1024 * 1024 // 4096
+    assert usage.system_s >= 0.0
+    assert usage.cpu_s == pytest.approx(usage.user_s + usage.system_s)
+    assert (usage - usage).minor_faults == 0
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/stat")
@@ -126,7 +149,8 @@ def test_ab_summary_counts_rounds_won_and_their_sign_test() -> None:
         a_p50, b_p50 = 400.0, (380.0 if r < 7 else 420.0)  # B faster in 7 of 8 rounds
         for name, p50 in (("A", a_p50), ("B", b_p50)):
             bursts.append({"round": r, "config": name, "checks_per_s": 20.0, "p50_ms": p50, "p99_ms": 600.0,
-                           "service_cpu_s_per_check": 0.08})
+                           "service_cpu_s_per_check": 0.08, "service_system_cpu_s_per_check": 0.003,
+                           "service_minor_faults_per_check": 40.0})
     summary = compare(bursts, 8)
     assert summary["b_better_in_rounds"]["p50_ms"] == 7
     assert summary["b_better_in_rounds"]["checks_per_s"] == 0  # ties are not wins

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import pickle
 import socket
 from multiprocessing import reduction
@@ -65,10 +66,12 @@ def test_the_label_survives_the_hand_over_to_worker_processes() -> None:
 
 def test_serve_with_workers_hands_uvicorn_the_tcp_listener(monkeypatch: pytest.MonkeyPatch) -> None:
     handed: list[socket.socket] = []
+    monkeypatch.delenv(serving.SPREAD_ENV, raising=False)  # restored after the test
 
     class Supervisor:
         def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
             assert config.workers == 2
+            assert os.environ[serving.SPREAD_ENV] == "2"  # what the spawned workers' Settings will read
             handed.extend(sockets)
 
         def run(self) -> None:
@@ -82,6 +85,22 @@ def test_serve_with_workers_hands_uvicorn_the_tcp_listener(monkeypatch: pytest.M
         assert handed[0].proto == socket.IPPROTO_TCP
     finally:
         handed[0].close()
+
+
+def test_serve_with_workers_keeps_an_operators_spread_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(serving.SPREAD_ENV, "0")
+
+    class Supervisor:
+        def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+            assert os.environ[serving.SPREAD_ENV] == "0"
+            sockets[0].close()
+
+        def run(self) -> None:
+            return None
+
+    monkeypatch.setattr("uvicorn.supervisors.Multiprocess", Supervisor)
+    monkeypatch.setattr(cli, "_settings", _settings_with_port_zero)
+    cli.serve(host="127.0.0.1", port=None, workers=2)
 
 
 def _settings_with_port_zero() -> Any:

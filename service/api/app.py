@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from detectors.contract import Detector
 from detectors.energy import EnergyMeter
 from service.api import audits, bylines, checks, health, pages
+from service.api.connections import SpreadBusyConnectionsMiddleware
 from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.api.limits import BodyLimitMiddleware
 from service.api.security import SecurityHeadersMiddleware
@@ -79,6 +80,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes,
                        idle_timeout_s=settings.body_idle_timeout_s, deadline_s=settings.body_deadline_s)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SpreadBusyConnectionsMiddleware, busy_in_flight=settings.spread_connections_in_flight)
     app.include_router(health.router)
     app.include_router(checks.router)
     app.include_router(webhooks_router)

@@ -1,0 +1,131 @@
+"""Busy worker processes ask clients to reconnect (``Connection: close``), so load spreads over ``--workers N``."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from service.api import create_app
+from service.api.connections import SpreadBusyConnectionsMiddleware
+from service.config import Settings
+from tests.servers import free_port, wait_until
+
+
+async def _slow_or_fast(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """``/slow`` answers after 0.4 s, anything else at once; ``/own-header`` sets its own Connection header."""
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/slow":
+        await asyncio.sleep(0.4)
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"2")]
+    if scope["path"] == "/own-header":
+        headers.append((b"connection", b"keep-alive"))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[str, SpreadBusyConnectionsMiddleware]]:
+    """The middleware around :func:`_slow_or_fast` in a real uvicorn (h11) on a free port."""
+    app = SpreadBusyConnectionsMiddleware(_slow_or_fast, busy_in_flight=2)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, 20, "uvicorn")
+    try:
+        yield f"127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> dict[str, str]:
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: test\r\nConnection: keep-alive\r\n\r\n".encode())
+    await writer.drain()
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:] if line)}
+    await reader.readexactly(int(headers["content-length"]))
+    return headers
+
+
+async def _closed_by_server(reader: asyncio.StreamReader) -> bool:
+    return await asyncio.wait_for(reader.read(1), 5) == b""
+
+
+def test_a_response_started_while_another_request_is_in_flight_closes_its_connection(
+        served: tuple[str, SpreadBusyConnectionsMiddleware]) -> None:
+    host, port = served[0].split(":")
+
+    async def scenario() -> None:
+        slow = await asyncio.open_connection(host, int(port))
+        fast = await asyncio.open_connection(host, int(port))
+        slow_answer = asyncio.create_task(_exchange(*slow, "/slow"))
+        await asyncio.sleep(0.1)  # /slow is in flight
+        assert (await _exchange(*fast, "/fast")).get("connection") == "close"
+        assert await _closed_by_server(fast[0])  # uvicorn closed the connection after the response
+        assert "connection" not in await slow_answer  # alone when its response started: kept alive
+        assert "connection" not in await _exchange(*slow, "/fast")  # and usable again
+        slow[1].close()
+        fast[1].close()
+
+    asyncio.run(scenario())
+    assert served[1].closed == 1
+    assert served[1].in_flight == 0
+
+
+def test_an_app_that_sets_its_own_connection_header_keeps_it(
+        served: tuple[str, SpreadBusyConnectionsMiddleware]) -> None:
+    host, port = served[0].split(":")
+
+    async def scenario() -> None:
+        slow = await asyncio.open_connection(host, int(port))
+        own = await asyncio.open_connection(host, int(port))
+        slow_answer = asyncio.create_task(_exchange(*slow, "/slow"))
+        await asyncio.sleep(0.1)
+        assert (await _exchange(*own, "/own-header")).get("connection") == "keep-alive"
+        await slow_answer
+        for _, writer in (slow, own):
+            writer.close()
+
+    asyncio.run(scenario())
+    assert served[1].closed == 0
+
+
+def test_zero_keeps_every_connection_and_negative_is_refused() -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+        app = SpreadBusyConnectionsMiddleware(_slow_or_fast, busy_in_flight=0)
+        app.in_flight = 5  # would be busy under any threshold
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app({"type": "http", "path": "/fast"}, None, send)
+        return sent
+
+    start = asyncio.run(scenario())[0]
+    assert all(name != b"connection" for name, _ in start["headers"])
+    with pytest.raises(ValueError, match="busy_in_flight"):
+        SpreadBusyConnectionsMiddleware(_slow_or_fast, busy_in_flight=-1)
+
+
+def test_the_service_app_spreads_busy_connections_from_settings(settings: Settings) -> None:
+    """``create_app`` installs the middleware with ``spread_connections_in_flight``: 1 closes even a lone request."""
+    for threshold, expected in ((1, "close"), (0, None)):
+        app = create_app(settings.model_copy(update={"spread_connections_in_flight": threshold}), detectors={})
+        transport = httpx.ASGITransport(app=app)
+
+        async def get(client_app: httpx.ASGITransport = transport) -> httpx.Response:
+            async with httpx.AsyncClient(transport=client_app, base_url="http://test") as client:
+                return await client.get("/healthz")
+
+        response = asyncio.run(get())
+        assert response.status_code == 200
+        assert response.headers.get("connection") == expected
