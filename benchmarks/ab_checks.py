@@ -9,6 +9,7 @@ prints each burst and, per configuration, the median over bursts of checks/s, p5
 in how many rounds B beat A on each. Writes JSON with ``--out``.
 
     .venv/bin/python -m benchmarks.ab_checks --b BYLINECHECK_PREPROCESS_WORKERS=2 --rounds 8
+    .venv/bin/python -m benchmarks.ab_checks --workers 1 --workers-b 2 --rounds 8   # process counts
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--a", nargs="*", default=[], help="BYLINECHECK_KEY=VALUE for configuration A")
     parser.add_argument("--b", nargs="*", default=[], help="BYLINECHECK_KEY=VALUE for configuration B")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of each service")
+    parser.add_argument("--workers-b", type=int, default=None, help="worker processes of B's service (default: --workers)")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=8)
@@ -88,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     bursts: list[dict[str, Any]] = []
     try:
         for name, env in envs.items():
-            servers[name] = ExternalServer(args.workers, Path(tempfile.mkdtemp(prefix=f"bylinecheck-ab-{name}-")), env)
+            workers = args.workers_b if name == "B" and args.workers_b else args.workers
+            servers[name] = ExternalServer(workers, Path(tempfile.mkdtemp(prefix=f"bylinecheck-ab-{name}-")), env)
             warm = images[-8:][:4] if name == "A" else images[-4:]
             asyncio.run(run_level(servers[name].base, servers[name].token, 4, 4, texts, warm, servers[name]))
         used = 0
@@ -124,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"a": envs["A"], "b": envs["B"], "workers": args.workers,
+                                        "workers_b": args.workers_b or args.workers,
                                         "concurrency": args.concurrency, "requests": args.requests,
                                         "bursts": bursts, "summary": summary}, indent=2))
 

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
         "default for one process); `bylinecheck serve --workers N` with N >= 2 makes it 2 unless set (2 cores, c=8: "
         "p50 -22%, benchmarks/NOTES.md, round 12)")
 
+    spread_connections_max_in_flight: int = Field(
+        default=8, ge=1, description="Above this many requests in flight a worker process counts as saturated and "
+        "keeps its connections open even with spread_connections_in_flight set: all processes are then saturated "
+        "and reconnecting only reorders the queue (2 cores, c=32: p99 +26% without this cap; benchmarks/NOTES.md, "
+        "round 12)")
+
     database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'bylinecheck.sqlite3'}"
     store_busy_timeout_s: float = Field(
         default=10.0, gt=0.0, description="SQLite: how long a write waits for a lock before a 503 store_busy")

@@ -98,22 +98,42 @@ def test_an_app_that_sets_its_own_connection_header_keeps_it(
     assert served[1].closed == 0
 
 
-def test_zero_keeps_every_connection_and_negative_is_refused() -> None:
+def _connection_header(busy: int, saturated: int, others_in_flight: int) -> bytes | None:
+    """The Connection header the middleware gives a response started with ``others_in_flight`` other requests."""
+
     async def scenario() -> list[dict[str, Any]]:
         sent: list[dict[str, Any]] = []
-        app = SpreadBusyConnectionsMiddleware(_slow_or_fast, busy_in_flight=0)
-        app.in_flight = 5  # would be busy under any threshold
+        app = SpreadBusyConnectionsMiddleware(_slow_or_fast, busy_in_flight=busy, saturated_in_flight=saturated)
+        app.in_flight = others_in_flight
 
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
         await app({"type": "http", "path": "/fast"}, None, send)
+        assert app.in_flight == others_in_flight
         return sent
 
     start = asyncio.run(scenario())[0]
-    assert all(name != b"connection" for name, _ in start["headers"])
+    return next((value for name, value in start["headers"] if name == b"connection"), None)
+
+
+@pytest.mark.parametrize(("busy", "saturated", "others", "expected"), [
+    (2, 8, 0, None),  # alone: keep-alive
+    (2, 8, 1, b"close"),  # busy
+    (2, 8, 7, b"close"),  # 8 in flight: still spreading
+    (2, 8, 8, None),  # 9 in flight: saturated, keep-alive
+    (0, 8, 5, None),  # 0: never
+    (1, 1, 0, b"close"),
+])
+def test_close_only_between_busy_and_saturated(busy: int, saturated: int, others: int, expected: bytes | None) -> None:
+    assert _connection_header(busy, saturated, others) == expected
+
+
+def test_bad_thresholds_are_refused() -> None:
     with pytest.raises(ValueError, match="busy_in_flight"):
         SpreadBusyConnectionsMiddleware(_slow_or_fast, busy_in_flight=-1)
+    with pytest.raises(ValueError, match="saturated_in_flight"):
+        SpreadBusyConnectionsMiddleware(_slow_or_fast, busy_in_flight=3, saturated_in_flight=2)
 
 
 def test_the_service_app_spreads_busy_connections_from_settings(settings: Settings) -> None:

@@ -80,7 +80,9 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes,
                        idle_timeout_s=settings.body_idle_timeout_s, deadline_s=settings.body_deadline_s)
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(SpreadBusyConnectionsMiddleware, busy_in_flight=settings.spread_connections_in_flight)
+    app.add_middleware(SpreadBusyConnectionsMiddleware, busy_in_flight=settings.spread_connections_in_flight,
+                       saturated_in_flight=max(settings.spread_connections_in_flight,
+                                               settings.spread_connections_max_in_flight))
     app.include_router(health.router)
     app.include_router(checks.router)
     app.include_router(webhooks_router)
