@@ -55,46 +55,44 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return headers
 
 
-async def _closed_by_server(reader: asyncio.StreamReader) -> bool:
-    return await asyncio.wait_for(reader.read(1), 5) == b""
+async def _beside_a_slow_request(address: str, path: str) -> tuple[dict[str, str], bool, dict[str, str], bool]:
+    """``path`` on a second connection while ``/slow`` is in flight on a first: (its headers, whether the server then
+    closed its connection, ``/slow``'s headers, whether the first connection still serves a request)."""
+    host, port = address.split(":")
+    slow = await asyncio.open_connection(host, int(port))
+    other = await asyncio.open_connection(host, int(port))
+    try:
+        slow_answer = asyncio.create_task(_exchange(*slow, "/slow"))
+        await asyncio.sleep(0.1)  # /slow is in flight
+        headers = await _exchange(*other, path)
+        try:  # a closed connection reads EOF at once; an open one has nothing more to say
+            closed = await asyncio.wait_for(other[0].read(1), 1.0) == b""
+        except TimeoutError:
+            closed = False
+        slow_headers = await slow_answer
+        reused = "connection" not in await _exchange(*slow, "/fast")
+        return headers, closed, slow_headers, reused
+    finally:
+        for _, writer in (slow, other):
+            writer.close()
 
 
 def test_a_response_started_while_another_request_is_in_flight_closes_its_connection(
         served: tuple[str, SpreadBusyConnectionsMiddleware]) -> None:
-    host, port = served[0].split(":")
-
-    async def scenario() -> None:
-        slow = await asyncio.open_connection(host, int(port))
-        fast = await asyncio.open_connection(host, int(port))
-        slow_answer = asyncio.create_task(_exchange(*slow, "/slow"))
-        await asyncio.sleep(0.1)  # /slow is in flight
-        assert (await _exchange(*fast, "/fast")).get("connection") == "close"
-        assert await _closed_by_server(fast[0])  # uvicorn closed the connection after the response
-        assert "connection" not in await slow_answer  # alone when its response started: kept alive
-        assert "connection" not in await _exchange(*slow, "/fast")  # and usable again
-        slow[1].close()
-        fast[1].close()
-
-    asyncio.run(scenario())
+    headers, closed, slow_headers, reused = asyncio.run(_beside_a_slow_request(served[0], "/fast"))
+    assert headers.get("connection") == "close"
+    assert closed  # uvicorn closed the connection after the response
+    assert "connection" not in slow_headers  # alone when its response started: kept alive
+    assert reused  # and usable again
     assert served[1].closed == 1
     assert served[1].in_flight == 0
 
 
 def test_an_app_that_sets_its_own_connection_header_keeps_it(
         served: tuple[str, SpreadBusyConnectionsMiddleware]) -> None:
-    host, port = served[0].split(":")
-
-    async def scenario() -> None:
-        slow = await asyncio.open_connection(host, int(port))
-        own = await asyncio.open_connection(host, int(port))
-        slow_answer = asyncio.create_task(_exchange(*slow, "/slow"))
-        await asyncio.sleep(0.1)
-        assert (await _exchange(*own, "/own-header")).get("connection") == "keep-alive"
-        await slow_answer
-        for _, writer in (slow, own):
-            writer.close()
-
-    asyncio.run(scenario())
+    headers, closed, _, _ = asyncio.run(_beside_a_slow_request(served[0], "/own-header"))
+    assert headers.get("connection") == "keep-alive"
+    assert not closed
     assert served[1].closed == 0
 
 
