@@ -251,6 +251,7 @@ class Pipeline:
         stacked = self.ensembles["image"].judge(members) if "image" in self.ensembles else None
         classifier = stacked.verdict if stacked else out.verdict if out else Verdict.ABSTAIN
         verdict, reasons = headshot_verdict(classifier, proves_ai)
+        reasons = [*reasons, *(out.flags if out else ())]  # the face detector's own notes on this face
         reuse = candidates.find(phash, out.embedding if out else None, self.settings) if candidates is not None else []
         report = HeadshotReport(
             index=index,

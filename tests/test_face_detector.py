@@ -167,12 +167,12 @@ def test_inference_path_does_not_import_torch() -> None:
 
 def test_shipped_manifest_is_the_v2_stack() -> None:
     manifest = load_manifest(WEIGHTS)
-    assert manifest.version == "2.2.0"
+    assert manifest.version == "2.3.0"
     assert manifest.extra["coarse_levels"] == 3  # the finder the validation logits were computed with
     assert manifest.extra["cnn_v2"] == {"crop_size": 128, "zoom": 0.7}
     assert manifest.extra["ensemble"]["inputs"] == ["cnn_v2", "cues", "descriptor"]
     assert manifest.extra["family"]["from"] == "cnn_v2"
-    assert set(manifest.files) == {"model_v2", "cue_trees", "descriptor_model"}
+    assert set(manifest.files) == {"model_v2", "cue_trees", "descriptor_model", "finder_fallback"}
 
 
 @needs_data
@@ -341,7 +341,7 @@ def test_a_stacker_reading_the_descriptor_needs_its_model_file(tmp_path: Path) -
     from detectors.contract import WeightsCorruptError
 
     manifest = json.loads((WEIGHTS / "manifest.json").read_text(encoding="utf-8"))
-    for name in ("cue_trees.npz", "model_v2.onnx"):
+    for name in ("cue_trees.npz", "model_v2.onnx", "finder_fallback.onnx"):
         shutil.copy(WEIGHTS / name, tmp_path / name)
     manifest["files"] = {k: v for k, v in manifest["files"].items() if k != "descriptor_model"}
     manifest["extra"]["ensemble"] = {"inputs": ["cnn_v2", "cues", "descriptor"], "stack_coef": [1.0, 1.0, 1.0],

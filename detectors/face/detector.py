@@ -29,6 +29,7 @@ from detectors.contract import (
     Verdict,
     WeightsCorruptError,
 )
+from detectors.face.blazeface import BlazeFace
 from detectors.face.descriptor_model import DescriptorModel
 from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceEmbedder, FaceFinder
 from detectors.face.pipeline import (
@@ -48,6 +49,7 @@ from detectors.runtime import onnx_session
 EVIDENCE_UNIT = "face_pixels"
 # stacker input -> manifest file role of that CNN (v1: 96 px crop; v2: the manifest's ``extra.cnn_v2`` crop)
 CNN_FILES = {"cnn": "model", "cnn_v2": "model_v2"}
+FALLBACK_FILE = "finder_fallback"  # manifest role of the optional BlazeFace model (detectors/face/blazeface.py)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class PreparedFace:
     work: float
     faces_found: int
     embedding: tuple[float, ...] | None = None
+    found_by: str = "hog"
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,14 @@ class FaceDetector:
         coef, intercept, inputs = self._stacker
         self._ensemble = Ensemble(trees=trees, stack_coef=coef, stack_intercept=intercept, inputs=inputs)
         self._sessions = {name: onnx_session(self.manifest.files[CNN_FILES[name]], device) for name in self._cnns}
-        finder = FaceFinder(self._work_side, self._coarse_levels)
+        fallback = None
+        if FALLBACK_FILE in self.manifest.files:
+            fallback = BlazeFace()
+            try:
+                fallback.load(self.manifest.files[FALLBACK_FILE])
+            except (OSError, ValueError) as exc:
+                raise WeightsCorruptError(f"unreadable face-finder fallback: {exc}") from exc
+        finder = FaceFinder(self._work_side, self._coarse_levels, fallback)
         finder.load(copies=os.cpu_count() or 1)  # one HOG detector per core; a larger pool borrows more on demand
         self._finder = finder
         if self._computes_embedding:
@@ -182,6 +192,7 @@ class FaceDetector:
             work=float(height * width),
             faces_found=choice.faces_found,
             embedding=embedding,
+            found_by=face.found_by if face is not None else "hog",
         )
 
     def forward(self, batch: Sequence[PreparedFace]) -> list[np.ndarray | None]:
@@ -239,7 +250,8 @@ class FaceDetector:
         verdict = self.manifest.thresholds.verdict(probability)
         p_diffusion = float(sigmoid(logits[self._family_from][1]))
         family = self._family.family(p_diffusion) if verdict is Verdict.LIKELY_AI else None
-        flags = ("several_faces_largest_judged",) if prepared.faces_found > 1 else ()
+        flags = (("several_faces_largest_judged",) if prepared.faces_found > 1 else ()) \
+            + ((f"face_found_by_{prepared.found_by}",) if prepared.found_by != "hog" else ())
         return DetectorOutput(
             raw_score=score,
             probability=probability,

@@ -1,8 +1,10 @@
 """Face finding: dlib's HOG frontal detector on a downscaled copy, then 68-point landmarks.
 
 Caveats first: the HOG detector only sees roughly frontal faces of at least ~80 px in the working
-copy (longest side ``work_side`` px); when it finds nothing there it retries once with one
-up-sampling step (faces down to ~40 px, about 4x slower). Every box and landmark returned is in the
+copy (longest side ``work_side`` px); when it finds nothing there, an optional fallback (BlazeFace,
+:mod:`detectors.face.blazeface`: tilted, cropped or partly covered faces HOG misses, ~3 ms) is asked next, its
+boxes mapped to HOG's box geometry for the landmark model; when that finds nothing too, HOG retries once with
+one up-sampling step (faces down to ~40 px, about 4x slower). Every box and landmark returned is in the
 *submitted* image's pixel coordinates. Models come from the ``face-recognition-models`` package,
 located without importing it (its ``__init__`` needs ``pkg_resources``).
 """
@@ -20,6 +22,7 @@ import cv2
 import numpy as np
 
 from detectors.contract import Box, WeightsMissingError
+from detectors.face.blazeface import BlazeFace, hog_box
 from detectors.face.embedding import CHIP_PADDING, CHIP_SIZE, FaceNet, load_face_net
 
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
@@ -62,6 +65,7 @@ class FoundFace:
     box: Box
     landmarks: np.ndarray
     score: float
+    found_by: str = "hog"  # "hog" (dlib) or "blazeface" (the fallback; ``score`` is then its probability)
 
     @property
     def eye_centres(self) -> tuple[np.ndarray, np.ndarray]:
@@ -91,13 +95,15 @@ class FaceFinder:
     its up-sampled retry) runs as without the coarse pass. Landmarks are always predicted on the
     ``work_side`` copy, the coarse box mapped up to it."""
 
-    def __init__(self, work_side: int = WORK_SIDE, coarse_levels: int = COARSE_LEVELS) -> None:
+    def __init__(self, work_side: int = WORK_SIDE, coarse_levels: int = COARSE_LEVELS,
+                 fallback: BlazeFace | None = None) -> None:
         if work_side < 64:
             raise ValueError("work_side must be >= 64")
         if not 0 <= coarse_levels <= 8:
             raise ValueError("coarse_levels must be in 0..8")
         self.work_side = work_side
         self.coarse_levels = coarse_levels
+        self.fallback = fallback
         self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._template: bytes | None = None
         self._predictor: Any = None
@@ -129,15 +135,33 @@ class FaceFinder:
         detector = self._borrow()
         try:
             found = self._coarse_pass(detector, gray, min_face_pixels * scale * scale)
+            found_by = "hog"
             if found is None:
                 rects, scores, _ = detector.run(gray, 0, -0.2)
+                if not rects and self.fallback is not None:
+                    rects, scores = self._fallback_rects(pixels, scale)
+                    found_by = "blazeface" if rects else found_by
                 if not rects:
                     rects, scores, _ = detector.run(gray, 1, -0.2)
                 found = list(zip(rects, (float(s) for s in scores), strict=True))
         finally:
             self._free.put(detector)
-        faces = [self._face(gray, rect, score, scale) for rect, score in found]
+        faces = [self._face(gray, rect, score, scale, found_by) for rect, score in found]
         return sorted(faces, key=lambda f: f.box.w * f.box.h, reverse=True)
+
+    def _fallback_rects(self, pixels: np.ndarray, scale: float) -> tuple[list[Any], list[float]]:
+        """The fallback's faces as the boxes dlib's HOG detector would draw (see :func:`hog_box`), in the
+        ``work_side`` copy's coordinates, with the fallback's probabilities."""
+        import dlib
+
+        assert self.fallback is not None
+        rects, scores = [], []
+        for detection in self.fallback.detect(pixels):
+            cx, cy, side = (v * scale for v in hog_box(detection.box))
+            rects.append(dlib.rectangle(round(cx - side / 2), round(cy - side / 2), round(cx + side / 2) - 1,
+                                        round(cy + side / 2) - 1))
+            scores.append(detection.score)
+        return rects, scores
 
     def _coarse_pass(self, detector: Any, gray: np.ndarray, min_work_pixels: float) -> list[tuple[Any, float]] | None:
         """Faces found ``coarse_levels`` pyramid steps below ``gray``, their boxes in ``gray``'s coordinates, or
@@ -163,7 +187,7 @@ class FaceFinder:
             return None
         return [(box, float(score)) for box, score in zip(boxes, scores, strict=True)]
 
-    def _face(self, gray: np.ndarray, rect: Any, score: float, scale: float) -> FoundFace:
+    def _face(self, gray: np.ndarray, rect: Any, score: float, scale: float, found_by: str = "hog") -> FoundFace:
         shape = self._predictor(gray, rect)
         points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32) / scale
         box = Box(
@@ -172,7 +196,7 @@ class FaceFinder:
             w=max(1, round(rect.width() / scale)),
             h=max(1, round(rect.height() / scale)),
         )
-        return FoundFace(box=box, landmarks=points, score=score)
+        return FoundFace(box=box, landmarks=points, score=score, found_by=found_by)
 
 
 class FaceEmbedder:

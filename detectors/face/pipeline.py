@@ -123,4 +123,4 @@ def scale_face(face: FoundFace, scale_x: float, scale_y: float) -> FoundFace:
     scaled = Box(x=round(box.x * scale_x), y=round(box.y * scale_y), w=max(1, round(box.w * scale_x)),
                  h=max(1, round(box.h * scale_y)))
     landmarks = (face.landmarks * np.array([scale_x, scale_y], dtype=np.float32)).astype(np.float32)
-    return FoundFace(box=scaled, landmarks=landmarks, score=face.score)
+    return FoundFace(box=scaled, landmarks=landmarks, score=face.score, found_by=face.found_by)

@@ -39,7 +39,8 @@ from detectors.metrics import auroc, tpr_at_fpr
 
 logger = logging.getLogger(__name__)
 
-VERSION = "2.2.0"
+VERSION = "2.3.0"
+FALLBACK_MODEL_FILE = "finder_fallback.onnx"  # the face finder's BlazeFace fallback (not trained here)
 VAL_RNG_OFFSET = 2
 V1_FILE, V2_FILE = "model.onnx", "model_v2.onnx"
 FOLDS = 5
@@ -233,6 +234,8 @@ def write_manifest_v2(out_dir: Path, fields: dict[str, Any], min_evidence: float
     files["cue_trees"] = file_entry(out_dir, out_dir / CUE_TREES_FILE)
     if "descriptor" in fields["extra"]["ensemble"]["inputs"]:
         files["descriptor_model"] = file_entry(out_dir, out_dir / DESCRIPTOR_FILE)
+    if (out_dir / FALLBACK_MODEL_FILE).is_file():  # put there by detectors.face.blazeface_export (2.3.0 on)
+        files["finder_fallback"] = file_entry(out_dir, out_dir / FALLBACK_MODEL_FILE)
     manifest = {
         "name": NAME,
         "version": VERSION,
