@@ -8,7 +8,8 @@ fallback; those it judged through the fallback are judged again without it (ther
 runs instead), so the "without" numbers are 2.2.0's. Conditions as in ``bylinecheck eval faces``: as staged, and
 re-encoded at JPEG q60 at half size.
 
-    .venv/bin/python -m detectors.face.fallback_eval [--splits validation test] [--out FILE.json]
+    .venv/bin/python -m detectors.face.fallback_eval [--splits validation test] \
+        [--out weights/face/finder_fallback_eval.json]   # the model card reads that file
 """
 
 from __future__ import annotations
