@@ -9,27 +9,16 @@ import numpy as np
 import pytest
 
 from detectors.contract import Device, Verdict, WeightsCorruptError
-from detectors.face import build_face_detector
-from detectors.face.blazeface import (
-    HOG_SHIFT_Y,
-    HOG_SIDE,
-    BlazeFace,
-    anchor_centres,
-    box_iou,
-    decode,
-    hog_box,
-)
+from detectors.face import blazeface, build_face_detector
+from detectors.face.blazeface import BlazeFace, anchor_centres, box_iou, decode, hog_box
 from detectors.face.data import read_rgb
 from detectors.face.detector import FALLBACK_FILE
 from detectors.face.finding import FaceFinder
 from detectors.manifest import load_manifest
+from tests.test_face_detector import DATA, WEIGHTS, needs_data
 
-ROOT = Path(__file__).parents[1]
-WEIGHTS = ROOT / "weights" / "face"
-DATA = ROOT.parent / "shared" / "datasets" / "faces"
 # CIPLAB real photos whose large, clear faces dlib's HOG misses at every scale it tries (benchmarks/NOTES.md, round 12)
 HOG_MISSES = ("real_00018.jpg", "real_00047.jpg", "real_00083.jpg")
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="face dataset not staged at ../shared/datasets/faces")
 
 
 def test_anchors_follow_mediapipes_short_range_layout() -> None:
@@ -63,8 +52,8 @@ def test_decode_scales_boxes_keeps_the_strongest_of_overlapping_ones_and_drops_w
 
 def test_hog_box_shifts_and_scales_as_fitted() -> None:
     cx, cy, side = hog_box(np.array([100.0, 200.0, 180.0, 300.0]))  # 80 x 100
-    assert cy == pytest.approx(250.0 + HOG_SHIFT_Y * 100.0)
-    assert side == pytest.approx(HOG_SIDE * np.sqrt(80.0 * 100.0))
+    assert cy == pytest.approx(250.0 + blazeface.HOG_SHIFT_Y * 100.0)
+    assert side == pytest.approx(blazeface.HOG_SIDE * np.sqrt(80.0 * 100.0))
     assert 139.0 < cx < 141.0
 
 
