@@ -38,11 +38,9 @@ def convert(tflite: Path, out: Path) -> None:
 
 
 def fit_box(model: Path, data: Path, seed: int, limit: int) -> dict[str, Any]:
-    import dlib
-
-    from detectors.face.blazeface import BlazeFace, box_iou, hog_box
+    from detectors.face.blazeface import BlazeFace, box_iou
     from detectors.face.data import list_records, read_rgb, split_records
-    from detectors.face.finding import FaceFinder, gray_copy
+    from detectors.face.finding import FaceFinder, gray_copy, hog_rect
 
     finder, blaze = FaceFinder(), BlazeFace()
     finder.load()
@@ -68,8 +66,7 @@ def fit_box(model: Path, data: Path, seed: int, limit: int) -> dict[str, Any]:
     errors = []
     for pixels, face, _, bbox in pairs:
         gray, scale = gray_copy(pixels, finder.work_side)
-        cx, cy, s = hog_box(bbox)
-        rect = dlib.rectangle(*(round(v * scale) for v in (cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2)))
+        rect = hog_rect(bbox, scale)  # as the finder maps a fallback box
         points = np.array([(p.x, p.y) for p in finder._predictor(gray, rect).parts()], dtype=np.float32) / scale
         errors.append(float(np.linalg.norm(points - face.landmarks, axis=1).mean() / face.eye_distance))
     return {

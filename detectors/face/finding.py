@@ -58,6 +58,15 @@ def gray_copy(pixels: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     return cv2.resize(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY), size, interpolation=interp), scale
 
 
+def hog_rect(box: np.ndarray, scale: float) -> Any:
+    """The ``dlib.rectangle`` HOG would draw for a fallback (x0, y0, x1, y1) ``box`` in image pixels, in the
+    coordinates of a copy scaled by ``scale`` (see :func:`~detectors.face.blazeface.hog_box`)."""
+    import dlib
+
+    cx, cy, side = (v * scale for v in hog_box(box))
+    return dlib.rectangle(round(cx - side / 2), round(cy - side / 2), round(cx + side / 2) - 1, round(cy + side / 2) - 1)
+
+
 @dataclass(frozen=True)
 class FoundFace:
     """One face: ``box`` and ``landmarks`` (68 x 2 float32, x then y) in submitted-image pixels."""
@@ -152,16 +161,9 @@ class FaceFinder:
     def _fallback_rects(self, pixels: np.ndarray, scale: float) -> tuple[list[Any], list[float]]:
         """The fallback's faces as the boxes dlib's HOG detector would draw (see :func:`hog_box`), in the
         ``work_side`` copy's coordinates, with the fallback's probabilities."""
-        import dlib
-
         assert self.fallback is not None
-        rects, scores = [], []
-        for detection in self.fallback.detect(pixels):
-            cx, cy, side = (v * scale for v in hog_box(detection.box))
-            rects.append(dlib.rectangle(round(cx - side / 2), round(cy - side / 2), round(cx + side / 2) - 1,
-                                        round(cy + side / 2) - 1))
-            scores.append(detection.score)
-        return rects, scores
+        found = self.fallback.detect(pixels)
+        return [hog_rect(d.box, scale) for d in found], [d.score for d in found]
 
     def _coarse_pass(self, detector: Any, gray: np.ndarray, min_work_pixels: float) -> list[tuple[Any, float]] | None:
         """Faces found ``coarse_levels`` pyramid steps below ``gray``, their boxes in ``gray``'s coordinates, or
