@@ -57,11 +57,11 @@ def fit_box(model: Path, data: Path, seed: int, limit: int) -> dict[str, Any]:
         best = max(found, key=lambda d: box_iou(hog, d.box))
         if box_iou(hog, best.box) > 0.3:
             pairs.append((pixels, faces[0], hog, best.box))
-    w = np.array([b[2] - b[0] for *_, b in pairs])
-    h = np.array([b[3] - b[1] for *_, b in pairs])
-    shift_x = float(np.median(((np.array([g[0] + g[2] for *_, g, _ in pairs]) - [b[0] + b[2] for *_, b in pairs]) / 2) / w))
-    shift_y = float(np.median(((np.array([g[1] + g[3] for *_, g, _ in pairs]) - [b[1] + b[3] for *_, b in pairs]) / 2) / h))
-    side = float(np.median(np.array([g[2] - g[0] for *_, g, _ in pairs]) / np.sqrt(w * h)))
+    hog, blaze_boxes = np.array([p[2] for p in pairs]), np.array([p[3] for p in pairs])
+    w, h = blaze_boxes[:, 2] - blaze_boxes[:, 0], blaze_boxes[:, 3] - blaze_boxes[:, 1]
+    shift_x = float(np.median((hog[:, 0] + hog[:, 2] - blaze_boxes[:, 0] - blaze_boxes[:, 2]) / 2 / w))
+    shift_y = float(np.median((hog[:, 1] + hog[:, 3] - blaze_boxes[:, 1] - blaze_boxes[:, 3]) / 2 / h))
+    side = float(np.median((hog[:, 2] - hog[:, 0]) / np.sqrt(w * h)))
     # landmark agreement with the fitted mapping (set in blazeface.py before measuring it)
     errors = []
     for pixels, face, _, bbox in pairs:

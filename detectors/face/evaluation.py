@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from detectors.contract import DetectorOutput, Device
 from detectors.face.augment import q60_half
+from detectors.face.data import read_rgb
 from detectors.face.detector import FaceDetector, build_face_detector
 from detectors.metrics import auroc, rates_at, tpr_at_fpr
 
@@ -32,18 +32,11 @@ def image_paths(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _read(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot decode {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def judge_paths(detector: FaceDetector, paths: Sequence[Path]) -> dict[str, list[DetectorOutput]]:
     """Outputs per condition for every path (each image decoded once)."""
     out: dict[str, list[DetectorOutput]] = {name: [] for name in CONDITIONS}
     for path in paths:
-        pixels = _read(path)
+        pixels = read_rgb(path)
         for name, transform in CONDITIONS.items():
             out[name].extend(detector.judge([pixels if transform is None else transform(pixels)]))
     return out

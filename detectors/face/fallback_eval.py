@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from detectors.contract import DetectorOutput, Device
-from detectors.face.data import list_records, split_records
+from detectors.face.data import list_records, read_rgb, split_records
 from detectors.face.detector import FaceDetector, build_face_detector
-from detectors.face.evaluation import CONDITIONS, _read, summarise
+from detectors.face.evaluation import CONDITIONS, summarise
 
 PAIRS = {"ffhq/stylegan1": ("ffhq", "stylegan1"), "ffhq/sd21": ("ffhq", "sd21"),
          "ciplab/stylegan1": ("ciplab", "stylegan1"), "ciplab/sd21": ("ciplab", "sd21")}
@@ -38,7 +38,7 @@ def judge_split(detector: FaceDetector, records: Sequence[Any]) -> list[dict[str
     fallback = finder.fallback
     rows = []
     for record in records:
-        pixels = _read(record.path)
+        pixels = read_rgb(record.path)
         for condition, transform in CONDITIONS.items():
             image = pixels if transform is None else transform(pixels)
             with_fallback = detector.judge([image])[0]
