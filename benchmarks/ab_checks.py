@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     envs = {"A": _env(args.a), "B": _env(args.b)}
+    workers = {"A": args.workers, "B": args.workers_b or args.workers}
     texts = articles(32)
     images = distinct_headshots(2 * args.rounds * args.requests + 8)
     rng = random.Random(args.seed)
@@ -90,8 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     bursts: list[dict[str, Any]] = []
     try:
         for name, env in envs.items():
-            workers = args.workers_b if name == "B" and args.workers_b else args.workers
-            servers[name] = ExternalServer(workers, Path(tempfile.mkdtemp(prefix=f"bylinecheck-ab-{name}-")), env)
+            servers[name] = ExternalServer(workers[name], Path(tempfile.mkdtemp(prefix=f"bylinecheck-ab-{name}-")), env)
             warm = images[-8:][:4] if name == "A" else images[-4:]
             asyncio.run(run_level(servers[name].base, servers[name].token, 4, 4, texts, warm, servers[name]))
         used = 0
@@ -126,8 +126,8 @@ def main(argv: list[str] | None = None) -> None:
           + ", ".join(f"{m} {p:.3f}" for m, p in summary["sign_test_p"].items()))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"a": envs["A"], "b": envs["B"], "workers": args.workers,
-                                        "workers_b": args.workers_b or args.workers,
+        args.out.write_text(json.dumps({"a": envs["A"], "b": envs["B"], "workers": workers["A"],
+                                        "workers_b": workers["B"],
                                         "concurrency": args.concurrency, "requests": args.requests,
                                         "bursts": bursts, "summary": summary}, indent=2))
 
