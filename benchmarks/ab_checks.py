@@ -4,12 +4,15 @@ drifting speed (+-20% within minutes on the 2-core machine) falls on both alike.
 Caveats first: both services stay loaded (two process trees, ~1.2 GB per worker process); the idle one uses
 ~0.5% of a core while the other is measured. Each burst is ``--requests`` cold checks at ``--concurrency``,
 every request a different headshot (as ``bench_checks``); the order within each round is random (seeded).
-Configurations are ``BYLINECHECK_*`` environment variables (``--a KEY=VALUE ...``, ``--b KEY=VALUE ...``). It
+Configurations are ``BYLINECHECK_*`` environment variables (``--a KEY=VALUE ...``, ``--b KEY=VALUE ...``), or
+``PYTHONPATH=DIR`` to run one side from another checkout (e.g. ``git worktree add /tmp/base HEAD``: its code and its
+weights, since the weights folder is found beside the code). It
 prints each burst and, per configuration, the median over bursts of checks/s, p50 and service CPU per check, and
 in how many rounds B beat A on each. Writes JSON with ``--out``.
 
     .venv/bin/python -m benchmarks.ab_checks --b BYLINECHECK_PREPROCESS_WORKERS=2 --rounds 8
     .venv/bin/python -m benchmarks.ab_checks --workers 1 --workers-b 2 --rounds 8   # process counts
+    .venv/bin/python -m benchmarks.ab_checks --a PYTHONPATH=/tmp/base --rounds 8       # the last commit against this tree
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ def _env(pairs: list[str]) -> dict[str, str]:
     env = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.startswith("BYLINECHECK_"):
-            raise SystemExit(f"expected BYLINECHECK_KEY=VALUE, got {pair!r}")
+        if not sep or not (key.startswith("BYLINECHECK_") or key == "PYTHONPATH"):
+            raise SystemExit(f"expected BYLINECHECK_KEY=VALUE or PYTHONPATH=DIR, got {pair!r}")
         env[key] = value
     return env
 
@@ -72,8 +75,8 @@ def compare(bursts: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--a", nargs="*", default=[], help="BYLINECHECK_KEY=VALUE for configuration A")
-    parser.add_argument("--b", nargs="*", default=[], help="BYLINECHECK_KEY=VALUE for configuration B")
+    parser.add_argument("--a", nargs="*", default=[], help="BYLINECHECK_KEY=VALUE or PYTHONPATH=DIR for configuration A")
+    parser.add_argument("--b", nargs="*", default=[], help="BYLINECHECK_KEY=VALUE or PYTHONPATH=DIR for configuration B")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of each service")
     parser.add_argument("--workers-b", type=int, default=None, help="worker processes of B's service (default: --workers)")
     parser.add_argument("--rounds", type=int, default=8)

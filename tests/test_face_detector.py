@@ -167,8 +167,9 @@ def test_inference_path_does_not_import_torch() -> None:
 
 def test_shipped_manifest_is_the_v2_stack() -> None:
     manifest = load_manifest(WEIGHTS)
-    assert manifest.version == "2.3.0"
+    assert manifest.version == "2.4.0"
     assert manifest.extra["coarse_levels"] == 3  # the finder the validation logits were computed with
+    assert manifest.extra["blazeface_first_trust_side"] == 0.0  # BlazeFace as the fallback only
     assert manifest.extra["cnn_v2"] == {"crop_size": 128, "zoom": 0.7}
     assert manifest.extra["ensemble"]["inputs"] == ["cnn_v2", "cues", "descriptor"]
     assert manifest.extra["family"]["from"] == "cnn_v2"
@@ -243,7 +244,7 @@ def test_big_face_is_found_by_the_coarse_pass_alone() -> None:
     pixels = cv2.resize(read_rgb(FFHQ_SAMPLE), (512, 512), interpolation=cv2.INTER_LINEAR)  # a reduced 1024 px decode
     finder, calls = _recording_finder(3)
     faces = finder.find(pixels, 1024 / 4)
-    assert calls == [(258, 258, 0)]  # one scan, 3 pyramid steps below 448 px; no 448 px scan
+    assert calls == [(179, 179, 0)]  # one scan, 5 pyramid steps below 448 px (the coarse copy less its 2 finest levels)
     reference = FaceFinder(448, 0).find(pixels)
     assert len(faces) == len(reference) == 1
     # the same pyramid level's box (up to rounding); the landmarks (predicted on the 448 px copy) barely move
@@ -257,7 +258,7 @@ def test_small_face_in_big_image_is_found_by_the_fallback() -> None:
     canvas = _on_canvas(read_rgb(FFHQ_SAMPLE), 320, 1024)  # face box ~220 px: ~56 px on the coarse copy, ~96 at 448
     finder, calls = _recording_finder(3)
     faces = finder.find(canvas, 1024.0)
-    assert calls == [(258, 258, 0), (448, 448, 0)]
+    assert calls == [(179, 179, 0), (448, 448, 0)]
     old = FaceFinder(448, 0).find(canvas)
     assert len(faces) == len(old) == 1
     assert faces[0].box == old[0].box  # the fallback is the previous path, unchanged
@@ -318,6 +319,56 @@ def test_coarse_pass_is_skipped_on_images_too_small_for_a_trusted_face() -> None
     rng = np.random.default_rng(1)
     assert finder.find(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)) == []
     assert [c[:2] for c in calls] == [(160, 160), (160, 160)]  # work-side scan and its up-sampled retry only
+
+
+def test_lift_rect_redoes_dlibs_step_up_from_deeper_levels() -> None:
+    import dlib
+
+    from detectors.face.finding import HOG_FINEST_BOX, PYRAMID_RATIO, lift_rect
+
+    def stepped(v: int, levels: int) -> int:  # dlib: floating-point steps up from the level's integer, rounded once
+        x = float(v)
+        for _ in range(levels):
+            x = x * PYRAMID_RATIO + 0.3
+        return int(np.floor(x + 0.5))
+
+    rng = np.random.default_rng(3)
+    for level in range(6):
+        for _ in range(40):
+            left, top = (int(v) for v in rng.integers(-40, 200, 2))
+            grid = (left, top, left + HOG_FINEST_BOX - 1, top + HOG_FINEST_BOX - 1)
+            seen = dlib.rectangle(*(stepped(v, level) for v in grid))
+            lifted = lift_rect(seen, 2)
+            assert lifted is not None
+            assert (lifted.left(), lifted.top(), lifted.right(), lifted.bottom()) == tuple(stepped(v, level + 2) for v in grid)
+    assert lift_rect(dlib.rectangle(0, 0, 49, 49), 2) is None  # smaller than any level's box
+    assert lift_rect(dlib.rectangle(10, 10, 96, 97), 2) is None  # 87-88 px: level 1, but 10 is no stepped-up integer
+
+
+@needs_data
+def test_the_coarse_scan_draws_the_coarse_copys_own_boxes() -> None:
+    """Over shared photos: the coarse pass's boxes from the ~179 px scan equal the ~259 px scan's boxes of the same
+    size (its levels 2 and up), scores included."""
+    import dlib
+
+    from detectors.face.finding import COARSE_SKIP, HOG_FINEST_BOX, PYRAMID_RATIO, gray_copy
+
+    finder = FaceFinder()
+    finder.load()
+    detector, pyramid = finder._borrow(), dlib.pyramid_down(6)
+    checked = 0
+    for record in split_records(list_records(DATA), 0)["test"][:40]:
+        coarse, _ = gray_copy(read_rgb(record.path), 448)
+        for _ in range(3):
+            coarse = pyramid(coarse)
+        full_rects, full_scores, _ = detector.run(coarse, 0, -0.2)
+        rects, scores = finder._coarse_scan(detector, coarse, pyramid)
+        deep = HOG_FINEST_BOX * PYRAMID_RATIO ** (COARSE_SKIP - 0.5)
+        expected = sorted((str(r), round(float(s), 6)) for r, s in zip(full_rects, full_scores, strict=True)
+                          if min(r.width(), r.height()) > deep)
+        assert sorted((str(r), round(s, 6)) for r, s in zip(rects, scores, strict=True)) == expected, record.path.name
+        checked += bool(expected)
+    assert checked >= 30
 
 
 def test_descriptor_model_round_trip_and_malformed_files(tmp_path: Path) -> None:

@@ -51,10 +51,10 @@ inference path.
 
 _INTRO_V2 = """# Face detector (synthetic headshots) — model card
 
-**What it does.** Finds the largest face (dlib HOG + 68 landmarks), aligns it (eyes and mouth to a
-fixed template) and scores it with **FaceNetV2**, a ResNet-like CNN (~1.35 M parameters, 16-32-64-128-192
-channels, full-resolution stem) trained from scratch on a GPU on a 128 x 128 crop with 4.8 eye gaps of
-context (`align_face(pixels, landmarks, 128, zoom=0.7)`), stacked by a logistic regression with a
+**What it does.** Finds the largest face (dlib HOG; MediaPipe's BlazeFace where HOG finds none; 68
+landmarks), aligns it (eyes and mouth to a fixed template) and scores it with **FaceNetV2**, a ResNet-like CNN
+(~1.35 M parameters, 16-32-64-128-192 channels, full-resolution stem) trained from scratch on a GPU on a 128 x 128
+crop with 4.8 eye gaps of context (`align_face(pixels, landmarks, 128, zoom=0.7)`), stacked by a logistic regression with a
 boosted-tree model (100 rounds, evaluated in numpy) on engineered cues (azimuthal log-FFT spectra of v1's
 96 px face crop and of a 2x wider context crop; eye position and roll in the frame). The inputs of the
 stacker were chosen on validation (below). Output: calibrated probability of "AI-generated", verdict from the
@@ -78,7 +78,8 @@ replicated cuts, meant to keep the amount of replicated border from being a sour
 the model's (log-uniform) then blur (p 0.3) and JPEG q50-95, 15% at JPEG q60 and the source's half size, 15%
 not re-encoded (the crop store's q95), crop jitter (4% shift, 0.93-1.07 scale, 6 degrees) and flips. The cue
 trees are refitted on the train split with the same seed and recipe as 1.0.0, on the landmarks of the shipped face
-finder (2.1.0: its coarse first scan, so the trees are no longer byte-identical to 1.0.0's). Validation
+finder (2.1.0: its coarse first scan, so the trees are no longer byte-identical to 1.0.0's; 2.4.0: with its BlazeFace
+fallback, so faces only the fallback finds are in train and validation too). Validation
 adds, per image, a whole-image degradation (resize 0.5-1.5x, blur, JPEG 50-95) run through the full inference path.
 
 **Open risk: framing.** The 128 px crop reaches past the frame for almost every face, and the replicated border is
@@ -345,6 +346,8 @@ def write_model_card(out_dir: Path, summary: dict[str, Any]) -> Path:
         "## Shortcut check: file size + JPEG quantisation tables alone (5-fold grouped CV AUROC, train split)",
         '"After pipeline" = the re-encoded face regions the model is trained on; near 0.5 means no shortcut.',
         *(_shortcut_table(summary["shortcut"]) if summary.get("shortcut") else ["not run (crop store absent)"]),
+        *([f"(Carried from {summary['shortcut_carried_from']}'s run: this refit had no GPU crop store, and the CNN and "
+           "its training data are unchanged.)"] if summary.get("shortcut_carried_from") else []),
         "",
         cross_title,
         *(_cross_table(summary["cross_generator"]) if "cross_generator" in summary else ["not run"]),
@@ -373,7 +376,7 @@ def _fallback_lines(out_dir: Path, manifest: dict[str, Any]) -> list[str]:
     if "finder_fallback" not in manifest["files"]:
         return []
     lines = [
-        "## Finder fallback (2.3.0): BlazeFace where dlib's HOG finds nothing",
+        "## Finder fallback (2.3.0 on): BlazeFace where dlib's HOG finds nothing",
         "When the coarse pass and the 448 px HOG scan find no face, MediaPipe's short-range BlazeFace "
         "(`finder_fallback.onnx`: `face_detection_short_range.tflite` from the PyPI wheel `mediapipe==0.10.21`, "
         "Apache-2.0, 229,714 bytes, sha256 `bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8`, converted "
@@ -384,16 +387,22 @@ def _fallback_lines(out_dir: Path, manifest: dict[str, Any]) -> list[str]:
         "`face_found_by_blazeface`. On all 3,281 shared images and 60 benchmark headshots it found a face in 44 of the 45 "
         "where HOG found none (all 21 CIPLAB, 16 of 17 SD 2.1, the one StyleGAN), at ~3.4 ms of CPU "
         "(`benchmarks/finder_blazeface.py`). It cannot see faces under ~1/8 of the image's longest side (128 px input); "
-        "the up-sampled retry still looks for those. The stacker, calibration and thresholds are 2.2.0's, fitted on "
-        "HOG-found faces: the faces only the fallback finds are judged by a model that never saw their framing.",
+        "the up-sampled retry still looks for those. In 2.3.0 the stacker, calibration and thresholds were still 2.2.0's, "
+        "fitted on HOG-found faces; 2.4.0 refits the cue trees, the descriptor model, the stacker, calibration and "
+        "thresholds with the fallback in the finder (the CNN is unchanged), so the faces only the fallback finds are in "
+        "its train and validation data. Not adopted for 2.4.0: asking BlazeFace *first* (`blazeface_first_trust_side` "
+        "in the manifest; it would cut face finding from ~17 to ~7 ms) moves the landmarks enough to cost test AUROC "
+        "after the same refit (0.9638 against 0.9706; FFHQ vs StyleGAN v1 0.937 against 0.951): benchmarks/NOTES.md, "
+        "round 13.",
         "",
     ]
     path = out_dir / FALLBACK_EVAL_FILE
     if not path.is_file():
         return [*lines, "Not measured (no fallback evaluation file).", ""]
     result = json.loads(path.read_text(encoding="utf-8"))
-    lines += [f"Measured by `python -m detectors.face.fallback_eval` (seed-0 splits; without = 2.2.0, with = "
-              f"{result['version']}):", "", "| split | condition | group | coverage | AUROC | TPR@1%FPR | FPR at likely_ai |",
+    lines += [f"Measured by `python -m detectors.face.fallback_eval` (seed-0 splits; {result['version']} with its "
+              "fallback switched off -> on):", "",
+              "| split | condition | group | coverage | AUROC | TPR@1%FPR | FPR at likely_ai |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     faces: list[str] = []
     for split in ("validation", "test"):
@@ -403,8 +412,8 @@ def _fallback_lines(out_dir: Path, manifest: dict[str, Any]) -> list[str]:
                     real = [f for f in pair if f["label"] == 0]
                     before = sum(f["without"].startswith("abstain") for f in pair)
                     faces.append(
-                        f"{split}, {condition}: {len(pair)} faces found by the fallback (2.2.0 abstained on {before}; its "
-                        f"up-sampled retry found the others) ({len(real)} real: "
+                        f"{split}, {condition}: {len(pair)} faces found by the fallback (without it: abstained on "
+                        f"{before}; the up-sampled retry found the others) ({len(real)} real: "
                         + ", ".join(f"{f['verdict']} {f['probability']:.3f}" for f in real)
                         + "; AI: " + ", ".join(f"{f['verdict']} {f['probability']:.3f}" for f in pair if f["label"] == 1)
                         + ").")

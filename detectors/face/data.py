@@ -200,10 +200,11 @@ class JudgedFace:
 
 
 def judged_faces(records: list[Record], rng: np.random.Generator, wide: CropSpec | None = V2_CROP,
-                 label: str = "faces") -> Iterator[JudgedFace]:
+                 label: str = "faces", finder: FaceFinder | None = None) -> Iterator[JudgedFace]:
     """Each file as staged and once degraded with ``rng`` (``degrade_image``, one draw per file, in order), through
-    the inference path (``find_and_prepare`` with the ``wide`` crop): every face that is judged, in order."""
-    finder = FaceFinder()
+    the inference path (``find_and_prepare`` with the ``wide`` crop and ``finder``, by default dlib's alone): every
+    face that is judged, in order."""
+    finder = finder or FaceFinder()
     for index, record in enumerate(records):
         staged = read_rgb(record.path)
         for condition, pixels in enumerate((staged, degrade_image(staged, rng))):
@@ -214,18 +215,22 @@ def judged_faces(records: list[Record], rng: np.random.Generator, wide: CropSpec
             logger.info("%s %d / %d", label, index, len(records))
 
 
-def cache_name(seed: int) -> str:
-    """File name of ``build_cache``'s arrays: keyed by the seed and by the face finder's settings, so that arrays
-    computed on another finder's landmarks (e.g. before the coarse first scan) are never reused."""
-    return f"seed{seed}_ws{WORK_SIDE}_coarse{COARSE_LEVELS}.npz"
+def cache_name(seed: int, finder: FaceFinder | None = None) -> str:
+    """File name of ``build_cache``'s arrays: keyed by the seed and by the face finder's settings (``finder``, by
+    default dlib's alone), so that arrays computed on another finder's landmarks are never reused."""
+    if finder is None:
+        return f"seed{seed}_ws{WORK_SIDE}_coarse{COARSE_LEVELS}.npz"
+    return f"seed{seed}_{finder.settings_tag()}.npz"
 
 
-def build_cache(splits: dict[str, list[Record]], cache_path: Path, seed: int) -> dict[str, np.ndarray]:
-    """Compute (or load) the train and validation arrays; cached as ``.npz`` at ``cache_path``."""
+def build_cache(splits: dict[str, list[Record]], cache_path: Path, seed: int,
+                finder: FaceFinder | None = None) -> dict[str, np.ndarray]:
+    """Compute (or load) the train and validation arrays (faces found by ``finder``, by default dlib's alone);
+    cached as ``.npz`` at ``cache_path``."""
     if cache_path.is_file():
         with np.load(cache_path) as cached:
             return dict(cached)
-    finder = FaceFinder()
+    finder = finder or FaceFinder()
     rng = np.random.default_rng(seed + 1)
     arrays = _train_samples(finder, splits["train"], rng).arrays("train")
     arrays.update(_eval_samples(finder, splits["validation"], rng).arrays("val"))

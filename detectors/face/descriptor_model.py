@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from detectors.face.data import Record, judged_faces
-from detectors.face.finding import FaceEmbedder
+from detectors.face.finding import FaceEmbedder, FaceFinder
 from detectors.face.pipeline import V2_CROP
 
 logger = logging.getLogger(__name__)
@@ -65,26 +65,28 @@ class DescriptorModel:
         return cls(mean=mean, scale=scale, coef=coef, intercept=intercept)
 
 
-def face_descriptors(records: list[Record], seed: int, rng_offset: int) -> dict[str, np.ndarray]:
+def face_descriptors(records: list[Record], seed: int, rng_offset: int,
+                     finder: FaceFinder | None = None) -> dict[str, np.ndarray]:
     """Per judged face of each file as staged and once degraded (rng ``seed + rng_offset``), as
     ``stacking.validation_logits`` finds them: the descriptor on the pixels and landmarks the detector uses,
     the label, the record's index and its group (for grouped folds)."""
     embedder = FaceEmbedder()
     groups = {g: i for i, g in enumerate(sorted({r.group for r in records}))}
     desc, meta = [], []
-    for judged in judged_faces(records, np.random.default_rng(seed + rng_offset), V2_CROP, "descriptors"):
+    for judged in judged_faces(records, np.random.default_rng(seed + rng_offset), V2_CROP, "descriptors", finder):
         desc.append(np.asarray(embedder.embed(judged.pixels, judged.face.landmarks), dtype=np.float64))
         meta.append((judged.record.label, judged.index, groups[judged.record.group], judged.condition))
     m = np.array(meta, dtype=np.int64)
     return {"descriptors": np.stack(desc), "labels": m[:, 0], "record": m[:, 1], "group": m[:, 2], "condition": m[:, 3]}
 
 
-def cached_face_descriptors(records: list[Record], seed: int, rng_offset: int, cache_path: Path) -> dict[str, np.ndarray]:
+def cached_face_descriptors(records: list[Record], seed: int, rng_offset: int, cache_path: Path,
+                            finder: FaceFinder | None = None) -> dict[str, np.ndarray]:
     """:func:`face_descriptors`, cached at ``cache_path`` (the caller puts the finder's settings in the name)."""
     if cache_path.is_file():
         with np.load(cache_path) as data:
             return {k: data[k] for k in data.files}
-    arrays = face_descriptors(records, seed, rng_offset)
+    arrays = face_descriptors(records, seed, rng_offset, finder)
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache_path, **arrays)  # type: ignore[arg-type]
     return arrays

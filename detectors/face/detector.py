@@ -96,6 +96,7 @@ class FaceDetector:
             self._family_from = str(family.get("from", "cnn"))
             self._work_side = int(manifest.extra.get("work_side", WORK_SIDE))
             self._coarse_levels = int(manifest.extra.get("coarse_levels", COARSE_LEVELS))
+            self._first_trust_side = float(manifest.extra.get("blazeface_first_trust_side", 0.0))
             self._crop_size = int(manifest.extra.get("crop_size", CROP_SIZE))
             v2 = manifest.extra.get("cnn_v2")
             self._wide = None if v2 is None else CropSpec(size=int(v2["crop_size"]), zoom=float(v2["zoom"]))
@@ -112,6 +113,8 @@ class FaceDetector:
         missing = files - set(manifest.files)
         if missing:
             raise WeightsCorruptError(f"face manifest lists no {sorted(missing)} file")
+        if self._first_trust_side > 0 and FALLBACK_FILE not in manifest.files:
+            raise WeightsCorruptError("face manifest asks for BlazeFace first but lists no finder_fallback file")
         self.manifest = manifest
         self.name = manifest.name
         self.version = manifest.version
@@ -147,7 +150,10 @@ class FaceDetector:
                 fallback.load(self.manifest.files[FALLBACK_FILE])
             except (OSError, ValueError) as exc:
                 raise WeightsCorruptError(f"unreadable face-finder fallback: {exc}") from exc
-        finder = FaceFinder(self._work_side, self._coarse_levels, fallback)
+        try:
+            finder = FaceFinder(self._work_side, self._coarse_levels, fallback, self._first_trust_side)
+        except ValueError as exc:
+            raise WeightsCorruptError(f"face manifest: {exc}") from exc
         finder.load(copies=os.cpu_count() or 1)  # one HOG detector per core; a larger pool borrows more on demand
         self._finder = finder
         if self._computes_embedding:
@@ -251,7 +257,7 @@ class FaceDetector:
         p_diffusion = float(sigmoid(logits[self._family_from][1]))
         family = self._family.family(p_diffusion) if verdict is Verdict.LIKELY_AI else None
         flags = (("several_faces_largest_judged",) if prepared.faces_found > 1 else ()) \
-            + ((f"face_found_by_{prepared.found_by}",) if prepared.found_by != "hog" else ())
+            + ((f"face_found_by_{prepared.found_by}",) if prepared.found_by == "blazeface" else ())
         return DetectorOutput(
             raw_score=score,
             probability=probability,

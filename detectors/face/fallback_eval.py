@@ -1,12 +1,12 @@
 """What the face finder's BlazeFace fallback (2.3.0) changes: coverage, the scores of the faces only it finds, and
 the split metrics with and without it (development measurement; its output is in weights/face/MODEL_CARD.md).
 
-Caveats first: the stacker, calibration and thresholds were fitted on faces dlib's HOG found (2.2.0's training
-run), so faces found only by the fallback are judged by a model that never saw their kind of framing; the false
-alarms on real photos among them are what to read first. Every image is judged by the shipped detector with the
-fallback; those it judged through the fallback are judged again without it (there, 2.2.0's up-sampled retry
-runs instead), so the "without" numbers are 2.2.0's. Conditions as in ``bylinecheck eval faces``: as staged, and
-re-encoded at JPEG q60 at half size.
+Caveats first: in 2.3.0 the stacker, calibration and thresholds were fitted on faces dlib's HOG found (2.2.0's
+training run); from 2.4.0 they are fitted with the fallback in the finder, so validation numbers here are in-sample
+for the stacker. The false alarms on real photos among the fallback's faces are what to read first. Every image is
+judged by the shipped detector with the fallback; those it judged through the fallback are judged again without it
+(there, the up-sampled retry runs instead), so "without" is the same model with the fallback switched off.
+Conditions as in ``bylinecheck eval faces``: as staged, and re-encoded at JPEG q60 at half size.
 
     .venv/bin/python -m detectors.face.fallback_eval [--splits validation test] \
         [--out weights/face/finder_fallback_eval.json]   # the model card reads that file

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from detectors.face.blazeface import BlazeFace
+from detectors.face.card import FALLBACK_EVAL_FILE
 from detectors.face.data import SOURCE_NAMES, Record, build_cache, cache_name, judged_faces, list_records, split_records
 from detectors.face.descriptor_model import (
     DESCRIPTOR_FILE,
@@ -31,16 +33,23 @@ from detectors.face.descriptor_model import (
     cached_face_descriptors,
     fit_descriptor_model,
 )
-from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceEmbedder
+from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceEmbedder, FaceFinder
 from detectors.face.pipeline import CROP_SIZE, V2_CROP
+from detectors.face.report import PAIRS
 from detectors.face.scoring import CueTrees, Ensemble
 from detectors.manifest import MANIFEST_NAME, file_entry
 from detectors.metrics import auroc, tpr_at_fpr
 
 logger = logging.getLogger(__name__)
 
-VERSION = "2.3.0"
-FALLBACK_MODEL_FILE = "finder_fallback.onnx"  # the face finder's BlazeFace fallback (not trained here)
+VERSION = "2.4.0"
+FALLBACK_MODEL_FILE = "finder_fallback.onnx"  # the face finder's BlazeFace model (not trained here)
+# BlazeFace's model as committed (converted by detectors.face.blazeface_export); copied into an empty out_dir.
+SHIPPED_FALLBACK = Path(__file__).resolve().parents[2] / "weights" / "face" / FALLBACK_MODEL_FILE
+# BlazeFace first, trusted alone when its largest face is >= this share of the longest side (FaceFinder); 0 = dlib's
+# passes first, BlazeFace only where they find nothing (2.4.0: asking it first cost test AUROC, benchmarks/NOTES.md
+# round 13).
+FIRST_TRUST_SIDE = 0.0
 VAL_RNG_OFFSET = 2
 V1_FILE, V2_FILE = "model.onnx", "model_v2.onnx"
 FOLDS = 5
@@ -83,13 +92,29 @@ def _onnx_logits(model_path: Path, crops: np.ndarray) -> np.ndarray:
     return np.concatenate(parts).astype(np.float64)
 
 
+def training_finder(out_dir: Path) -> FaceFinder:
+    """The face finder the service will run with the weights written to ``out_dir`` (2.4.0 on): dlib's passes with
+    BlazeFace as the fallback (and first, if ``FIRST_TRUST_SIDE`` > 0), its model copied into ``out_dir`` when missing
+    there."""
+    model = out_dir / FALLBACK_MODEL_FILE
+    if not model.is_file():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SHIPPED_FALLBACK, model)
+    fallback = BlazeFace()
+    fallback.load(model)
+    return FaceFinder(WORK_SIDE, COARSE_LEVELS, fallback, FIRST_TRUST_SIDE)
+
+
 def validation_logits(
-    records: list[Record], v1_model: Path | None, v2_model: Path, trees: CueTrees, seed: int
+    records: list[Record], v1_model: Path | None, v2_model: Path, trees: CueTrees, seed: int,
+    finder: FaceFinder | None = None,
 ) -> ValidationLogits:
-    """v1 CNN (when given), v2 CNN and cue-tree logits for every validation file, as staged and degraded."""
+    """v1 CNN (when given), v2 CNN and cue-tree logits for every validation file, as staged and degraded, its faces
+    found by ``finder`` (by default dlib's alone)."""
     embedder = FaceEmbedder()
     crops, wide, cues, meta, descriptors = [], [], [], [], []
-    for judged in judged_faces(records, np.random.default_rng(seed + VAL_RNG_OFFSET), V2_CROP, "validation logits"):
+    for judged in judged_faces(records, np.random.default_rng(seed + VAL_RNG_OFFSET), V2_CROP, "validation logits",
+                               finder):
         inputs, record = judged.inputs, judged.record
         if inputs.wide_crop is None:
             continue
@@ -174,10 +199,12 @@ def _sha256(path: Path) -> str:
 
 
 def _cached_validation(
-    records: list[Record], v1_model: Path | None, v2_model: Path, trees: CueTrees, seed: int, cache_dir: Path
+    records: list[Record], v1_model: Path | None, v2_model: Path, trees: CueTrees, seed: int, cache_dir: Path,
+    finder: FaceFinder,
 ) -> ValidationLogits:
-    """``validation_logits``, cached under ``cache_dir`` by the models' and the trees' content."""
-    parts = [_sha256(v2_model), _sha256(v1_model) if v1_model else "-", str(seed), str(len(records)), "descriptors"]
+    """``validation_logits``, cached under ``cache_dir`` by the models' and the trees' content and the finder."""
+    parts = [_sha256(v2_model), _sha256(v1_model) if v1_model else "-", str(seed), str(len(records)), "descriptors",
+             finder.settings_tag()]
     key = hashlib.sha256("".join(parts).encode() + trees.value.tobytes()).hexdigest()[:16]
     path = cache_dir / f"face_v2_val_{key}.npz"
     if path.is_file():
@@ -185,7 +212,7 @@ def _cached_validation(
             cols = {k[4:]: d[k] for k in d.files if k.startswith("col_")}
             return ValidationLogits(cols, d["family_logit"], d["labels"], d["family"], d["source"], d["record"], d["condition"],
                                     d["descriptors"])
-    val = validation_logits(records, v1_model, v2_model, trees, seed)
+    val = validation_logits(records, v1_model, v2_model, trees, seed, finder)
     cache_dir.mkdir(parents=True, exist_ok=True)
     arrays = {f"col_{k}": v for k, v in val.columns.items()}
     meta = {"family_logit": val.family_logit, "labels": val.labels, "family": val.family, "source": val.source,
@@ -216,8 +243,9 @@ def _manifest_fields(val: ValidationLogits, ensemble: Ensemble, seed: int) -> tu
             "family": {"diffusion_above": 0.9, "gan_below": 0.1, "from": "cnn_v2"},
             "crop_size": CROP_SIZE,
             "cnn_v2": {"crop_size": V2_CROP.size, "zoom": V2_CROP.zoom},
-            "work_side": WORK_SIDE,  # the defaults of the FaceFinder every validation logit was computed with
+            "work_side": WORK_SIDE,  # the FaceFinder every validation logit was computed with (training_finder)
             "coarse_levels": COARSE_LEVELS,
+            "blazeface_first_trust_side": FIRST_TRUST_SIDE,
             "seed": seed,
         },
         "cnn_files": [cnn_files[name] for name in ("cnn", "cnn_v2") if name in ensemble.inputs or name == "cnn_v2"],
@@ -278,11 +306,13 @@ def stack_face_v2(
 
     start = time.perf_counter()
     previous = _previous_test(out_dir)
+    carried = _carried(out_dir)
+    finder = training_finder(out_dir)
     splits = split_records(list_records(data_dir), seed)
-    arrays = build_cache(splits, cache_dir / cache_name(seed), seed)
+    arrays = build_cache(splits, cache_dir / cache_name(seed, finder), seed, finder)
     trees = fit_cue_model(arrays["train_cues"], arrays["train_labels"], seed)
-    val = _cached_validation(splits["validation"], cnn_v1, cnn_v2, trees, seed, cache_dir)
-    descriptor, descriptor_summary = _descriptor_model(splits["train"], seed, cache_dir)
+    val = _cached_validation(splits["validation"], cnn_v1, cnn_v2, trees, seed, cache_dir, finder)
+    descriptor, descriptor_summary = _descriptor_model(splits["train"], seed, cache_dir, finder)
     val.columns["descriptor"] = descriptor.logits(val.descriptors)
     comparison = compare_candidates(val)
     chosen = choose_candidate(comparison)
@@ -298,13 +328,15 @@ def stack_face_v2(
         "descriptor_model": descriptor_summary,
         "thresholds": fields["thresholds"],
         "fpr_reached": fields["threshold_provenance"]["fpr_reached"],
-        "gpu": _gpu_summary(gpu_log),
+        "gpu": _gpu_summary(gpu_log) or carried.get("gpu", {}),
         "cnn_v2_sha256": _sha256(cnn_v2),
         "cnn_v1_sha256": _sha256(cnn_v1) if cnn_v1 is not None else None,
         **({"previous_test": previous} if previous else {}),
     }
     if studies:
         summary.update(_studies(out_dir, fields, splits, store_dir, seed))
+        if not summary["shortcut"] and carried.get("shortcut"):  # no crop store here: the CNN's data is unchanged
+            summary["shortcut"], summary["shortcut_carried_from"] = carried["shortcut"], carried["version"]
     summary["stack_seconds"] = time.perf_counter() - start
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float) + "\n", encoding="utf-8")
     if studies:
@@ -314,10 +346,12 @@ def stack_face_v2(
     return summary
 
 
-def _descriptor_model(train: list[Record], seed: int, cache_dir: Path) -> tuple[DescriptorModel, dict[str, Any]]:
+def _descriptor_model(train: list[Record], seed: int, cache_dir: Path,
+                      finder: FaceFinder) -> tuple[DescriptorModel, dict[str, Any]]:
     """The descriptor's logistic regression fitted on the train split's faces (as staged + one degraded copy)."""
-    name = cache_name(seed).removesuffix(".npz")
-    arrays = cached_face_descriptors(train, seed, TRAIN_RNG_OFFSET, cache_dir / f"descriptors_train_{name}_n{len(train)}.npz")
+    name = cache_name(seed, finder).removesuffix(".npz")
+    arrays = cached_face_descriptors(train, seed, TRAIN_RNG_OFFSET, cache_dir / f"descriptors_train_{name}_n{len(train)}.npz",
+                                     finder)
     model, cv = fit_descriptor_model(arrays["descriptors"], arrays["labels"], arrays["group"])
     summary = {"train_faces": int(len(arrays["labels"])), "train_files": int(len(np.unique(arrays["record"]))),
                "degraded_copy_rng": seed + TRAIN_RNG_OFFSET, **cv}
@@ -348,6 +382,19 @@ def _gpu_summary(gpu_log: Path | None) -> dict[str, Any]:
     return {key: log.get(key) for key in keys}
 
 
+def _carried(out_dir: Path) -> dict[str, Any]:
+    """What a refit on CPU cannot recompute and does not change, from the ``metrics.json`` being replaced: the GPU
+    run's summary (``gpu``) and the CNN training data's shortcut check (``shortcut``, which needs the GPU crop
+    store), with the ``version`` they came from."""
+    manifest, metrics = out_dir / MANIFEST_NAME, out_dir / "metrics.json"
+    if not manifest.is_file() or not metrics.is_file():
+        return {}
+    summary = json.loads(metrics.read_text(encoding="utf-8"))
+    version = json.loads(manifest.read_text(encoding="utf-8")).get("version")
+    return {"version": summary.get("shortcut_carried_from", version), "gpu": summary.get("gpu") or {},
+            "shortcut": summary.get("shortcut") or {}}
+
+
 def _previous_test(out_dir: Path) -> dict[str, Any] | None:
     """The test table of the version being replaced in ``out_dir`` (or the one it carried), for the card."""
     manifest, metrics = out_dir / MANIFEST_NAME, out_dir / "metrics.json"
@@ -360,5 +407,27 @@ def _previous_test(out_dir: Path) -> dict[str, Any] | None:
         return carried
     if "test" not in summary:
         return None
+    served = _served_test(out_dir / FALLBACK_EVAL_FILE, version)
+    if served is not None:
+        note = ("as served, with its finder fallback: from its finder_fallback_eval.json, same test split, same "
+                "evaluation code, its own thresholds")
+        return {"version": version, "note": note, "test": served}
     note = "from its own metrics.json: same test split, same evaluation code, its own thresholds"
     return {"version": version, "note": note, "test": summary["test"]}
+
+
+def _served_test(path: Path, version: str | None) -> dict[str, Any] | None:
+    """The test table of ``version`` with its finder fallback on, from ``detectors.face.fallback_eval``'s output (its
+    metrics.json holds the numbers of the stack's own run, without the fallback), in the test report's layout."""
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text(encoding="utf-8"))
+    if result.get("version") != version or "test" not in result:
+        return None
+    names = {"overall": "ffhq+ciplab vs stylegan1+sd21", **{f"{real}/{fake}": f"{real} vs {fake}" for real, fake in PAIRS}}
+    table: dict[str, Any] = {}
+    for condition, groups in result["test"].items():
+        for group, name in names.items():
+            if group in groups:
+                table.setdefault(name, {})[condition] = groups[group]["with"]
+    return table
