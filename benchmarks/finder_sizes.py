@@ -14,51 +14,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from benchmarks.small_faces import CANVAS, iou, pasted
+from benchmarks.small_faces import CANVAS, iou, pasted_faces
 from detectors.contract import Box
 from detectors.face.blazeface import BlazeFace, hog_box
-from detectors.face.data import list_records, read_rgb
 from detectors.face.finding import FaceFinder
-from service.config import Settings
-from service.inputs import decode_image
 
 WIDTHS = (64, 96, 128, 160, 192, 256, 320)
 
 
 def survey(data: Path, model: Path, per_source: int, widths: tuple[int, ...], seed: int = 7) -> dict[str, Any]:
-    settings = Settings()
-    blaze, finder = BlazeFace(), FaceFinder()
+    blaze = BlazeFace()
     blaze.load(model)
-    by_source: dict[str, list[Any]] = {}
-    for record in list_records(data):
-        by_source.setdefault(record.source, []).append(record)
-    picks = [r for recs in by_source.values() for r in random.Random(seed).sample(recs, min(per_source, len(recs)))]
-    rng = np.random.default_rng(seed)
     found: dict[int, list[float]] = {w: [] for w in widths}
-    for record in picks:
-        pixels = read_rgb(record.path)
-        native = finder.find(pixels)
-        if not native:
-            continue
-        for width in widths:
-            sample = pasted(pixels, native[0].box, width, rng)
-            if sample is None:
-                continue
-            data_bytes, truth = sample
-            decoded = decode_image(data_bytes, settings, settings.headshot_decode_min_side)
-            scale = CANVAS / decoded.pixels.shape[1]
-            boxes = []
-            for detection in blaze.detect(decoded.pixels):
-                cx, cy, side = (v * scale for v in hog_box(detection.box))
-                boxes.append(Box(x=round(cx - side / 2), y=round(cy - side / 2), w=round(side), h=round(side)))
-            found[width].append(float(any(iou(b, truth) >= 0.3 for b in boxes)))
+    for width, decoded, scale, truth in pasted_faces(data, per_source, widths, FaceFinder(), seed):
+        boxes = []
+        for detection in blaze.detect(decoded):
+            cx, cy, side = (v * scale for v in hog_box(detection.box))
+            boxes.append(Box(x=round(cx - side / 2), y=round(cy - side / 2), w=round(side), h=round(side)))
+        found[width].append(float(any(iou(b, truth) >= 0.3 for b in boxes)))
     return {"seed": seed, "canvas_px": CANVAS, "per_source": per_source,
             "found": {str(w): {"share_of_side": w / CANVAS, "n": len(v), "found": statistics.fmean(v) if v else None}
                       for w, v in found.items()}}

@@ -20,6 +20,7 @@ import json
 import random
 import statistics
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,19 +127,19 @@ def run_variant(variants: Variants, name: str, pixels: np.ndarray, scale: float)
             for f in faces], spent
 
 
-def survey(data: Path, per_source: int, widths: list[int], headshots: int, seed: int = 7) -> dict[str, Any]:
+def pasted_faces(data: Path, per_source: int, widths: Sequence[int], finder: FaceFinder,
+                 seed: int = 7) -> Iterator[tuple[int, np.ndarray, float, Box]]:
+    """A seeded draw of ``per_source`` shared photos per source, each face (``finder``'s largest box) pasted at each
+    width: (width, the service's decode of the JPEG, its scale to canvas pixels, the face's box on the canvas)."""
     settings = Settings()
-    variants = Variants()
     rng = np.random.default_rng(seed)
     by_source: dict[str, list[Any]] = {}
     for record in list_records(data):
         by_source.setdefault(record.source, []).append(record)
     picks = [r for recs in by_source.values() for r in random.Random(seed).sample(recs, min(per_source, len(recs)))]
-    small: dict[str, dict[int, dict[str, list[float]]]] = {n: {w: {"found": [], "cpu": []} for w in widths} for n in VARIANTS}
-    made = 0
     for record in picks:
         pixels = read_rgb(record.path)
-        native = variants.find("retry", pixels, 0.0)
+        native = finder.find(pixels, 0.0)
         if not native:
             continue
         for width in widths:
@@ -147,12 +148,20 @@ def survey(data: Path, per_source: int, widths: list[int], headshots: int, seed:
                 continue
             data_bytes, truth = sample
             decoded = decode_image(data_bytes, settings, settings.headshot_decode_min_side)
-            scale = CANVAS / decoded.pixels.shape[1]
-            made += 1
-            for name in VARIANTS:
-                boxes, spent = run_variant(variants, name, decoded.pixels, scale)
-                small[name][width]["found"].append(float(any(iou(b, truth) >= 0.3 for b in boxes)))
-                small[name][width]["cpu"].append(spent)
+            yield width, decoded.pixels, CANVAS / decoded.pixels.shape[1], truth
+
+
+def survey(data: Path, per_source: int, widths: list[int], headshots: int, seed: int = 7) -> dict[str, Any]:
+    settings = Settings()
+    variants = Variants()
+    small: dict[str, dict[int, dict[str, list[float]]]] = {n: {w: {"found": [], "cpu": []} for w in widths} for n in VARIANTS}
+    made = 0
+    for width, decoded, scale, truth in pasted_faces(data, per_source, widths, variants.finder, seed):
+        made += 1
+        for name in VARIANTS:
+            boxes, spent = run_variant(variants, name, decoded, scale)
+            small[name][width]["found"].append(float(any(iou(b, truth) >= 0.3 for b in boxes)))
+            small[name][width]["cpu"].append(spent)
     bench: dict[str, dict[str, float]] = {}
     uploads = [decode_image(d, settings, settings.headshot_decode_min_side) for d in distinct_headshots(headshots)]
     references = [run_variant(variants, "retry", u.pixels, u.width / u.pixels.shape[1])[0] for u in uploads]

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -291,25 +292,31 @@ def test_face_near_the_size_abstention_is_refound_at_work_side() -> None:
 @needs_data
 def test_second_face_of_comparable_size_is_not_missed_by_the_coarse_pass() -> None:
     """Two faces (the second 0.72-1.0x as wide) at several image sizes: same decision as the 448 px scan alone."""
-    face = read_rgb(FFHQ_SAMPLE)
     finder, calls = _recording_finder(3)
     plain = FaceFinder(448, 0)
     coarse_only = 0
-    for ratio in (0.72, 0.85, 1.0):
+    for ratio, width, image in face_pairs(read_rgb(FFHQ_SAMPLE), (0.72, 0.85, 1.0)):
+        calls.clear()
+        new = find_and_prepare(finder, image, 1024.0)[0]
+        old = find_and_prepare(plain, image, 1024.0)[0]
+        coarse_only += len(calls) == 1
+        assert (new.abstain_reason, new.faces_found) == (old.abstain_reason, old.faces_found), (ratio, width)
+        if ratio == 1.0:
+            assert new.abstain_reason == "multiple_faces"
+    assert coarse_only >= 6  # most of these were decided by the coarse pass alone
+
+
+def face_pairs(face: np.ndarray, ratios: tuple[float, ...]) -> Iterator[tuple[float, int, np.ndarray]]:
+    """(ratio, width, image): ``face`` beside its mirror image scaled by each ratio, on grey, the pair resized to
+    300, 600 and 1200 px wide."""
+    for ratio in ratios:
         second = cv2.resize(face[:, ::-1], None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA)
         pair = np.full((face.shape[0], face.shape[1] + second.shape[1], 3), 128, np.uint8)
         pair[:, : face.shape[1]], pair[: second.shape[0], face.shape[1] :] = face, second
         for width in (300, 600, 1200):
             scale = width / pair.shape[1]
-            image = cv2.resize(pair, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-            calls.clear()
-            new = find_and_prepare(finder, image, 1024.0)[0]
-            old = find_and_prepare(plain, image, 1024.0)[0]
-            coarse_only += len(calls) == 1
-            assert (new.abstain_reason, new.faces_found) == (old.abstain_reason, old.faces_found), (ratio, width)
-            if ratio == 1.0:
-                assert new.abstain_reason == "multiple_faces"
-    assert coarse_only >= 6  # most of these were decided by the coarse pass alone
+            yield ratio, width, cv2.resize(pair, None, fx=scale, fy=scale,
+                                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
 
 def test_coarse_pass_is_skipped_on_images_too_small_for_a_trusted_face() -> None:

@@ -20,7 +20,7 @@ from detectors.face.finding import FaceFinder
 from detectors.face.pipeline import find_and_prepare
 from detectors.face.stacking import FALLBACK_MODEL_FILE, FIRST_TRUST_SIDE, training_finder
 from detectors.manifest import load_manifest
-from tests.test_face_detector import FFHQ_SAMPLE, WEIGHTS, _on_canvas, _RecordingHog, needs_data
+from tests.test_face_detector import FFHQ_SAMPLE, WEIGHTS, _on_canvas, _RecordingHog, face_pairs, needs_data
 
 
 def _first_finder(trust: float = 0.3) -> tuple[FaceFinder, list[tuple[int, int, int]]]:
@@ -72,22 +72,15 @@ def test_a_face_below_the_trust_side_is_left_to_dlibs_passes() -> None:
 def test_a_second_face_of_comparable_size_is_not_missed() -> None:
     """Two faces (the second 0.85-1.0x as wide) at several image sizes: BlazeFace first sees both, as dlib does (side
     by side, the larger is ~0.29 of the longest side: trusted at 0.25)."""
-    face = read_rgb(FFHQ_SAMPLE)
     finder, calls = _first_finder(trust=0.25)
     plain = FaceFinder(448, 0)
     alone = 0
-    for ratio in (0.85, 1.0):
-        second = cv2.resize(face[:, ::-1], None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA)
-        pair = np.full((face.shape[0], face.shape[1] + second.shape[1], 3), 128, np.uint8)
-        pair[:, : face.shape[1]], pair[: second.shape[0], face.shape[1] :] = face, second
-        for width in (300, 600, 1200):
-            scale = width / pair.shape[1]
-            image = cv2.resize(pair, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-            calls.clear()
-            new = find_and_prepare(finder, image, 1024.0)[0]
-            old = find_and_prepare(plain, image, 1024.0)[0]
-            alone += not calls
-            assert (new.abstain_reason, new.faces_found) == (old.abstain_reason, old.faces_found) == ("multiple_faces", 2)
+    for _, _, image in face_pairs(read_rgb(FFHQ_SAMPLE), (0.85, 1.0)):
+        calls.clear()
+        new = find_and_prepare(finder, image, 1024.0)[0]
+        old = find_and_prepare(plain, image, 1024.0)[0]
+        alone += not calls
+        assert (new.abstain_reason, new.faces_found) == (old.abstain_reason, old.faces_found) == ("multiple_faces", 2)
     assert alone == 6  # all decided by BlazeFace alone
 
 
