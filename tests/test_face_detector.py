@@ -25,6 +25,7 @@ from detectors.contract import (
 )
 from detectors.face import FaceDetector, build_face_detector, face_embedding
 from detectors.face.alignment import align_face
+from detectors.face.blazeface import BlazeFace
 from detectors.face.data import list_records, read_rgb, split_records
 from detectors.face.finding import FaceFinder
 from detectors.face.pipeline import V2_CROP, face_inputs, find_and_prepare
@@ -224,8 +225,9 @@ class _RecordingHog:
         return self._inner.run(image, upsample, threshold)  # type: ignore[attr-defined]
 
 
-def _recording_finder(coarse_levels: int, work_side: int = 448) -> tuple[FaceFinder, list[tuple[int, int, int]]]:
-    finder = FaceFinder(work_side, coarse_levels)
+def _recording_finder(coarse_levels: int, work_side: int = 448, fallback: BlazeFace | None = None,
+                      first_trust_side: float = 0.0) -> tuple[FaceFinder, list[tuple[int, int, int]]]:
+    finder = FaceFinder(work_side, coarse_levels, fallback, first_trust_side)
     finder.load()
     calls: list[tuple[int, int, int]] = []
     finder._free.put(_RecordingHog(finder._free.get_nowait(), calls))

@@ -20,17 +20,13 @@ from detectors.face.finding import FaceFinder
 from detectors.face.pipeline import find_and_prepare
 from detectors.face.stacking import FALLBACK_MODEL_FILE, FIRST_TRUST_SIDE, training_finder
 from detectors.manifest import load_manifest
-from tests.test_face_detector import FFHQ_SAMPLE, WEIGHTS, _on_canvas, _RecordingHog, face_pairs, needs_data
+from tests.test_face_detector import FFHQ_SAMPLE, WEIGHTS, _on_canvas, _recording_finder, face_pairs, needs_data
 
 
 def _first_finder(trust: float = 0.3) -> tuple[FaceFinder, list[tuple[int, int, int]]]:
     fallback = BlazeFace()
     fallback.load(load_manifest(WEIGHTS).files[FALLBACK_FILE])
-    finder = FaceFinder(fallback=fallback, first_trust_side=trust)
-    finder.load()
-    calls: list[tuple[int, int, int]] = []
-    finder._free.put(_RecordingHog(finder._free.get_nowait(), calls))
-    return finder, calls
+    return _recording_finder(3, fallback=fallback, first_trust_side=trust)
 
 
 @needs_data

@@ -21,7 +21,7 @@ import numpy as np
 from detectors.face.alignment import align_face
 from detectors.face.augment import degrade_image, face_region, random_jitter
 from detectors.face.features import eye_features, spectral_features
-from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceFinder, FoundFace
+from detectors.face.finding import FaceFinder, FoundFace
 from detectors.face.pipeline import (
     CONTEXT_ZOOM,
     CROP_SIZE,
@@ -218,9 +218,7 @@ def judged_faces(records: list[Record], rng: np.random.Generator, wide: CropSpec
 def cache_name(seed: int, finder: FaceFinder | None = None) -> str:
     """File name of ``build_cache``'s arrays: keyed by the seed and by the face finder's settings (``finder``, by
     default dlib's alone), so that arrays computed on another finder's landmarks are never reused."""
-    if finder is None:
-        return f"seed{seed}_ws{WORK_SIDE}_coarse{COARSE_LEVELS}.npz"
-    return f"seed{seed}_{finder.settings_tag()}.npz"
+    return f"seed{seed}_{(finder or FaceFinder()).settings_tag()}.npz"
 
 
 def build_cache(splits: dict[str, list[Record]], cache_path: Path, seed: int,

@@ -305,8 +305,8 @@ def stack_face_v2(
     from detectors.face.training import fit_cue_model
 
     start = time.perf_counter()
-    previous = _previous_test(out_dir)
-    carried = _carried(out_dir)
+    replaced = _replaced(out_dir)
+    previous, carried = _previous_test(out_dir, replaced), _carried(replaced)
     finder = training_finder(out_dir)
     splits = split_records(list_records(data_dir), seed)
     arrays = build_cache(splits, cache_dir / cache_name(seed, finder), seed, finder)
@@ -382,26 +382,31 @@ def _gpu_summary(gpu_log: Path | None) -> dict[str, Any]:
     return {key: log.get(key) for key in keys}
 
 
-def _carried(out_dir: Path) -> dict[str, Any]:
-    """What a refit on CPU cannot recompute and does not change, from the ``metrics.json`` being replaced: the GPU
-    run's summary (``gpu``) and the CNN training data's shortcut check (``shortcut``, which needs the GPU crop
-    store), with the ``version`` they came from."""
-    manifest, metrics = out_dir / MANIFEST_NAME, out_dir / "metrics.json"
-    if not manifest.is_file() or not metrics.is_file():
-        return {}
-    summary = json.loads(metrics.read_text(encoding="utf-8"))
-    version = json.loads(manifest.read_text(encoding="utf-8")).get("version")
-    return {"version": summary.get("shortcut_carried_from", version), "gpu": summary.get("gpu") or {},
-            "shortcut": summary.get("shortcut") or {}}
-
-
-def _previous_test(out_dir: Path) -> dict[str, Any] | None:
-    """The test table of the version being replaced in ``out_dir`` (or the one it carried), for the card."""
+def _replaced(out_dir: Path) -> tuple[str | None, dict[str, Any]] | None:
+    """The version being replaced in ``out_dir`` and its ``metrics.json`` summary, or None when either file is missing."""
     manifest, metrics = out_dir / MANIFEST_NAME, out_dir / "metrics.json"
     if not manifest.is_file() or not metrics.is_file():
         return None
     version = json.loads(manifest.read_text(encoding="utf-8")).get("version")
-    summary = json.loads(metrics.read_text(encoding="utf-8"))
+    return version, json.loads(metrics.read_text(encoding="utf-8"))
+
+
+def _carried(replaced: tuple[str | None, dict[str, Any]] | None) -> dict[str, Any]:
+    """What a refit on CPU cannot recompute and does not change, from the ``metrics.json`` being replaced: the GPU
+    run's summary (``gpu``) and the CNN training data's shortcut check (``shortcut``, which needs the GPU crop
+    store), with the ``version`` they came from."""
+    if replaced is None:
+        return {}
+    version, summary = replaced
+    return {"version": summary.get("shortcut_carried_from", version), "gpu": summary.get("gpu") or {},
+            "shortcut": summary.get("shortcut") or {}}
+
+
+def _previous_test(out_dir: Path, replaced: tuple[str | None, dict[str, Any]] | None) -> dict[str, Any] | None:
+    """The test table of the version being replaced in ``out_dir`` (or the one it carried), for the card."""
+    if replaced is None:
+        return None
+    version, summary = replaced
     if version == VERSION:
         carried: dict[str, Any] | None = summary.get("previous_test")
         return carried
