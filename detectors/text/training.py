@@ -303,6 +303,33 @@ def fit_isotonic(z: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float]
     return [float(v) for v in xs[keep]], [float(v) for v in ys[keep]]
 
 
+def fit_centred_isotonic(z: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float]]:
+    """Knots of a centred isotonic fit (Oron and Flournoy's CIR) of P(AI | raw score): one knot per block
+    of the isotonic fit, at the block's mean raw score, so the curve rises strictly between the first and
+    last blocks' centres instead of holding plateaus.
+
+    Why: a plateau gives every text on it the same probability, so a probability cut can only sit at a
+    block's edge; on the cascade's validation scores the top blocks each held more than 1% of the human
+    texts, which forced the ``likely_ai`` cut above them (validation TPR there 0.24 against ~0.6 at an
+    exact 1% FPR). Below the first centre and above the last the curve is flat (np.interp clips).
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    z, y = np.asarray(z, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if z.size == 0:
+        raise ValueError("no scores to calibrate")
+    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(z, y).predict(z)
+    order = np.argsort(z, kind="stable")
+    zs, fs = z[order], fitted[order]
+    starts = np.flatnonzero(np.r_[True, np.diff(fs) != 0])  # equal z get equal fitted values: one block
+    sums = np.add.reduceat(zs, starts)
+    counts = np.diff(np.r_[starts, zs.size])
+    xs, ys = sums / counts, fs[starts]
+    if xs.size == 1:  # one block (a constant fit): two knots so the map is defined
+        xs, ys = np.array([zs[0], zs[-1] if zs[-1] > zs[0] else zs[0] + 1.0]), np.repeat(ys, 2)
+    return [float(v) for v in xs], [float(v) for v in ys]
+
+
 def calibrate(detector: Any, rows: list[Row], data: dict[str, Any], min_words: int) -> dict[str, Any]:
     """Isotonic calibration and thresholds on validation texts the detector would not abstain on.
 
@@ -375,8 +402,10 @@ def train_text_model(
 
     Writes ``out_dir/model.onnx``, ``wordfreq.npy``, ``manifest.json``, ``MODEL_CARD.md`` and
     ``training_report.json``. ``budget_s`` bounds the optional parts (extra penalties, leave-one-out
-    folds). With ``lm_stage`` (default) stage 2 then fits the sequence CNN, the SmolLM2 stacker and the
-    cascade (0.3.0; see ``detectors.text.stacking``) and rewrites the manifest, report and card. ``cache_dir``
+    folds). With ``lm_stage`` (default) stage 2 then fits the SmolLM2 stacker and the cascade (see
+    ``detectors.text.stacking``; the sequence CNN too when the GPU run's features of every split are in ``.devdata``,
+    else it keeps the shipped one and reads the committed validation + test inputs) and rewrites the manifest,
+    report and card. ``cache_dir``
     (optional) keeps feature matrices between runs; results do not depend on it.
     """
     from detectors.contract import Device
@@ -439,9 +468,11 @@ def train_text_model(
     write_model_card(out_dir, report, body)
     (out_dir / "training_report.json").write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
     if lm_stage:
-        from detectors.text.stacking import train_stacker
+        from detectors.text.stacking import lm_inputs, train_stacker
 
-        report["lm"] = train_stacker(data_dir, out_dir, seed=seed, rows=rows)
+        features, keep_sequence = lm_inputs()
+        report["lm"] = train_stacker(data_dir, out_dir, seed=seed, rows=rows, features_path=features,
+                                     keep_sequence=keep_sequence)
     return report
 
 

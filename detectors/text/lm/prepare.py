@@ -12,7 +12,9 @@ by the staged row ``id``:
 - ``<meta>/meta.npz``: ``ids``, ``split``, ``label`` (1 = ai), ``domain``, ``generator`` (stays here).
 
 Run: ``python -m detectors.text.lm.prepare --data ../shared/datasets/text --gguf FILE
---out .devdata/lm_gpu --meta .devdata/lm_meta``.
+--out .devdata/lm_gpu --meta .devdata/lm_meta``. ``--splits validation test`` keeps only those splits' rows
+(the token file of a CPU run of ``gpu_features``, which the stacker alone needs: ~1.9 M tokens, about an hour on
+2 cores, against 6.2 M for every split); ``meta.npz`` always lists every row.
 """
 
 from __future__ import annotations
@@ -42,9 +44,11 @@ def parity_sample(ids: list[str], splits: list[str], n: int) -> list[int]:
     return sorted(val[:n])
 
 
-def build(data: Path, gguf: Path, out: Path, meta_dir: Path, max_tokens: int, n_parity: int) -> None:
+def build(data: Path, gguf: Path, out: Path, meta_dir: Path, max_tokens: int, n_parity: int,
+          splits: tuple[str, ...] = ()) -> None:
     t0 = time.perf_counter()
-    rows = load_rows(data, seed=0)
+    all_rows = load_rows(data, seed=0)
+    rows = [r for r in all_rows if not splits or r.split in splits]
     texts = [normalise(r.text).text for r in rows]
     tokenizer = build_tokenizer(GGUFFile(gguf).metadata)
     encoded = [ids[:max_tokens] for ids in encode_many(tokenizer, texts)]
@@ -59,9 +63,10 @@ def build(data: Path, gguf: Path, out: Path, meta_dir: Path, max_tokens: int, n_
     meta_dir.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "tokens.npz", ids=np.array(ids), tokens=tokens, lengths=lengths,
                         max_tokens=np.array(max_tokens))
-    np.savez_compressed(meta_dir / "meta.npz", ids=np.array(ids), split=np.array([r.split for r in rows]),
-                        label=np.array([r.label for r in rows], dtype=np.int8), domain=np.array([r.domain for r in rows]),
-                        generator=np.array([r.generator for r in rows]))
+    np.savez_compressed(meta_dir / "meta.npz", ids=np.array([r.id for r in all_rows]),
+                        split=np.array([r.split for r in all_rows]),
+                        label=np.array([r.label for r in all_rows], dtype=np.int8),
+                        domain=np.array([r.domain for r in all_rows]), generator=np.array([r.generator for r in all_rows]))
     logger.info("tokens for %d texts (%d tokens) in %.1f s", len(rows), int(lengths.sum()), time.perf_counter() - t0)
     pick = parity_sample(ids, [r.split for r in rows], n_parity)
     scorer = LMScorer(gguf, max_tokens)
@@ -79,9 +84,11 @@ def main() -> None:
     parser.add_argument("--meta", type=Path, required=True)
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--parity", type=int, default=64)
+    parser.add_argument("--splits", nargs="*", default=[], choices=("train", "validation", "test"),
+                        help="keep only these splits' texts (default: all)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    build(args.data, args.gguf, args.out, args.meta, args.max_tokens, args.parity)
+    build(args.data, args.gguf, args.out, args.meta, args.max_tokens, args.parity, tuple(args.splits))
 
 
 if __name__ == "__main__":

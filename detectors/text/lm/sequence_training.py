@@ -233,6 +233,25 @@ def train_sequence(rows: list[Row], eval_rows: list[Row], out_dir: Path, run_dir
     return np.column_stack(columns), reports
 
 
+def score_shipped(eval_rows: list[Row], out_dir: Path, run_dir: Path, tokens_path: Path, max_tokens: int,
+                  previous: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    """``train_sequence``'s return for the CNNs already in ``out_dir``, without refitting them (no train-split
+    token files needed): their ONNX files score ``eval_rows`` from ``run_dir``'s per-token files, and each report
+    is ``previous``'s (the shipped training report's) with ``carried`` set."""
+    from detectors.contract import Device
+    from detectors.runtime import onnx_session
+    from detectors.text.lm.sequence import SequenceModel
+
+    ev = load_token_data(run_dir, tokens_path, eval_rows, max_tokens)
+    columns, reports = [], {}
+    for name, variant in VARIANTS.items():
+        path = out_dir / variant.file
+        columns.append(_run_onnx(SequenceModel(path, onnx_session(path, Device(intra_op_threads=1)), max_tokens), ev))
+        reports[name] = {k: v for k, v in previous[name].items() if k not in ("validation", "test")} | {
+            "carried": "fitted by an earlier run of this command; not refitted (--keep-sequence)"}
+    return np.column_stack(columns), reports
+
+
 def _run_onnx(model: Any, data: dict[str, Any], batch: int = 256) -> np.ndarray:
     n = len(data["mask"])
     out = [model.run({k: data[k][a : a + batch] for k in INPUT_NAMES}) for a in range(0, n, batch)]
