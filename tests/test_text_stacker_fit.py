@@ -15,6 +15,7 @@ from detectors.text.lm.stats import FEATURE_NAMES
 from detectors.text.stacking import (
     CASCADE_TARGET_FPR,
     FIT_INPUTS,
+    SHIPPED_DIR,
     calibrate_scores,
     committed_sequence_logits,
     features_run,
@@ -147,3 +148,18 @@ def test_train_text_uses_the_gpu_features_when_present_else_the_committed_inputs
     assert lm_inputs(tmp_path / "absent.npz") == (FIT_INPUTS, True)
     (tmp_path / "features.npz").write_bytes(b"x")
     assert lm_inputs(tmp_path / "features.npz") == (tmp_path / "features.npz", False)
+
+
+def test_shipped_cascade_is_centred_and_its_fit_inputs_match_its_cnn() -> None:
+    manifest = json.loads((SHIPPED_DIR / "manifest.json").read_text(encoding="utf-8"))
+    cal = manifest["calibration"]
+    assert cal["fit"] == "centred isotonic"
+    assert np.all(np.diff(cal["x"]) > 0)
+    assert np.all(np.diff(cal["y"]) > 0)  # no plateau: the likely_ai cut is not pushed to a block's edge
+    assert cal["y"][0] < manifest["thresholds"]["likely_ai"] < cal["y"][-1]
+    f = np.load(FIT_INPUTS, allow_pickle=False)
+    assert f["features"].shape == (len(f["ids"]), len(FEATURE_NAMES))
+    assert len(set(f["ids"].tolist())) == len(f["ids"]) > 10000  # every validation and test text
+    assert np.isfinite(f["sequence_logits"]).all()
+    for name, digest in zip(f["sequence_names"], f["sequence_sha256"], strict=True):
+        assert manifest["files"][str(name)]["sha256"] == str(digest)

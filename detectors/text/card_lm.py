@@ -33,7 +33,11 @@ def _features_source(lm: Mapping[str, Any]) -> str:
         f"({run['tokens'] / run['score_s']:.0f} tokens/s); parity with the numpy service path on {run['parity_texts']} "
         f"validation texts: max abs difference {run['parity_max_abs']:.1e} ({run['parity_worst']}). The stacker was "
         "refitted from them by `python -m detectors.text.stacking --keep-sequence --features "
-        ".devdata/lm_features_valtest/features.npz --tokens .devdata/lm_valtest/tokens.npz`: the token-sequence CNN "
+        ".devdata/lm_features_valtest/features.npz --tokens .devdata/lm_valtest/tokens.npz --save-inputs "
+        "weights/text/fit_inputs/lm_valtest.npz`. That committed file (these features and the sequence CNN's logits, "
+        "with the CNN's sha256) is what `bylinecheck train text` reads when the GPU run's features are absent, so the "
+        "stacker, band, calibration and thresholds are rebuilt on a CPU-only machine in about a minute (same result "
+        "from the file as from the run above: checked). The token-sequence CNN "
         "is not refitted (it needs the train split's per-token files, from the GPU run of all 36,608 texts: "
         f"{GPU_RUN}); its table above is carried from the run that fitted it.")
 

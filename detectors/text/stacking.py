@@ -6,11 +6,14 @@ the train texts, so its train logits are over-confident, and out-of-fold n-gram 
 with 5-fold cross-fitting grouped by ``pair_id``: out-of-fold stacker scores choose the cascade
 band, fit the isotonic calibration and the thresholds (exactly as ``training.calibrate``); the
 shipped weights are one refit on all validation texts. Test is only reported. The LM features come
-from the GPU run (``detectors/text/lm/GPU_RUN.md``: ``features.npz``, first 256 tokens, float32) or,
-slowly (~1.5 CPU-s per text), from the numpy service path for the validation and test texts.
+from the GPU run (``detectors/text/lm/GPU_RUN.md``: ``features.npz`` of every split, first 256 tokens,
+float32), which also refits the token-sequence CNN on the train split, or, with ``--keep-sequence``, from
+the validation and test texts alone, the shipped CNN kept: a CPU run of ``gpu_features`` (84 min on 2
+cores) or the committed ``FIT_INPUTS`` (those features plus the CNN's logits; about a minute in all).
 Leave-one-out folds refit the stacker only: its n-gram input still saw the held-out group in training.
 
-Run: ``python -m detectors.text.stacking --data ../shared/datasets/text --out weights/text``.
+Run: ``python -m detectors.text.stacking --data ../shared/datasets/text --out weights/text`` (GPU features),
+or ``... --keep-sequence --features weights/text/fit_inputs/lm_valtest.npz`` (CPU only).
 """
 
 from __future__ import annotations
