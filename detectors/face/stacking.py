@@ -37,7 +37,7 @@ from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceEmbedder, FaceF
 from detectors.face.pipeline import CROP_SIZE, V2_CROP
 from detectors.face.report import PAIRS
 from detectors.face.scoring import CueTrees, Ensemble
-from detectors.manifest import MANIFEST_NAME, file_entry
+from detectors.manifest import MANIFEST_NAME, file_entry, sha256_file
 from detectors.metrics import auroc, tpr_at_fpr
 
 logger = logging.getLogger(__name__)
@@ -194,16 +194,12 @@ def ensemble_for(trees: CueTrees, chosen: dict[str, Any]) -> Ensemble:
     )
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _cached_validation(
     records: list[Record], v1_model: Path | None, v2_model: Path, trees: CueTrees, seed: int, cache_dir: Path,
     finder: FaceFinder,
 ) -> ValidationLogits:
     """``validation_logits``, cached under ``cache_dir`` by the models' and the trees' content and the finder."""
-    parts = [_sha256(v2_model), _sha256(v1_model) if v1_model else "-", str(seed), str(len(records)), "descriptors",
+    parts = [sha256_file(v2_model), sha256_file(v1_model) if v1_model else "-", str(seed), str(len(records)), "descriptors",
              finder.settings_tag()]
     key = hashlib.sha256("".join(parts).encode() + trees.value.tobytes()).hexdigest()[:16]
     path = cache_dir / f"face_v2_val_{key}.npz"
@@ -329,8 +325,8 @@ def stack_face_v2(
         "thresholds": fields["thresholds"],
         "fpr_reached": fields["threshold_provenance"]["fpr_reached"],
         "gpu": _gpu_summary(gpu_log) or carried.get("gpu", {}),
-        "cnn_v2_sha256": _sha256(cnn_v2),
-        "cnn_v1_sha256": _sha256(cnn_v1) if cnn_v1 is not None else None,
+        "cnn_v2_sha256": sha256_file(cnn_v2),
+        "cnn_v1_sha256": sha256_file(cnn_v1) if cnn_v1 is not None else None,
         **({"previous_test": previous} if previous else {}),
     }
     if studies:

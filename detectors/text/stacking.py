@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from detectors.manifest import file_entry, sha256_file
 from detectors.text.data import Row, load_rows
 from detectors.text.lm.sequence import VARIANTS
 from detectors.text.lm.stacker import design
@@ -363,8 +364,6 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
     report["sequence"] = {name: dict(seq_report[name], validation=_quality(y[v], seq_logits[v, j]),
                                      test=_quality(y[t], seq_logits[t, j])) for j, name in enumerate(VARIANTS)}
     body = _manifest(manifest, variants["auto"]["calibration"], stacker, inp.fill, (a, b), band, data_dir, seed)
-    from detectors.manifest import file_entry
-
     body["files"] = dict(body["files"], **{name: file_entry(out_dir, out_dir / var.file) for name, var in VARIANTS.items()})
     (out_dir / "manifest.json").write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
     _write_report(out_dir, report, body)
@@ -425,12 +424,6 @@ def _copy_sequence_files(out_dir: Path) -> None:
             shutil.copyfile(SHIPPED_DIR / variant.file, out_dir / variant.file)
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def save_fit_inputs(path: Path, eval_rows: list[Row], features_path: Path, seq_logits: np.ndarray, out_dir: Path) -> None:
     """Write the validation and test rows' LM features, token counts and sequence-CNN logits (with the CNN files'
     sha256, checked on reading) as one compressed file: everything the stacker needs besides the n-gram model."""
@@ -442,7 +435,7 @@ def save_fit_inputs(path: Path, eval_rows: list[Row], features_path: Path, seq_l
         path, ids=np.array([r.id for r in eval_rows]), features=np.asarray(f["features"], dtype=np.float32)[pick],
         feature_names=f["feature_names"], lengths=f["lengths"][pick], sequence_logits=seq_logits.astype(np.float32),
         sequence_names=np.array(list(VARIANTS)),
-        sequence_sha256=np.array([_sha256(out_dir / v.file) for v in VARIANTS.values()]),
+        sequence_sha256=np.array([sha256_file(out_dir / v.file) for v in VARIANTS.values()]),
         features_run=np.array(json.dumps(features_run(features_path))))
     logger.info("wrote %s (%d rows, %d bytes)", path, len(eval_rows), path.stat().st_size)
 
@@ -451,16 +444,18 @@ def committed_sequence_logits(path: Path, eval_rows: list[Row], out_dir: Path,
                               previous: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
     """``score_shipped``'s return read from a ``save_fit_inputs`` file; raises ValueError when its CNNs are not the
     ones in ``out_dir``."""
+    from detectors.text.lm.sequence_training import carried_report
+
     f = np.load(path, allow_pickle=False)
     if [str(n) for n in f["sequence_names"]] != list(VARIANTS):
         raise ValueError(f"{path} holds logits of other sequence CNNs than {list(VARIANTS)}")
     for name, digest in zip(VARIANTS, f["sequence_sha256"], strict=True):
-        if _sha256(out_dir / VARIANTS[name].file) != str(digest):
+        if sha256_file(out_dir / VARIANTS[name].file) != str(digest):
             raise ValueError(f"{path}: the {name} logits come from another {VARIANTS[name].file} than {out_dir}'s")
     at = {str(k): j for j, k in enumerate(f["ids"])}
     logits = np.asarray(f["sequence_logits"], dtype=np.float64)[[at[r.id] for r in eval_rows]]
-    reports = {name: {k: v for k, v in previous[name].items() if k not in ("validation", "test")} | {
-        "carried": f"fitted by an earlier run; logits read from {path.name}"} for name in VARIANTS}
+    reports = {name: carried_report(previous[name], f"fitted by an earlier run; logits read from {path.name}")
+               for name in VARIANTS}
     return logits, reports
 
 

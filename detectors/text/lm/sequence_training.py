@@ -247,9 +247,15 @@ def score_shipped(eval_rows: list[Row], out_dir: Path, run_dir: Path, tokens_pat
     for name, variant in VARIANTS.items():
         path = out_dir / variant.file
         columns.append(_run_onnx(SequenceModel(path, onnx_session(path, Device(intra_op_threads=1)), max_tokens), ev))
-        reports[name] = {k: v for k, v in previous[name].items() if k not in ("validation", "test")} | {
-            "carried": "fitted by an earlier run of this command; not refitted (--keep-sequence)"}
+        reports[name] = carried_report(previous[name], "fitted by an earlier run of this command; not refitted "
+                                       "(--keep-sequence)")
     return np.column_stack(columns), reports
+
+
+def carried_report(previous: dict[str, Any], how: str) -> dict[str, Any]:
+    """A kept CNN's training report: ``previous`` without its validation/test scores (recomputed by the caller),
+    with ``carried`` saying ``how`` it was kept."""
+    return {k: v for k, v in previous.items() if k not in ("validation", "test")} | {"carried": how}
 
 
 def _run_onnx(model: Any, data: dict[str, Any], batch: int = 256) -> np.ndarray:
