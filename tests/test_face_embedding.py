@@ -15,12 +15,14 @@ import pytest
 from detectors.face.embedding import (
     CHECK_TOLERANCE,
     CHIP_SIZE,
+    STAGE_CHANNELS,
     FaceNetFormatError,
     FaceNetMismatchError,
     NumpyFaceNet,
     OnnxFaceNet,
     load_face_net,
     onnx_model,
+    stage_features,
 )
 from detectors.face.finding import EMBEDDING_FILE, FaceEmbedder, FaceFinder, dlib_model_path
 
@@ -95,6 +97,27 @@ def test_descriptors_of_real_faces_match_dlib_and_numpy(
     assert distances.min() > 0.35
 
 
+def test_stage_statistics_of_real_faces_agree_between_onnx_and_numpy(
+        embedder: FaceEmbedder, onnx_net: OnnxFaceNet, numpy_net: NumpyFaceNet) -> None:
+    """2.5.0's stacker reads the network's stage statistics: ONNX Runtime (the service) and numpy (the fallback) must
+    give the same ones, from the same pass as the descriptor."""
+    for chip in _real_chips(embedder):
+        descriptor, stages = onnx_net.describe(chip)
+        reference_descriptor, reference_stages = numpy_net.describe(chip)
+        np.testing.assert_array_equal(descriptor, onnx_net.descriptor(chip))
+        assert np.abs(descriptor - reference_descriptor).max() <= 1e-4
+        assert stages.shape == reference_stages.shape == (2 * STAGE_CHANNELS,)
+        assert np.all(np.isfinite(stages))
+        assert np.all(stages[STAGE_CHANNELS:] >= 0)  # means, then standard deviations
+        assert (np.abs(stages - reference_stages) / np.maximum(np.abs(reference_stages), 1.0)).max() <= 1e-4
+        assert np.ptp(stages[STAGE_CHANNELS:]) > 0  # the spreads are not all alike (e.g. all zero)
+
+
+def test_stage_statistics_are_the_stage_maps_moments() -> None:
+    means, squares = np.array([1.0, 2.0, 0.5]), np.array([2.0, 4.0, 0.2])  # the last one rounded below its mean's square
+    np.testing.assert_allclose(stage_features(means, squares), [1.0, 2.0, 0.5, 1.0, 0.0, 0.0], atol=1e-7)
+
+
 def test_descriptors_of_synthetic_chips_match_dlib(onnx_net: OnnxFaceNet, numpy_net: NumpyFaceNet, dlib_net: Any) -> None:
     for seed in range(3):
         chip = _chip(seed)
@@ -136,6 +159,11 @@ def test_graph_is_valid_onnx_and_folds_every_affine(numpy_net: NumpyFaceNet) -> 
     assert ops.count("Pad") == 5  # skip channels at 64, 128, 256; inner rows at the last two stages
     assert "BatchNormalization" not in ops
     assert [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim] == [1, 128]
+    assert len(model.graph.output) == 1
+    with_stages = onnx_model(numpy_net._convs, numpy_net._affines, numpy_net._fc, stage_statistics=True)
+    onnx.checker.check_model(with_stages, full_check=True)
+    assert [(o.name, [d.dim_value for d in o.type.tensor_type.shape.dim]) for o in with_stages.graph.output] == [
+        ("descriptor", [1, 128]), ("stage_mean", [1, STAGE_CHANNELS]), ("stage_square", [1, STAGE_CHANNELS])]
 
 
 def test_another_dlib_file_is_refused(tmp_path: Path) -> None:
@@ -151,11 +179,22 @@ def test_load_check_rejects_a_disagreeing_net(onnx_net: OnnxFaceNet, numpy_net: 
     assert onnx_net.check_against(numpy_net) <= CHECK_TOLERANCE
 
     class Shifted:
-        def descriptor(self, chip: np.ndarray) -> np.ndarray:
-            return numpy_net.descriptor(chip) + np.float32(3 * CHECK_TOLERANCE)
+        """The numpy net with its descriptor, or its stage statistics (relative to their scale), moved."""
 
-    with pytest.raises(FaceNetMismatchError):
-        onnx_net.check_against(Shifted())
+        def __init__(self, descriptor_shift: float, stage_factor: float) -> None:
+            self.descriptor_shift, self.stage_factor = descriptor_shift, stage_factor
+
+        def descriptor(self, chip: np.ndarray) -> np.ndarray:
+            return self.describe(chip)[0]
+
+        def describe(self, chip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            descriptor, stages = numpy_net.describe(chip)
+            return descriptor + np.float32(self.descriptor_shift), stages * np.float32(self.stage_factor)
+
+    for shifted in (Shifted(3 * CHECK_TOLERANCE, 1.0), Shifted(0.0, 1.0 + 3 * CHECK_TOLERANCE)):
+        with pytest.raises(FaceNetMismatchError):
+            onnx_net.check_against(shifted)
+    assert onnx_net.check_against(Shifted(0.0, 1.0)) <= CHECK_TOLERANCE
 
 
 def test_service_uses_onnx_and_falls_back_to_numpy_on_mismatch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,8 +206,13 @@ def test_service_uses_onnx_and_falls_back_to_numpy_on_mismatch(monkeypatch: pyte
     blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
     assert blas
     assert set(blas) == {1}  # the process's BLAS is back to one thread (numpy check and fallback)
-    real = OnnxFaceNet.descriptor
-    monkeypatch.setattr(OnnxFaceNet, "descriptor", lambda self, chip: real(self, chip) * np.float32(1.01))
+    real = OnnxFaceNet.describe
+
+    def disagreeing(self: OnnxFaceNet, chip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        descriptor, stages = real(self, chip)
+        return descriptor * np.float32(1.01), stages
+
+    monkeypatch.setattr(OnnxFaceNet, "describe", disagreeing)
     assert isinstance(load_face_net(path), NumpyFaceNet)
 
 

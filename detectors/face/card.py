@@ -1,8 +1,9 @@
 """MODEL_CARD.md for the face detector, written from the training summary (``metrics.json``).
 
 Caveats first: every number in the card comes from the summary; nothing is typed in by hand except
-the fixed descriptions of data, method and the generators never seen, and the descriptor experiment's transfer and
-confound figures, quoted from ``detectors/face/explore_descriptor_results.md`` (validation, measured once).
+the fixed descriptions of data, method and the generators never seen, and the descriptor and stage-statistics
+experiments' gain, transfer and confound figures, quoted from ``detectors/face/explore_descriptor_results.md`` and
+``explore_stages_results.md`` (validation, measured once), and the not-adopted experiments' headline figures.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ landmarks), aligns it (eyes and mouth to a fixed template) and scores it with **
 (~1.35 M parameters, 16-32-64-128-192 channels, full-resolution stem) trained from scratch on a GPU on a 128 x 128
 crop with 4.8 eye gaps of context (`align_face(pixels, landmarks, 128, zoom=0.7)`), stacked by a logistic regression with a
 boosted-tree model (100 rounds, evaluated in numpy) on engineered cues (azimuthal log-FFT spectra of v1's
-96 px face crop and of a 2x wider context crop; eye position and roll in the frame). The inputs of the
+96 px face crop and of a 2x wider context crop; eye position and roll in the frame) and, from 2.5.0, a logistic
+regression on the stage statistics of dlib's pretrained face-recognition network (below). The inputs of the
 stacker were chosen on validation (below). Output: calibrated probability of "AI-generated", verdict from the
 manifest thresholds, face box, and the generator family (`gan` | `diffusion` | `unknown`, from the v2 CNN's
 second logit) when the verdict is `likely_ai`. Abstains with `no_face`, `multiple_faces` (a second face at
@@ -103,29 +105,67 @@ typical faces may score higher. The descriptor is computed for every judged face
 """
 
 
+_STAGES = """**Stage-statistics input (2.5.0).** The stacker reads a logistic regression on the *stage statistics* of dlib's
+face-recognition network, the network the service already runs on every judged face for the 128-d descriptor: the
+per-channel spatial mean and standard deviation of each of its five residual stages' output maps (2 x 736 = 1,472
+values, `embedding.stage_features`, from the same pass, so no extra network time). It is the one pretrained network
+at hand (dlib trained it on millions of real faces for identity): its early stages summarise skin, hair and background
+texture, its late ones the face's shape, and the descriptor is a linear function of the last stage's means, so this
+input holds what 2.2.0-2.4.0's descriptor input read and more. The experiment that led to it
+(`detectors/face/explore_stages_results.md`, validation only): as a fourth input of 2.4.0's stacker it raised
+out-of-fold AUROC from 0.9620 to 0.9730 (paired file bootstrap 95% CI +0.0043 to +0.0180; FFHQ vs StyleGAN v1 0.941
+-> 0.958), and alone it does not tell the two real sources apart (CIPLAB vs FFHQ: AUROC 0.510), so it does not read
+their format. Like the descriptor, it learns where these generators' faces sit rather than a general sign of
+synthesis: fitted without one generator it scored 0.539 on StyleGAN v1 and 0.575 on SD 2.1 when that generator was
+left out (the descriptor's model: 0.550 and 0.623). Its late stages carry identity (age, sex, ancestry), and this data
+has no such labels, so the false-alarm rate per group is not measured: a real person who resembles these generators'
+typical faces may score higher.
+"""
+
+_DESCRIPTOR_DROPPED = """**Descriptor input (2.2.0-2.4.0), dropped in 2.5.0.** Those versions' stacker read a logistic regression
+on the 128-d descriptor itself; the stage statistics contain it, and the candidate with both inputs was no better on
+validation (table below), so the simpler stacker without it was chosen. The descriptor is still computed for every
+judged face (headshot-reuse search); `BYLINECHECK_FACE_EMBEDDINGS=false` keeps it out of the report and the store.
+"""
+
+
 _NOT_ADOPTED = """**Tried on validation and not adopted** (the 2.2.0 stacker's out-of-fold AUROC is 0.9631; each result file
 has the table and the command): pixel-residual texture statistics (SPAM) as a fourth input, +0.006 but read the
 files' resolution and JPEG settings (CIPLAB vs FFHQ reals 0.16-0.22; `detectors/face/explore_texture_results.md`);
 test-time augmentation of the CNN (mirror, 3 scales), at most +0.0022 for 6x the CNN's cost and no TPR gain
 (`detectors/face/explore_tta_results.md`); face shape and symmetry from the 68 landmarks, 0.73-0.78 alone but no
 gain in the stack (`detectors/face/explore_descriptor_results.md`, measured against 2.1.0's stack and reproduced
-against 2.2.0's on 2026-11-28).
+against 2.2.0's on 2026-11-28); a patch CNN trained here on the face at its own resolution, a strong diffusion
+detector (SD 2.1 vs reals 0.993 alone) that does not see StyleGAN v1 at 256 px and moved 2.4.0's stack by +0.0029
+(95% CI -0.0008 to +0.0062) while reading a little of the format (`detectors/face/explore_patch_results.md`).
 """
 
 
-def _descriptor_lines(summary: dict[str, Any]) -> list[str]:
-    model = summary.get("descriptor_model")
+def _input_lines(summary: dict[str, Any], inputs: list[str]) -> list[str]:
+    """The stacker's side models as chosen: the stage statistics (2.5.0 on) and the descriptor (2.2.0 on, while
+    chosen), each with its text, its gain in this run and how it was fitted."""
+    lines: list[str] = []
+    if "net_stages" in inputs:
+        lines += [_STAGES, *_side_model_lines(summary, "stages_model", "v2+cues+stages")]
+    if "descriptor" in inputs:
+        lines += [_DESCRIPTOR, *_side_model_lines(summary, "descriptor_model", "v2+cues+descriptor")]
+    elif "net_stages" in inputs:
+        lines += [_DESCRIPTOR_DROPPED]
+    return lines
+
+
+def _side_model_lines(summary: dict[str, Any], key: str, candidate: str) -> list[str]:
+    model = summary.get(key)
     if not model:
         return []
     grid = ", ".join(f"C={k.removeprefix('cv_auroc_c')} {v:.4f}" for k, v in model.items() if k.startswith("cv_auroc_c"))
     candidates = summary["validation"]["candidates"]
-    without, with_it = candidates.get("v2+cues"), candidates.get("v2+cues+descriptor")
+    without, with_it = candidates.get("v2+cues"), candidates.get(candidate)
     gain = [] if not (without and with_it) else [
         f"In this training run the input raised the stacker's validation out-of-fold AUROC from "
         f"{_f(without['auroc_out_of_fold'])} to {_f(with_it['auroc_out_of_fold'])} and TPR@1%FPR from "
         f"{_f(without['tpr_at_1pct_fpr_out_of_fold'])} to {_f(with_it['tpr_at_1pct_fpr_out_of_fold'])} (table below)."]
     return [
-        _DESCRIPTOR,
         *gain,
         f"Fitted by `bylinecheck train faces --stack-v2 ...` on {model['train_faces']} train faces of "
         f"{model['train_files']} files (degraded copy rng {model['degraded_copy_rng']}); C = {model['chosen_c']} by "
@@ -161,8 +201,11 @@ def _v2_head(manifest: dict[str, Any], summary: dict[str, Any]) -> list[str]:
         "export. The final EMA weights are exported; the training loss ends at the label-smoothing floor (data-limited).",
         "3. CPU: `bylinecheck train faces --stack-v2 OUT/face_cnn_v2.onnx --gpu-log OUT/train_log.json --cnn-v1 V1.onnx` "
         "(seeded; cue trees refitted on train, validation logits, stacker, calibration, studies): "
-        f"{_s(summary.get('stack_seconds'))} s. V1.onnx is 1.0.0's `weights/face/model.onnx` from git history "
-        f"(sha256 `{summary.get('cnn_v1_sha256')}`); without `--cnn-v1` the candidates using it are skipped.",
+        f"{_s(summary.get('stack_seconds'))} s. V1.onnx is 1.0.0's `weights/face/model.onnx` from git history; "
+        + (f"this run's had sha256 `{summary['cnn_v1_sha256']}`." if summary.get("cnn_v1_sha256") else
+           "this run had no `--cnn-v1`, so the candidates using it were skipped.")
+        + (f" It had no `--gpu-log` either: the GPU figures are carried from {summary['gpu_carried_from']}'s summary "
+           "(the CNN is that run's)." if summary.get("gpu_carried_from") else ""),
         "",
         "## Validation: stacker inputs",
         "Chosen by 5-fold out-of-fold AUROC (folds grouped by file); a simpler candidate within 0.002 wins.",
@@ -314,7 +357,8 @@ def write_model_card(out_dir: Path, summary: dict[str, Any]) -> Path:
         summary = {**summary, "cross_generator": json.loads(cross_path.read_text(encoding="utf-8"))}
     val, speed, size = summary["validation"], summary["speed"], summary["face_size"]
     if "gpu" in summary:
-        lines = [_INTRO_V2, *_descriptor_lines(summary), _NOT_ADOPTED, *_v2_head(manifest, summary), *_splits(summary)]
+        lines = [_INTRO_V2, *_input_lines(summary, manifest["extra"]["ensemble"]["inputs"]), _NOT_ADOPTED,
+                 *_v2_head(manifest, summary), *_splits(summary)]
     else:
         lines = [_INTRO, *_v1_head(manifest, summary), *_splits(summary)]
         lines += [
@@ -361,8 +405,8 @@ def write_model_card(out_dir: Path, summary: dict[str, Any]) -> Path:
         + (f"Along the service's path (its reduced JPEG decode at the finder's working size, then the same steps) the "
            f"same upload costs {speed['service_path_median_cpu_ms']:.1f} ms of CPU (fastest "
            f"{speed['service_path_min_cpu_ms']:.1f} ms). " if "service_path_median_cpu_ms" in speed else "")
-        + ("These times include the 128-d face descriptor the stacker reads (about 10 ms, ONNX Runtime, one thread)."
-           if "descriptor" in manifest["extra"]["ensemble"]["inputs"]
+        + ("These times include the pass of dlib's face network whose outputs the stacker reads (about 10 ms, ONNX "
+           "Runtime, one thread)." if {"descriptor", "net_stages"} & set(manifest["extra"]["ensemble"]["inputs"])
            else "The optional 128-d face embedding (`embed_faces=True`) adds about 10 ms (ONNX Runtime, one thread)."),
         "",
     ]

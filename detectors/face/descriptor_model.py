@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from detectors.face.data import Record, judged_faces
+from detectors.face.embedding import STAGE_CHANNELS
 from detectors.face.finding import FaceEmbedder, FaceFinder
 from detectors.face.pipeline import V2_CROP
 
@@ -30,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 DESCRIPTOR_FILE = "descriptor_lr.npz"
 DESCRIPTOR_DIM = 128
+# The same kind of model on the descriptor network's stage statistics (2.5.0 on; embedding.stage_features).
+STAGES_FILE = "stages_lr.npz"
+STAGES_ROLE = "stages_model"  # its role in the manifest's files
+STAGES_DIM = 2 * STAGE_CHANNELS
 TRAIN_RNG_OFFSET = 7  # the train faces' one degraded copy (build_cache uses +1, validation +2)
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 FOLDS = 5
@@ -37,7 +42,8 @@ FOLDS = 5
 
 @dataclass(frozen=True)
 class DescriptorModel:
-    """Standardised logistic regression on the 128-d descriptor: (N, 128) -> (N,) logits (higher = AI)."""
+    """Standardised logistic regression on the 128-d descriptor: (N, 128) -> (N,) logits (higher = AI); or on the
+    network's stage statistics (N, STAGES_DIM), loaded with ``dim=STAGES_DIM``."""
 
     mean: np.ndarray
     scale: np.ndarray
@@ -46,20 +52,20 @@ class DescriptorModel:
 
     def logits(self, descriptors: np.ndarray) -> np.ndarray:
         x = np.atleast_2d(np.asarray(descriptors, dtype=np.float64))
-        if x.shape[1] != DESCRIPTOR_DIM or not np.all(np.isfinite(x)):
-            raise ValueError(f"expected finite descriptors of {DESCRIPTOR_DIM} values")
+        if x.shape[1] != self.mean.shape[0] or not np.all(np.isfinite(x)):
+            raise ValueError(f"expected finite rows of {self.mean.shape[0]} values")
         return np.asarray(((x - self.mean) / self.scale) @ self.coef + self.intercept, dtype=np.float64)
 
     def save(self, path: Path) -> None:
         np.savez(path, mean=self.mean, scale=self.scale, coef=self.coef, intercept=np.array(self.intercept))
 
     @classmethod
-    def load(cls, path: Path) -> DescriptorModel:
-        """Raises OSError / KeyError / ValueError on an unreadable or malformed file."""
+    def load(cls, path: Path, dim: int = DESCRIPTOR_DIM) -> DescriptorModel:
+        """A model of ``dim`` inputs; raises OSError / KeyError / ValueError on an unreadable or malformed file."""
         with np.load(path, allow_pickle=False) as data:
             arrays = [np.asarray(data[k], dtype=np.float64) for k in ("mean", "scale", "coef")]
             intercept = float(data["intercept"])
-        if any(a.shape != (DESCRIPTOR_DIM,) for a in arrays) or not np.all(arrays[1] > 0):
+        if any(a.shape != (dim,) for a in arrays) or not np.all(arrays[1] > 0):
             raise ValueError("malformed descriptor model")
         mean, scale, coef = arrays
         return cls(mean=mean, scale=scale, coef=coef, intercept=intercept)
@@ -68,24 +74,29 @@ class DescriptorModel:
 def face_descriptors(records: list[Record], seed: int, rng_offset: int,
                      finder: FaceFinder | None = None) -> dict[str, np.ndarray]:
     """Per judged face of each file as staged and once degraded (rng ``seed + rng_offset``), as
-    ``stacking.validation_logits`` finds them: the descriptor on the pixels and landmarks the detector uses,
-    the label, the record's index and its group (for grouped folds)."""
+    ``stacking.validation_logits`` finds them: the descriptor and the network's stage statistics on the pixels and
+    landmarks the detector uses, the label, the record's index and its group (for grouped folds)."""
     embedder = FaceEmbedder()
     groups = {g: i for i, g in enumerate(sorted({r.group for r in records}))}
-    desc, meta = [], []
+    desc, stages, meta = [], [], []
     for judged in judged_faces(records, np.random.default_rng(seed + rng_offset), V2_CROP, "descriptors", finder):
-        desc.append(np.asarray(embedder.embed(judged.pixels, judged.face.landmarks), dtype=np.float64))
+        descriptor, statistics = embedder.describe(judged.pixels, judged.face.landmarks)
+        desc.append(np.asarray(descriptor, dtype=np.float64))
+        stages.append(statistics)
         meta.append((judged.record.label, judged.index, groups[judged.record.group], judged.condition))
     m = np.array(meta, dtype=np.int64)
-    return {"descriptors": np.stack(desc), "labels": m[:, 0], "record": m[:, 1], "group": m[:, 2], "condition": m[:, 3]}
+    return {"descriptors": np.stack(desc), "stages": np.stack(stages), "labels": m[:, 0], "record": m[:, 1],
+            "group": m[:, 2], "condition": m[:, 3]}
 
 
 def cached_face_descriptors(records: list[Record], seed: int, rng_offset: int, cache_path: Path,
                             finder: FaceFinder | None = None) -> dict[str, np.ndarray]:
-    """:func:`face_descriptors`, cached at ``cache_path`` (the caller puts the finder's settings in the name)."""
+    """:func:`face_descriptors`, cached at ``cache_path`` (the caller puts the finder's settings in the name; a cache
+    written before the stage statistics existed is recomputed)."""
     if cache_path.is_file():
         with np.load(cache_path) as data:
-            return {k: data[k] for k in data.files}
+            if "stages" in data.files:
+                return {k: data[k] for k in data.files}
     arrays = face_descriptors(records, seed, rng_offset, finder)
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache_path, **arrays)  # type: ignore[arg-type]
@@ -95,8 +106,8 @@ def cached_face_descriptors(records: list[Record], seed: int, rng_offset: int, c
 def fit_descriptor_model(
     descriptors: np.ndarray, labels: np.ndarray, groups: np.ndarray
 ) -> tuple[DescriptorModel, dict[str, float]]:
-    """Standardised L2 logistic regression, C from ``C_GRID`` by grouped 5-fold AUROC (ties: the smaller C).
-    Returns the model and each C's cross-validated AUROC."""
+    """Standardised L2 logistic regression on ``descriptors`` (the descriptors, or the stage statistics), C from
+    ``C_GRID`` by grouped 5-fold AUROC (ties: the smaller C). Returns the model and each C's cross-validated AUROC."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold, cross_val_score
     from sklearn.pipeline import make_pipeline

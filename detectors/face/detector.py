@@ -30,7 +30,7 @@ from detectors.contract import (
     WeightsCorruptError,
 )
 from detectors.face.blazeface import BlazeFace
-from detectors.face.descriptor_model import DescriptorModel
+from detectors.face.descriptor_model import STAGES_DIM, STAGES_ROLE, DescriptorModel
 from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceEmbedder, FaceFinder
 from detectors.face.pipeline import (
     CROP_SIZE,
@@ -64,6 +64,7 @@ class PreparedFace:
     faces_found: int
     embedding: tuple[float, ...] | None = None
     found_by: str = "hog"
+    stages: np.ndarray | None = None  # the descriptor network's stage statistics, when the stacker reads them
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,11 @@ class FaceDetector:
         if self._family_from not in CNN_FILES or ("cnn_v2" in self._cnns and self._wide is None):
             raise WeightsCorruptError("face manifest: family source or cnn_v2 crop missing")
         self._needs_descriptor = "descriptor" in inputs
-        self._computes_embedding = embed_faces or self._needs_descriptor
+        self._needs_stages = "net_stages" in inputs
+        self._computes_embedding = embed_faces or self._needs_descriptor or self._needs_stages
         files = {"cue_trees", *(CNN_FILES[name] for name in self._cnns)}
         files |= {"descriptor_model"} if self._needs_descriptor else set()
+        files |= {STAGES_ROLE} if self._needs_stages else set()
         missing = files - set(manifest.files)
         if missing:
             raise WeightsCorruptError(f"face manifest lists no {sorted(missing)} file")
@@ -125,6 +128,7 @@ class FaceDetector:
         self._finder: FaceFinder | None = None
         self._ensemble: Ensemble | None = None
         self._descriptor_model: DescriptorModel | None = None
+        self._stages_model: DescriptorModel | None = None
 
     def load(self, device: Device) -> None:
         """Open the ONNX session(s) on ``device``, the cue trees and the dlib models.
@@ -140,6 +144,11 @@ class FaceDetector:
                 self._descriptor_model = DescriptorModel.load(self.manifest.files["descriptor_model"])
             except (OSError, KeyError, ValueError) as exc:
                 raise WeightsCorruptError(f"unreadable descriptor model: {exc}") from exc
+        if self._needs_stages:
+            try:
+                self._stages_model = DescriptorModel.load(self.manifest.files[STAGES_ROLE], dim=STAGES_DIM)
+            except (OSError, KeyError, ValueError) as exc:
+                raise WeightsCorruptError(f"unreadable stage-statistics model: {exc}") from exc
         coef, intercept, inputs = self._stacker
         self._ensemble = Ensemble(trees=trees, stack_coef=coef, stack_intercept=intercept, inputs=inputs)
         self._sessions = {name: onnx_session(self.manifest.files[CNN_FILES[name]], device) for name in self._cnns}
@@ -187,8 +196,10 @@ class FaceDetector:
                 pixels, face, scale_x, scale_y = full, scale_face(face, scale_x, scale_y), 1.0, 1.0
                 inputs = face_inputs(pixels, face.landmarks, crop_size=self._crop_size, wide=self._wide)
         box = None if face is None else clip_box(scale_face(face, scale_x, scale_y).box, submitted_w, submitted_h)
-        embedding = None
-        if self._computes_embedding and inputs is not None and face is not None:
+        embedding, stages = None, None
+        if self._needs_stages and inputs is not None and face is not None:
+            embedding, stages = self._embedder.describe(pixels, face.landmarks)
+        elif self._computes_embedding and inputs is not None and face is not None:
             embedding = self._embedder.embed(pixels, face.landmarks)
         return PreparedFace(
             inputs=inputs,
@@ -199,6 +210,7 @@ class FaceDetector:
             faces_found=choice.faces_found,
             embedding=embedding,
             found_by=face.found_by if face is not None else "hog",
+            stages=stages,
         )
 
     def forward(self, batch: Sequence[PreparedFace]) -> list[np.ndarray | None]:
@@ -251,6 +263,11 @@ class FaceDetector:
                 raise RuntimeError("the face stacker needs the descriptor, and preprocess did not compute it")
             columns["descriptor"] = self._descriptor_model.logits(np.asarray(prepared.embedding))
             descriptor_extra["descriptor_logit"] = float(columns["descriptor"][0])
+        if self._stages_model is not None:
+            if prepared.stages is None:
+                raise RuntimeError("the face stacker needs the stage statistics, and preprocess did not compute them")
+            columns["net_stages"] = self._stages_model.logits(prepared.stages)
+            descriptor_extra["net_stages_logit"] = float(columns["net_stages"][0])
         score = float(ensemble.combine(columns, prepared.inputs.cues[None, :])[0])
         probability = float(self.manifest.calibration(score))
         verdict = self.manifest.thresholds.verdict(probability)

@@ -32,6 +32,7 @@ CHIP_PADDING = 0.25
 _INPUT_MEAN = np.array([122.782, 117.001, 104.298], dtype=np.float32)
 # residual stages in forward order: (channels, blocks); the first block of every stage but the first strides
 _STAGES = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
+STAGE_CHANNELS = sum(channels for channels, _, _ in _STAGES)  # stage statistics per map (onnx_model)
 _TAG = re.compile(rb"\x01\x05con_4|\x01\x07affine_|\x01\x04fc_2")
 # largest |difference| to the numpy evaluation accepted at load (measured: < 5e-7; the reuse threshold is 0.35 euclidean)
 CHECK_TOLERANCE = 1e-4
@@ -49,6 +50,18 @@ class FaceNetMismatchError(RuntimeError):
 
 class FaceNet(Protocol):
     def descriptor(self, chip: np.ndarray) -> np.ndarray: ...
+
+    def describe(self, chip: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def stage_features(means: np.ndarray, squares: np.ndarray) -> np.ndarray:
+    """The network's stage statistics as one vector (float32, ``2 * STAGE_CHANNELS``): each residual stage's
+    per-channel spatial mean, then per-channel spatial standard deviation, from the means of the maps and of their
+    squares. They summarise the face's texture at five depths of a network trained on millions of real faces; the
+    descriptor is a linear function of the last stage's means."""
+    means = np.asarray(means, dtype=np.float64).reshape(-1)
+    spread = np.sqrt(np.maximum(np.asarray(squares, dtype=np.float64).reshape(-1) - means * means, 0.0))
+    return np.concatenate([means, spread]).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -181,8 +194,9 @@ class NumpyFaceNet:
         return cls(*_parse(path.read_bytes()))
 
     def onnx_bytes(self) -> bytes:
-        """These weights as a serialised ONNX graph (what :class:`OnnxFaceNet` runs; needs the ``onnx`` package)."""
-        return bytes(onnx_model(self._convs, self._affines, self._fc).SerializeToString())
+        """These weights as a serialised ONNX graph with the stage statistics (what :class:`OnnxFaceNet` runs; needs
+        the ``onnx`` package)."""
+        return bytes(onnx_model(self._convs, self._affines, self._fc, stage_statistics=True).SerializeToString())
 
     def _conv_affine(self, x: np.ndarray, index: int) -> np.ndarray:
         out = _conv(x, self._convs[index])
@@ -193,12 +207,17 @@ class NumpyFaceNet:
 
     def descriptor(self, chip: np.ndarray) -> np.ndarray:
         """128-d descriptor (float32) of a 150 x 150 RGB uint8 face chip cut by ``dlib.get_face_chip``."""
+        return self.describe(chip)[0]
+
+    def describe(self, chip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The descriptor and the stage statistics (:func:`stage_features`) of one chip, from one pass."""
         if chip.shape != (CHIP_SIZE, CHIP_SIZE, 3):
             raise ValueError(f"expected a {CHIP_SIZE}x{CHIP_SIZE} RGB chip, got {chip.shape}")
         x = (chip.astype(np.float32) - _INPUT_MEAN) / np.float32(256.0)
         x = np.maximum(self._conv_affine(x, 0), 0.0)
         x = _pool(x, 3, 2, "max")
         index = 1
+        means, squares = [], []
         for _channels, blocks, strided in _STAGES:
             for block in range(blocks):
                 inner = np.maximum(self._conv_affine(x, index), 0.0)
@@ -206,8 +225,10 @@ class NumpyFaceNet:
                 skip = _pool(x, 2, 2, "mean") if strided and block == 0 else x
                 x = np.maximum(_add_padded(inner, skip), 0.0)
                 index += 2
-        pooled = x.mean(axis=(0, 1), dtype=np.float32)
-        return np.asarray(pooled @ self._fc, dtype=np.float32)
+            means.append(x.mean(axis=(0, 1), dtype=np.float32))
+            squares.append((x * x).mean(axis=(0, 1), dtype=np.float32))
+        descriptor = np.asarray(means[-1] @ self._fc, dtype=np.float32)
+        return descriptor, stage_features(np.concatenate(means), np.concatenate(squares))
 
 
 def _check_chip() -> np.ndarray:
@@ -219,8 +240,11 @@ def _check_chip() -> np.ndarray:
     return np.clip(base + grain, 0, 255).astype(np.uint8)
 
 
-def onnx_model(convs: list[_Conv], affines: list[tuple[np.ndarray, np.ndarray]], fc: np.ndarray) -> Any:
-    """The network as an ONNX ModelProto: input ``chip`` (1, 150, 150, 3) uint8 RGB, output ``descriptor`` (1, 128).
+def onnx_model(convs: list[_Conv], affines: list[tuple[np.ndarray, np.ndarray]], fc: np.ndarray,
+               stage_statistics: bool = False) -> Any:
+    """The network as an ONNX ModelProto: input ``chip`` (1, 150, 150, 3) uint8 RGB, output ``descriptor`` (1, 128);
+    with ``stage_statistics``, also ``stage_mean`` and ``stage_square`` (1, 736): the spatial means of each residual
+    stage's output map and of its square (32 + 64 + 128 + 256 + 256 channels, in stage order).
 
     Each affine layer is folded into its convolution (``W * gamma``, ``b * gamma + beta``). The input scaling
     ``(x - mean) / 256`` is done in the graph, so the caller passes dlib's chip as it is: the chip is transposed
@@ -266,6 +290,7 @@ def onnx_model(convs: list[_Conv], affines: list[tuple[np.ndarray, np.ndarray]],
     x, (channels, side) = conv(centred, 0, CHIP_SIZE, relu=True, scale=1 / 256)
     x, side = pool("MaxPool", x, 3, 2, side)
     index = 1
+    stage_ends = []
     for _channels, blocks, strided in _STAGES:
         for block in range(blocks):
             inner, inner_shape = conv(x, index, side, relu=True)
@@ -274,12 +299,19 @@ def onnx_model(convs: list[_Conv], affines: list[tuple[np.ndarray, np.ndarray]],
             target = (max(inner_shape[0], channels), max(inner_shape[1], skip_side))
             x = node("Relu", [node("Add", [pad_to(inner, inner_shape, target), pad_to(skip, (channels, skip_side), target)])])
             (channels, side), index = target, index + 2
-    pooled = node("Reshape", [node("GlobalAveragePool", [x]), constant("flat", np.array([1, -1], np.int64))])
+        stage_ends.append(x)
+    flat = constant("flat", np.array([1, -1], np.int64))
+    pooled = node("Reshape", [node("GlobalAveragePool", [x]), flat])
     nodes.append(helper.make_node("MatMul", [pooled, constant("fc", fc.astype(np.float32))], ["descriptor"]))
+    outputs = [helper.make_tensor_value_info("descriptor", TensorProto.FLOAT, [1, 128])]
+    if stage_statistics:
+        for name, maps in (("stage_mean", stage_ends), ("stage_square", [node("Mul", [m, m]) for m in stage_ends])):
+            means = [node("Reshape", [node("GlobalAveragePool", [m]), flat]) for m in maps]
+            nodes.append(helper.make_node("Concat", means, [name], axis=1))
+            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, STAGE_CHANNELS]))
     graph = helper.make_graph(
         nodes, "dlib_face_recognition_resnet_model_v1",
-        [helper.make_tensor_value_info("chip", TensorProto.UINT8, [1, CHIP_SIZE, CHIP_SIZE, 3])],
-        [helper.make_tensor_value_info("descriptor", TensorProto.FLOAT, [1, 128])], weights)
+        [helper.make_tensor_value_info("chip", TensorProto.UINT8, [1, CHIP_SIZE, CHIP_SIZE, 3])], outputs, weights)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
@@ -309,15 +341,28 @@ class OnnxFaceNet:
 
     def descriptor(self, chip: np.ndarray) -> np.ndarray:
         """128-d descriptor (float32) of a 150 x 150 RGB uint8 face chip cut by ``dlib.get_face_chip``."""
-        if chip.shape != (CHIP_SIZE, CHIP_SIZE, 3) or chip.dtype != np.uint8:
-            raise ValueError(f"expected a {CHIP_SIZE}x{CHIP_SIZE} RGB uint8 chip, got {chip.shape} {chip.dtype}")
-        (out,) = self._session.run(["descriptor"], {"chip": chip[None]})
+        (out,) = self._session.run(["descriptor"], {"chip": self._checked(chip)[None]})
         return np.asarray(out[0], dtype=np.float32)
 
+    def describe(self, chip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The descriptor and the stage statistics (:func:`stage_features`) of one chip, from one pass."""
+        descriptor, means, squares = self._session.run(["descriptor", "stage_mean", "stage_square"],
+                                                       {"chip": self._checked(chip)[None]})
+        return np.asarray(descriptor[0], dtype=np.float32), stage_features(means, squares)
+
+    @staticmethod
+    def _checked(chip: np.ndarray) -> np.ndarray:
+        if chip.shape != (CHIP_SIZE, CHIP_SIZE, 3) or chip.dtype != np.uint8:
+            raise ValueError(f"expected a {CHIP_SIZE}x{CHIP_SIZE} RGB uint8 chip, got {chip.shape} {chip.dtype}")
+        return chip
+
     def check_against(self, reference: FaceNet, tolerance: float = CHECK_TOLERANCE) -> float:
-        """Largest |difference| to ``reference``'s descriptor of a fixed chip; raises FaceNetMismatchError above ``tolerance``."""
+        """Largest |difference| to ``reference``'s descriptor and stage statistics of a fixed chip (the statistics
+        relative to their scale, at least 1); raises FaceNetMismatchError above ``tolerance``."""
         chip = _check_chip()
-        difference = float(np.abs(self.descriptor(chip) - reference.descriptor(chip)).max())
+        (mine, my_stages), (theirs, their_stages) = self.describe(chip), reference.describe(chip)
+        difference = max(float(np.abs(mine - theirs).max()),
+                         float((np.abs(my_stages - their_stages) / np.maximum(np.abs(their_stages), 1.0)).max()))
         if not difference <= tolerance:
             raise FaceNetMismatchError(f"ONNX Runtime descriptor differs from numpy's by {difference:.2e} (> {tolerance:.0e})")
         return difference

@@ -335,11 +335,20 @@ class FaceEmbedder:
         ``pixels`` may be a reduced copy of the submitted image as long as the face keeps at least ~60 px
         between the eyes (the chip is 150 px with the eyes ~50 px apart).
         """
+        return tuple(float(v) for v in self._loaded_net().descriptor(self.chip(pixels, face)))
+
+    def describe(self, pixels: np.ndarray, face: Box | np.ndarray) -> tuple[tuple[float, ...], np.ndarray]:
+        """:meth:`embed`'s descriptor and, from the same pass, the network's stage statistics
+        (:func:`~detectors.face.embedding.stage_features`, float32) of the face."""
         chip = self.chip(pixels, face)
-        net = self._net
-        if net is None:  # pragma: no cover - chip() loads it
+        descriptor, stages = self._loaded_net().describe(chip)
+        return tuple(float(v) for v in descriptor), stages
+
+    def _loaded_net(self) -> FaceNet:
+        self.load()
+        if self._net is None:  # pragma: no cover - load() sets it or raises
             raise RuntimeError("FaceEmbedder.load() failed")
-        return tuple(float(v) for v in net.descriptor(chip))
+        return self._net
 
     def chip(self, pixels: np.ndarray, face: Box | np.ndarray) -> np.ndarray:
         """The 150 x 150 RGB uint8 chip that :meth:`embed` describes (dlib's alignment, padding 0.25)."""

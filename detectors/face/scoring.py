@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 V1_INPUTS = ("cnn", "cues")
-STACK_INPUTS = ("cnn", "cnn_v2", "cues", "descriptor")
+STACK_INPUTS = ("cnn", "cnn_v2", "cues", "descriptor", "net_stages")
 _TREE_FIELDS = ("feature", "threshold", "left", "right", "leaf", "value", "roots")
 
 
@@ -87,7 +87,8 @@ class Ensemble:
     """raw = sum_i stack_coef[i] * logit[inputs[i]] + stack_intercept.
 
     ``inputs`` names the stacked logits: ``cnn`` (v1's 96 px CNN), ``cnn_v2`` (v2's 128 px CNN), ``cues`` (the
-    boosted trees on the engineered cues) and ``descriptor`` (a logistic regression on dlib's face descriptor).
+    boosted trees on the engineered cues), ``descriptor`` (a logistic regression on dlib's face descriptor) and
+    ``net_stages`` (one on the stage statistics of dlib's descriptor network, 2.5.0 on).
     1.0.0 manifests have no ``inputs``: ("cnn", "cues").
     """
 

@@ -28,6 +28,8 @@ from detectors.face.card import FALLBACK_EVAL_FILE
 from detectors.face.data import SOURCE_NAMES, Record, build_cache, cache_name, judged_faces, list_records, split_records
 from detectors.face.descriptor_model import (
     DESCRIPTOR_FILE,
+    STAGES_FILE,
+    STAGES_ROLE,
     TRAIN_RNG_OFFSET,
     DescriptorModel,
     cached_face_descriptors,
@@ -42,7 +44,7 @@ from detectors.metrics import auroc, tpr_at_fpr
 
 logger = logging.getLogger(__name__)
 
-VERSION = "2.4.0"
+VERSION = "2.5.0"
 FALLBACK_MODEL_FILE = "finder_fallback.onnx"  # the face finder's BlazeFace model (not trained here)
 # BlazeFace's model as committed (converted by detectors.face.blazeface_export); copied into an empty out_dir.
 SHIPPED_FALLBACK = Path(__file__).resolve().parents[2] / "weights" / "face" / FALLBACK_MODEL_FILE
@@ -60,14 +62,17 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "v2+cues": ("cnn_v2", "cues"),
     "v2+v1+cues": ("cnn_v2", "cnn", "cues"),
     "v2+cues+descriptor": ("cnn_v2", "cues", "descriptor"),
+    "v2+cues+stages": ("cnn_v2", "cues", "net_stages"),
+    "v2+cues+descriptor+stages": ("cnn_v2", "cues", "descriptor", "net_stages"),
 }
 REFERENCE = {"v1+cues": ("cnn", "cues")}
 
 
 @dataclass(frozen=True)
 class ValidationLogits:
-    """Per judged validation face: the logits of each input, label, family (1 = diffusion), source, file, and
-    dlib's 128-d descriptor (the ``descriptor`` column is a model of it fitted on train, added by the caller)."""
+    """Per judged validation face: the logits of each input, label, family (1 = diffusion), source, file, dlib's
+    128-d descriptor and its network's stage statistics (the ``descriptor`` and ``net_stages`` columns are models of
+    them fitted on train, added by the caller)."""
 
     columns: dict[str, np.ndarray]
     family_logit: np.ndarray
@@ -77,6 +82,7 @@ class ValidationLogits:
     record: np.ndarray
     condition: np.ndarray
     descriptors: np.ndarray
+    stages: np.ndarray
 
 
 def _onnx_logits(model_path: Path, crops: np.ndarray) -> np.ndarray:
@@ -112,13 +118,15 @@ def validation_logits(
     """v1 CNN (when given), v2 CNN and cue-tree logits for every validation file, as staged and degraded, its faces
     found by ``finder`` (by default dlib's alone)."""
     embedder = FaceEmbedder()
-    crops, wide, cues, meta, descriptors = [], [], [], [], []
+    crops, wide, cues, meta, descriptors, stages = [], [], [], [], [], []
     for judged in judged_faces(records, np.random.default_rng(seed + VAL_RNG_OFFSET), V2_CROP, "validation logits",
                                finder):
         inputs, record = judged.inputs, judged.record
         if inputs.wide_crop is None:
             continue
-        descriptors.append(embedder.embed(judged.pixels, judged.face.landmarks))  # as FaceDetector.preprocess
+        descriptor, statistics = embedder.describe(judged.pixels, judged.face.landmarks)  # as FaceDetector.preprocess
+        descriptors.append(descriptor)
+        stages.append(statistics)
         crops.append(inputs.crop)
         wide.append(inputs.wide_crop)
         cues.append(inputs.cues)
@@ -130,7 +138,7 @@ def validation_logits(
         columns["cnn"] = _onnx_logits(v1_model, np.stack(crops))[:, 0]
     m = np.array(meta, dtype=np.int64)
     return ValidationLogits(columns, v2[:, 1], m[:, 0], m[:, 1], m[:, 2], m[:, 3], m[:, 4],
-                            np.asarray(descriptors, dtype=np.float64))
+                            np.asarray(descriptors, dtype=np.float64), np.stack(stages))
 
 
 def _design(val: ValidationLogits, inputs: tuple[str, ...]) -> np.ndarray:
@@ -200,19 +208,19 @@ def _cached_validation(
 ) -> ValidationLogits:
     """``validation_logits``, cached under ``cache_dir`` by the models' and the trees' content and the finder."""
     parts = [sha256_file(v2_model), sha256_file(v1_model) if v1_model else "-", str(seed), str(len(records)), "descriptors",
-             finder.settings_tag()]
+             "stages", finder.settings_tag()]
     key = hashlib.sha256("".join(parts).encode() + trees.value.tobytes()).hexdigest()[:16]
     path = cache_dir / f"face_v2_val_{key}.npz"
     if path.is_file():
         with np.load(path) as d:
             cols = {k[4:]: d[k] for k in d.files if k.startswith("col_")}
             return ValidationLogits(cols, d["family_logit"], d["labels"], d["family"], d["source"], d["record"], d["condition"],
-                                    d["descriptors"])
+                                    d["descriptors"], d["stages"])
     val = validation_logits(records, v1_model, v2_model, trees, seed, finder)
     cache_dir.mkdir(parents=True, exist_ok=True)
     arrays = {f"col_{k}": v for k, v in val.columns.items()}
     meta = {"family_logit": val.family_logit, "labels": val.labels, "family": val.family, "source": val.source,
-            "record": val.record, "condition": val.condition, "descriptors": val.descriptors}
+            "record": val.record, "condition": val.condition, "descriptors": val.descriptors, "stages": val.stages}
     np.savez(path, **arrays, **meta)  # type: ignore[arg-type]
     return val
 
@@ -258,6 +266,8 @@ def write_manifest_v2(out_dir: Path, fields: dict[str, Any], min_evidence: float
     files["cue_trees"] = file_entry(out_dir, out_dir / CUE_TREES_FILE)
     if "descriptor" in fields["extra"]["ensemble"]["inputs"]:
         files["descriptor_model"] = file_entry(out_dir, out_dir / DESCRIPTOR_FILE)
+    if "net_stages" in fields["extra"]["ensemble"]["inputs"]:
+        files[STAGES_ROLE] = file_entry(out_dir, out_dir / STAGES_FILE)
     if (out_dir / FALLBACK_MODEL_FILE).is_file():  # put there by detectors.face.blazeface_export (2.3.0 on)
         files["finder_fallback"] = file_entry(out_dir, out_dir / FALLBACK_MODEL_FILE)
     manifest = {
@@ -274,7 +284,7 @@ def write_manifest_v2(out_dir: Path, fields: dict[str, Any], min_evidence: float
 
 
 def _place_files(out_dir: Path, cnn_v2: Path, cnn_v1: Path | None, fields: dict[str, Any], trees: CueTrees,
-                 descriptor: DescriptorModel) -> None:
+                 descriptor: DescriptorModel, stages: DescriptorModel) -> None:
     from detectors.face.training import CUE_TREES_FILE
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -285,10 +295,11 @@ def _place_files(out_dir: Path, cnn_v2: Path, cnn_v1: Path | None, fields: dict[
     elif V1_FILE not in fields["cnn_files"]:
         (out_dir / V1_FILE).unlink(missing_ok=True)
     trees.save(out_dir / CUE_TREES_FILE)
-    if "descriptor" in fields["extra"]["ensemble"]["inputs"]:
-        descriptor.save(out_dir / DESCRIPTOR_FILE)
-    else:
-        (out_dir / DESCRIPTOR_FILE).unlink(missing_ok=True)
+    for name, model, file in (("descriptor", descriptor, DESCRIPTOR_FILE), ("net_stages", stages, STAGES_FILE)):
+        if name in fields["extra"]["ensemble"]["inputs"]:
+            model.save(out_dir / file)
+        else:
+            (out_dir / file).unlink(missing_ok=True)
 
 
 def stack_face_v2(
@@ -308,23 +319,26 @@ def stack_face_v2(
     arrays = build_cache(splits, cache_dir / cache_name(seed, finder), seed, finder)
     trees = fit_cue_model(arrays["train_cues"], arrays["train_labels"], seed)
     val = _cached_validation(splits["validation"], cnn_v1, cnn_v2, trees, seed, cache_dir, finder)
-    descriptor, descriptor_summary = _descriptor_model(splits["train"], seed, cache_dir, finder)
+    (descriptor, descriptor_summary), (stages, stages_summary) = _descriptor_models(splits["train"], seed, cache_dir, finder)
     val.columns["descriptor"] = descriptor.logits(val.descriptors)
+    val.columns["net_stages"] = stages.logits(val.stages)
     comparison = compare_candidates(val)
     chosen = choose_candidate(comparison)
     logger.info("stacker candidates: %s; chosen %s", json.dumps(comparison), chosen)
     ensemble = ensemble_for(trees, comparison[chosen])
     fields, stats = _manifest_fields(val, ensemble, seed)
-    _place_files(out_dir, cnn_v2, cnn_v1, fields, trees, descriptor)
+    _place_files(out_dir, cnn_v2, cnn_v1, fields, trees, descriptor, stages)
     write_manifest_v2(out_dir, fields, 0.0)
     summary: dict[str, Any] = {
         "seed": seed,
         "splits": {name: {src: sum(r.source == src for r in recs) for src in SOURCE_NAMES} for name, recs in splits.items()},
         "validation": {**stats, "candidates": comparison, "chosen": chosen},
         "descriptor_model": descriptor_summary,
+        "stages_model": stages_summary,
         "thresholds": fields["thresholds"],
         "fpr_reached": fields["threshold_provenance"]["fpr_reached"],
         "gpu": _gpu_summary(gpu_log) or carried.get("gpu", {}),
+        "gpu_carried_from": None if _gpu_summary(gpu_log) else carried.get("version"),
         "cnn_v2_sha256": sha256_file(cnn_v2),
         "cnn_v1_sha256": sha256_file(cnn_v1) if cnn_v1 is not None else None,
         **({"previous_test": previous} if previous else {}),
@@ -342,16 +356,23 @@ def stack_face_v2(
     return summary
 
 
-def _descriptor_model(train: list[Record], seed: int, cache_dir: Path,
-                      finder: FaceFinder) -> tuple[DescriptorModel, dict[str, Any]]:
-    """The descriptor's logistic regression fitted on the train split's faces (as staged + one degraded copy)."""
+FittedModel = tuple[DescriptorModel, dict[str, Any]]
+
+
+def _descriptor_models(train: list[Record], seed: int, cache_dir: Path,
+                       finder: FaceFinder) -> tuple[FittedModel, FittedModel]:
+    """The logistic regressions on the descriptor and on the network's stage statistics, fitted on the train split's
+    faces (as staged + one degraded copy), each with its summary."""
     name = cache_name(seed, finder).removesuffix(".npz")
     arrays = cached_face_descriptors(train, seed, TRAIN_RNG_OFFSET, cache_dir / f"descriptors_train_{name}_n{len(train)}.npz",
                                      finder)
-    model, cv = fit_descriptor_model(arrays["descriptors"], arrays["labels"], arrays["group"])
-    summary = {"train_faces": int(len(arrays["labels"])), "train_files": int(len(np.unique(arrays["record"]))),
-               "degraded_copy_rng": seed + TRAIN_RNG_OFFSET, **cv}
-    return model, summary
+    common = {"train_faces": int(len(arrays["labels"])), "train_files": int(len(np.unique(arrays["record"]))),
+              "degraded_copy_rng": seed + TRAIN_RNG_OFFSET}
+    fitted = []
+    for key in ("descriptors", "stages"):
+        model, cv = fit_descriptor_model(arrays[key], arrays["labels"], arrays["group"])
+        fitted.append((model, {**common, **cv}))
+    return fitted[0], fitted[1]
 
 
 def _studies(
