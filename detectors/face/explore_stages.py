@@ -2,8 +2,9 @@
 
 Run (about 5 minutes on the shared 2-core machine; arrays cached under ``/tmp/face_cache``)::
 
+    git worktree add /tmp/v240 ded694c   # 2.4.0's weights (its descriptor_lr.npz is gone from 2.5.0)
     nice -n 19 .venv/bin/python -m detectors.face.explore_stages \
-        --data ../shared/datasets/faces --weights weights/face > /tmp/explore_stages.md
+        --data ../shared/datasets/faces --weights /tmp/v240/weights/face > /tmp/explore_stages.md
 
 ``detectors/face/explore_stages_results.md`` is that output (seed 0) with a conclusion added.
 
