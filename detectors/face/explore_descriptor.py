@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,20 @@ MIRROR = np.array(
     + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65]
 )
 BOOTSTRAP = 2000
+
+
+def cached_arrays(name: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """An experiment's input arrays: ``CACHE_DIR / name`` when it exists, else ``compute()``'s, saved there first."""
+    path = CACHE_DIR / name
+    if path.is_file():
+        with np.load(path) as cached:
+            return dict(cached)
+    arrays = compute()
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]
+    tmp.replace(path)
+    return arrays
 
 
 def say(line: str) -> None:

@@ -44,7 +44,7 @@ from detectors.face.alignment import align_face
 from detectors.face.augment import degrade_image
 from detectors.face.data import SOURCE_NAMES, Record, judged_faces, list_records, read_rgb, split_records
 from detectors.face.descriptor_model import DescriptorModel
-from detectors.face.explore_descriptor import CACHE_DIR, PAIRS, bootstrap_diff, experiment_args, pair_cells, say
+from detectors.face.explore_descriptor import CACHE_DIR, PAIRS, bootstrap_diff, cached_arrays, experiment_args, pair_cells, say
 from detectors.face.finding import FaceEmbedder
 from detectors.face.pipeline import V2_CROP, CropSpec, find_and_prepare
 from detectors.face.scoring import CueTrees
@@ -79,10 +79,10 @@ VARIANTS = {
 def train_crops(records: list[Record], seed: int, weights: Path) -> dict[str, np.ndarray]:
     """256 px crops of every judged train face (as staged and ``DEGRADED_COPIES`` times degraded) and (label, source,
     file, condition) per crop."""
-    path = CACHE_DIR / f"explore_patch_train_seed{seed}_n{len(records)}.npz"
-    if path.is_file():
-        with np.load(path) as cached:
-            return dict(cached)
+    return cached_arrays(f"explore_patch_train_seed{seed}_n{len(records)}.npz", lambda: _train_crops(records, seed, weights))
+
+
+def _train_crops(records: list[Record], seed: int, weights: Path) -> dict[str, np.ndarray]:
     finder = training_finder(weights)
     rng = np.random.default_rng(seed + TRAIN_RNG_OFFSET)
     crops, meta = [], []
@@ -96,17 +96,16 @@ def train_crops(records: list[Record], seed: int, weights: Path) -> dict[str, np
                 meta.append((record.label, SOURCE_NAMES.index(record.source), index, condition))
         if index % 200 == 0:
             logger.info("train crops %d / %d", index, len(records))
-    arrays = {"crops": np.stack(crops), "meta": np.array(meta, dtype=np.int64)}
-    _save(path, arrays)
-    return arrays
+    return {"crops": np.stack(crops), "meta": np.array(meta, dtype=np.int64)}
 
 
 def validation_faces(records: list[Record], seed: int, weights: Path) -> dict[str, np.ndarray]:
     """Per judged validation face: the 256 px crop, the shipped stacker's three input logits and metadata."""
-    path = CACHE_DIR / f"explore_patch_validation_seed{seed}_n{len(records)}.npz"
-    if path.is_file():
-        with np.load(path) as cached:
-            return dict(cached)
+    return cached_arrays(f"explore_patch_validation_seed{seed}_n{len(records)}.npz",
+                         lambda: _validation_faces(records, seed, weights))
+
+
+def _validation_faces(records: list[Record], seed: int, weights: Path) -> dict[str, np.ndarray]:
     embedder = FaceEmbedder()
     wide, patch, cues, desc, meta = [], [], [], [], []
     for judged in judged_faces(records, np.random.default_rng(seed + VAL_RNG_OFFSET), V2_CROP, "validation",
@@ -118,22 +117,13 @@ def validation_faces(records: list[Record], seed: int, weights: Path) -> dict[st
         cues.append(judged.inputs.cues)
         desc.append(np.array(embedder.embed(judged.pixels, judged.face.landmarks)))
         meta.append((judged.record.label, SOURCE_NAMES.index(judged.record.source), judged.index, judged.condition))
-    arrays = {
+    return {
         "crops": np.stack(patch),
         "cnn_v2": _onnx_logits(weights / "model_v2.onnx", np.stack(wide))[:, 0],
         "cues": CueTrees.load(weights / "cue_trees.npz").logits(np.stack(cues)),
         "descriptor": DescriptorModel.load(weights / "descriptor_lr.npz").logits(np.stack(desc)),
         "meta": np.array(meta, dtype=np.int64),
     }
-    _save(path, arrays)
-    return arrays
-
-
-def _save(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)  # type: ignore[arg-type]
-    tmp.replace(path)
 
 
 def patch_net() -> Any:

@@ -38,7 +38,7 @@ import numpy as np
 from detectors.face.data import SOURCE_NAMES, Record, list_records, split_records
 from detectors.face.descriptor_model import TRAIN_RNG_OFFSET, face_descriptors, fit_descriptor_model
 from detectors.face.embedding import STAGE_CHANNELS
-from detectors.face.explore_descriptor import CACHE_DIR, PAIRS, bootstrap_diff, experiment_args, pair_cells, say
+from detectors.face.explore_descriptor import PAIRS, bootstrap_diff, cached_arrays, experiment_args, pair_cells, say
 from detectors.face.explore_patch import validation_faces
 from detectors.face.stacking import VAL_RNG_OFFSET, out_of_fold, training_finder
 from detectors.metrics import auroc, tpr_at_fpr
@@ -53,14 +53,8 @@ SUBSETS = {
 
 
 def faces(records: list[Record], seed: int, offset: int, weights: Path, name: str) -> dict[str, np.ndarray]:
-    path = CACHE_DIR / f"explore_stages_{name}_seed{seed}_n{len(records)}.npz"
-    if path.is_file():
-        with np.load(path) as cached:
-            return dict(cached)
-    arrays = face_descriptors(records, seed, offset, training_finder(weights))
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **arrays)  # type: ignore[arg-type]
-    return arrays
+    return cached_arrays(f"explore_stages_{name}_seed{seed}_n{len(records)}.npz",
+                         lambda: face_descriptors(records, seed, offset, training_finder(weights)))
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ import numpy as np
 from detectors.face.data import SOURCE_NAMES, Record, judged_faces, list_records, split_records
 from detectors.face.descriptor_model import STAGES_DIM, TRAIN_RNG_OFFSET, DescriptorModel, fit_descriptor_model
 from detectors.face.embedding import CHIP_SIZE, NumpyFaceNet, OnnxFaceNet, onnx_model
-from detectors.face.explore_descriptor import CACHE_DIR, PAIRS, bootstrap_diff, experiment_args, pair_cells, say
+from detectors.face.explore_descriptor import PAIRS, bootstrap_diff, cached_arrays, experiment_args, pair_cells, say
 from detectors.face.finding import EMBEDDING_FILE, FaceEmbedder, dlib_model_path
 from detectors.face.pipeline import V2_CROP
 from detectors.face.scoring import CueTrees
@@ -87,12 +87,13 @@ def gram_features(maps: list[np.ndarray]) -> np.ndarray:
 def summaries(records: list[Record], seed: int, offset: int, weights: Path, name: str) -> dict[str, np.ndarray]:
     """Per judged face: the three summaries, the stage statistics, 2.5.0's v2 CNN and cue logits, and (label, source,
     file, condition, group)."""
+    return cached_arrays(f"explore_stages_followups_{name}_seed{seed}_n{len(records)}.npz",
+                         lambda: _summaries(records, seed, offset, weights, name))
+
+
+def _summaries(records: list[Record], seed: int, offset: int, weights: Path, name: str) -> dict[str, np.ndarray]:
     import dlib
 
-    path = CACHE_DIR / f"explore_stages_followups_{name}_seed{seed}_n{len(records)}.npz"
-    if path.is_file():
-        with np.load(path) as cached:
-            return dict(cached)
     net = NumpyFaceNet.load(dlib_model_path(EMBEDDING_FILE))
     session, maps = stage_maps_session(net)
     plain = OnnxFaceNet.build(net)
@@ -122,8 +123,6 @@ def summaries(records: list[Record], seed: int, offset: int, weights: Path, name
     arrays["cnn_v2"] = _onnx_logits(weights / "model_v2.onnx", np.stack(rows["crops"]))[:, 0]
     arrays["cue_logit"] = CueTrees.load(weights / "cue_trees.npz").logits(np.stack(rows["cues"]))
     arrays["meta"] = np.array(meta, dtype=np.int64)
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **arrays)  # type: ignore[arg-type]
     return arrays
 
 
