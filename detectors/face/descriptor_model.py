@@ -9,9 +9,12 @@ generators. It barely tells the two real sources apart (0.53), but identity spac
 ancestry, and this data has no labels to check the rate of false alarms per group: the model card says so.
 Costs nothing at inference beyond the descriptor the service computes for reuse search (~10 ms per face).
 
+Since 2.5.0 the same class also holds the model of the descriptor network's stage statistics (``stages_lr.npz``,
+input ``net_stages``; ``detectors/face/explore_stages_results.md``), which the stacker reads in place of this one.
+
 Inference is numpy: ``logit = ((d - mean) / scale) @ coef + intercept``; the four arrays live in
-``descriptor_lr.npz`` beside the model, listed with its sha256 in the manifest. Training (scikit-learn) fits a
-standardised L2 logistic regression with C chosen by grouped cross-validated AUROC on train.
+``descriptor_lr.npz`` (or ``stages_lr.npz``) beside the model, listed with its sha256 in the manifest. Training
+(scikit-learn) fits a standardised L2 logistic regression with C chosen by grouped cross-validated AUROC on train.
 """
 
 from __future__ import annotations
