@@ -76,6 +76,14 @@ def cached_arrays(name: str, compute: Callable[[], dict[str, np.ndarray]]) -> di
     return arrays
 
 
+def table_header(before: list[str], after: list[str] | None = None) -> None:
+    """A markdown table's header and separator lines: the ``before`` columns, one ``AUROC / TPR@1%`` column for each
+    of :data:`PAIRS` (the cells :func:`pair_cells` writes), then the ``after`` columns."""
+    columns = [*before, *(f"{pair} AUROC / TPR@1%" for pair in PAIRS), *(after or [])]
+    say("| " + " | ".join(columns) + " |")
+    say("|" + " --- |" * len(columns))
+
+
 def say(line: str) -> None:
     """One line of the markdown report, on stdout."""
     sys.stdout.write(line + "\n")
@@ -245,9 +253,7 @@ def main() -> None:
         candidates[f"v2+cues+{name}"] = np.hstack([base, logit[:, None]])
     results = {name: oof_with_threshold(x, y, files) for name, x in candidates.items()}
     real = y == 0
-    header = ["candidate", "OOF AUROC", "OOF TPR@1%", "OOF FPR/TPR at fold thr"]
-    header += [f"{p} AUROC / TPR@1%" for p in PAIRS]
-    say("| " + " | ".join(header) + " |\n|" + " --- |" * len(header))
+    table_header(["candidate", "OOF AUROC", "OOF TPR@1%", "OOF FPR/TPR at fold thr"])
     for name, (scores, flagged) in results.items():
         cells = [name, f"{auroc(scores, y):.4f}", f"{tpr_at_fpr(scores, y):.4f}",
                  f"{flagged[real].mean():.4f} / {flagged[~real].mean():.4f}"]

@@ -35,7 +35,7 @@ import numpy as np
 from detectors.face.data import SOURCE_NAMES, Record, judged_faces, list_records, split_records
 from detectors.face.descriptor_model import STAGES_DIM, TRAIN_RNG_OFFSET, DescriptorModel
 from detectors.face.embedding import NumpyFaceNet
-from detectors.face.explore_descriptor import PAIRS, bootstrap_diff, cached_arrays, experiment_args, pair_cells, say
+from detectors.face.explore_descriptor import bootstrap_diff, cached_arrays, experiment_args, pair_cells, say, table_header
 from detectors.face.explore_stages_followups import stage_maps_session, summaries
 from detectors.face.finding import EMBEDDING_FILE, FaceEmbedder, dlib_model_path
 from detectors.face.stacking import VAL_RNG_OFFSET, out_of_fold, training_finder
@@ -208,9 +208,7 @@ def main() -> None:
         logit = head(top(torch.from_numpy(val["maps"])))[:, 0].numpy().astype(np.float64)
     real = np.isin(source, [SOURCE_NAMES.index("ffhq"), SOURCE_NAMES.index("ciplab")])
     ciplab = (source[real] == SOURCE_NAMES.index("ciplab")).astype(np.int64)
-    header = " | ".join(f"{pair} AUROC / TPR@1%" for pair in PAIRS)
-    say(f"| stacker inputs | OOF AUROC | OOF TPR@1% | {header} | AUROC diff 95% CI |")
-    say("|" + " --- |" * (4 + len(PAIRS)))
+    table_header(["stacker inputs", "OOF AUROC", "OOF TPR@1%"], ["AUROC diff 95% CI"])
     say(f"| cnn_v2, cues, net_stages (2.5.0) | {auroc(base, y):.4f} | {tpr_at_fpr(base, y, 0.01):.4f} | "
         f"{pair_cells(base, y, source)} | [+0.0000, +0.0000] |")
     for label, design in (("2.5.0's three + fine-tuned top", np.column_stack([base_columns, logit])),

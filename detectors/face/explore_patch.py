@@ -44,7 +44,15 @@ from detectors.face.alignment import align_face
 from detectors.face.augment import degrade_image
 from detectors.face.data import SOURCE_NAMES, Record, judged_faces, list_records, read_rgb, split_records
 from detectors.face.descriptor_model import DescriptorModel
-from detectors.face.explore_descriptor import CACHE_DIR, PAIRS, bootstrap_diff, cached_arrays, experiment_args, pair_cells, say
+from detectors.face.explore_descriptor import (
+    CACHE_DIR,
+    bootstrap_diff,
+    cached_arrays,
+    experiment_args,
+    pair_cells,
+    say,
+    table_header,
+)
 from detectors.face.finding import FaceEmbedder
 from detectors.face.pipeline import V2_CROP, CropSpec, find_and_prepare
 from detectors.face.scoring import CueTrees
@@ -217,10 +225,8 @@ def main() -> None:
     say(f"train: {len(train['meta'])} crops of {len(np.unique(train['meta'][:, 2]))} files (staged + "
         f"{DEGRADED_COPIES} degraded each); validation: {len(y)} judged faces of {len(np.unique(files))} files "
         "(staged + 1 degraded each)\n")
-    header = " | ".join(f"{pair} AUROC / TPR@1%" for pair in PAIRS)
-    say(f"| stacker inputs | train s | final train loss | patch CNN alone AUROC | OOF AUROC | OOF TPR@1% | {header} "
-        "| staged / degraded OOF AUROC | AUROC diff 95% CI | ciplab vs ffhq (real vs real) AUROC |")
-    say("|" + " --- |" * (9 + len(PAIRS)))
+    table_header(["stacker inputs", "train s", "final train loss", "patch CNN alone AUROC", "OOF AUROC", "OOF TPR@1%"],
+                 ["staged / degraded OOF AUROC", "AUROC diff 95% CI", "ciplab vs ffhq (real vs real) AUROC"])
     say(f"| cnn_v2, cues, descriptor (shipped 2.4.0) | - | - | - | {auroc(base, y):.4f} | {tpr_at_fpr(base, y, 0.01):.4f} "
         f"| {pair_cells(base, y, source)} | {_by_condition(base, y, condition)} | [+0.0000, +0.0000] "
         f"| {_real_vs_real(base, source)} |")

@@ -38,7 +38,7 @@ import numpy as np
 from detectors.face.data import SOURCE_NAMES, Record, list_records, split_records
 from detectors.face.descriptor_model import TRAIN_RNG_OFFSET, face_descriptors, fit_descriptor_model
 from detectors.face.embedding import STAGE_CHANNELS
-from detectors.face.explore_descriptor import PAIRS, bootstrap_diff, cached_arrays, experiment_args, pair_cells, say
+from detectors.face.explore_descriptor import bootstrap_diff, cached_arrays, experiment_args, pair_cells, say, table_header
 from detectors.face.explore_patch import validation_faces
 from detectors.face.stacking import VAL_RNG_OFFSET, out_of_fold, training_finder
 from detectors.metrics import auroc, tpr_at_fpr
@@ -74,10 +74,8 @@ def main() -> None:
     say(f"train: {len(train['labels'])} faces of {len(np.unique(train['record']))} files; validation: {len(y)} judged faces "
         f"of {len(np.unique(files))} files (each as staged + 1 degraded)\n")
     say("## Validation, 5-fold grouped out-of-fold stacking\n")
-    header = " | ".join(f"{pair} AUROC / TPR@1%" for pair in PAIRS)
-    say(f"| stacker inputs | C (train CV AUROC) | input alone AUROC | OOF AUROC | OOF TPR@1% | {header} | staged / degraded "
-        "| AUROC diff 95% CI | ciplab vs ffhq |")
-    say("|" + " --- |" * (9 + len(PAIRS)))
+    table_header(["stacker inputs", "C (train CV AUROC)", "input alone AUROC", "OOF AUROC", "OOF TPR@1%"],
+                 ["staged / degraded", "AUROC diff 95% CI", "ciplab vs ffhq"])
     say(f"| cnn_v2, cues, descriptor (shipped 2.4.0) | - | - | {_row(base, y, source, condition)} | [+0.0000, +0.0000] "
         f"| {auroc(base[real], ciplab):.3f} |")
     for name, columns in SUBSETS.items():

@@ -32,7 +32,7 @@ import numpy as np
 from detectors.face.data import SOURCE_NAMES, Record, judged_faces, list_records, split_records
 from detectors.face.descriptor_model import STAGES_DIM, TRAIN_RNG_OFFSET, DescriptorModel, fit_descriptor_model
 from detectors.face.embedding import CHIP_SIZE, NumpyFaceNet, OnnxFaceNet, onnx_model
-from detectors.face.explore_descriptor import PAIRS, bootstrap_diff, cached_arrays, experiment_args, pair_cells, say
+from detectors.face.explore_descriptor import bootstrap_diff, cached_arrays, experiment_args, pair_cells, say, table_header
 from detectors.face.finding import EMBEDDING_FILE, FaceEmbedder, dlib_model_path
 from detectors.face.pipeline import V2_CROP
 from detectors.face.scoring import CueTrees
@@ -140,10 +140,8 @@ def main() -> None:
     base = out_of_fold(base_columns, y, files)
     say(f"## Follow-ups: richer summaries of the same network against 2.5.0's stacker (seed {args.seed})\n")
     say(f"train: {len(labels)} faces; validation: {len(y)} judged faces (each file as staged + 1 degraded)\n")
-    header = " | ".join(f"{pair} AUROC / TPR@1%" for pair in PAIRS)
-    say(f"| stacker inputs | summary alone AUROC | OOF AUROC | OOF TPR@1% | {header} | AUROC diff 95% CI | ciplab vs ffhq "
-        "(alone) | left-out generator AUROC (stylegan1 / sd21) |")
-    say("|" + " --- |" * (7 + len(PAIRS)))
+    table_header(["stacker inputs", "summary alone AUROC", "OOF AUROC", "OOF TPR@1%"],
+                 ["AUROC diff 95% CI", "ciplab vs ffhq (alone)", "left-out generator AUROC (stylegan1 / sd21)"])
     say(f"| cnn_v2, cues, net_stages (2.5.0) | {auroc(stages, y):.4f} | {auroc(base, y):.4f} | "
         f"{tpr_at_fpr(base, y, 0.01):.4f} | {pair_cells(base, y, source)} | [+0.0000, +0.0000] | "
         f"{auroc(stages[real], ciplab):.3f} | - |")

@@ -45,6 +45,7 @@ from detectors.face.explore_descriptor import (
     pair_cells,
     pair_mask,
     say,
+    table_header,
 )
 from detectors.face.finding import FaceEmbedder
 from detectors.face.pipeline import V2_CROP
@@ -139,9 +140,7 @@ def main() -> None:
         f"(staged + 1 degraded each); texture window side median {np.median(val['side']):.0f} px\n")
     base_cols = np.column_stack([val["cnn_v2"], val["cue_logit"], val["desc_logit"]])
     base = out_of_fold(base_cols, y, files)
-    header = " | ".join(f"{p} AUROC / TPR@1%" for p in PAIRS)
-    say(f"| candidate | OOF AUROC | OOF TPR@1% | {header} |")
-    say("|" + " --- |" * (3 + len(PAIRS)))
+    table_header(["candidate", "OOF AUROC", "OOF TPR@1%"])
     say(f"| shipped 2.2.0 (cnn_v2 + cues + descriptor) | {auroc(base, y):.4f} | {tpr_at_fpr(base, y, 0.01):.4f} | "
         f"{pair_cells(base, y, source)} |")
     details = []

@@ -29,7 +29,7 @@ import numpy as np
 from detectors.face.alignment import align_face, jitter_matrix
 from detectors.face.data import SOURCE_NAMES, Record, judged_faces, list_records, split_records
 from detectors.face.descriptor_model import DescriptorModel
-from detectors.face.explore_descriptor import CACHE_DIR, PAIRS, bootstrap_diff, experiment_args, pair_cells, say
+from detectors.face.explore_descriptor import CACHE_DIR, bootstrap_diff, experiment_args, pair_cells, say, table_header
 from detectors.face.finding import FaceEmbedder
 from detectors.face.pipeline import V2_CROP
 from detectors.face.scoring import CueTrees
@@ -85,9 +85,7 @@ def main() -> None:
     }
     say(f"# Test-time augmentation of the v2 CNN in the 2.2.0 stacker (seed {args.seed})\n")
     say(f"validation: {len(y)} judged faces of {len(np.unique(files))} files (staged + 1 degraded each)\n")
-    header = " | ".join(f"{p} AUROC / TPR@1%" for p in PAIRS)
-    say(f"| CNN view | crops | CNN alone AUROC | stacked OOF AUROC | OOF TPR@1% | {header} | AUROC diff 95% CI |")
-    say("|" + " --- |" * (6 + len(PAIRS)))
+    table_header(["CNN view", "crops", "CNN alone AUROC", "stacked OOF AUROC", "OOF TPR@1%"], ["AUROC diff 95% CI"])
     base = out_of_fold(np.column_stack([cnn[:, 0], val["cue_logit"], val["desc_logit"]]), y, files)
     for name, (logit, n_crops) in candidates.items():
         stacked = out_of_fold(np.column_stack([logit, val["cue_logit"], val["desc_logit"]]), y, files)
