@@ -64,7 +64,7 @@ class PreparedFace:
     faces_found: int
     embedding: tuple[float, ...] | None = None
     found_by: str = "hog"
-    stages: np.ndarray | None = None  # the descriptor network's stage statistics, when the stacker reads them
+    stages: np.ndarray | None = None  # the descriptor network's stage statistics, computed with the embedding
 
 
 @dataclass(frozen=True)
@@ -197,10 +197,8 @@ class FaceDetector:
                 inputs = face_inputs(pixels, face.landmarks, crop_size=self._crop_size, wide=self._wide)
         box = None if face is None else clip_box(scale_face(face, scale_x, scale_y).box, submitted_w, submitted_h)
         embedding, stages = None, None
-        if self._needs_stages and inputs is not None and face is not None:
+        if self._computes_embedding and inputs is not None and face is not None:  # one pass gives both
             embedding, stages = self._embedder.describe(pixels, face.landmarks)
-        elif self._computes_embedding and inputs is not None and face is not None:
-            embedding = self._embedder.embed(pixels, face.landmarks)
         return PreparedFace(
             inputs=inputs,
             box=box,

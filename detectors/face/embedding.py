@@ -304,10 +304,11 @@ def onnx_model(convs: list[_Conv], affines: list[tuple[np.ndarray, np.ndarray]],
     pooled = node("Reshape", [node("GlobalAveragePool", [x]), flat])
     nodes.append(helper.make_node("MatMul", [pooled, constant("fc", fc.astype(np.float32))], ["descriptor"]))
     outputs = [helper.make_tensor_value_info("descriptor", TensorProto.FLOAT, [1, 128])]
-    if stage_statistics:
-        for name, maps in (("stage_mean", stage_ends), ("stage_square", [node("Mul", [m, m]) for m in stage_ends])):
-            means = [node("Reshape", [node("GlobalAveragePool", [m]), flat]) for m in maps]
-            nodes.append(helper.make_node("Concat", means, [name], axis=1))
+    if stage_statistics:  # the last stage's means are the descriptor's pooled input, computed once
+        means = [node("Reshape", [node("GlobalAveragePool", [m]), flat]) for m in stage_ends[:-1]] + [pooled]
+        squares = [node("Reshape", [node("GlobalAveragePool", [node("Mul", [m, m])]), flat]) for m in stage_ends]
+        for name, parts in (("stage_mean", means), ("stage_square", squares)):
+            nodes.append(helper.make_node("Concat", parts, [name], axis=1))
             outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, STAGE_CHANNELS]))
     graph = helper.make_graph(
         nodes, "dlib_face_recognition_resnet_model_v1",
