@@ -21,8 +21,9 @@ import pytest
 from detectors.contract import Device
 from detectors.text.cleaning import clean_training_text
 from detectors.text.detector import build_text_detector
-from detectors.text.features import STOPWORDS, Features, canonical, featurise_many, featurise_spans
+from detectors.text.features import Features, canonical, featurise_many, featurise_spans
 from detectors.text.normalise import normalise, sentence_spans, windows, word_count
+from detectors.text.stopwords import STOPWORDS
 
 REPO = Path(__file__).parents[1]
 WEIGHTS = REPO / "weights" / "text"
@@ -30,6 +31,7 @@ DATA = REPO.parent / "shared/datasets/text"
 FILES = ("l2r.jsonl", "fastdetect_glimpse.jsonl", "reuters21578_news.jsonl", "llmfake_news.jsonl")
 PER_FILE = 75  # 300 real texts, each kept raw and cleaned (different whitespace and layout)
 N_BUCKETS = 1 << 20
+SKELETON = 1 << 18  # the skeleton block's size in the shipped weights (text 0.4.0)
 M32 = 0xFFFFFFFF
 
 EDGE_CASES = [
@@ -92,6 +94,26 @@ def _reference_hashes(canon: str) -> tuple[np.ndarray, np.ndarray]:
     return words, np.concatenate(chars)
 
 
+def _reference_skeleton(canon: str) -> np.ndarray:
+    """Skeleton 1-4-gram hashes: stopwords and punctuation kept, digit-led tokens ``<n>``, other words ``_`` + their
+    last three characters; CRC-32 per skeleton token, mixed left to right, murmur3-finished with ``0x60 + n``."""
+    skel = []
+    for t in re.findall(r"\w+(?:'\w+)*|[^\w\s]", canon):
+        if t in STOPWORDS or not re.match(r"\w", t):
+            skel.append(t)
+        else:
+            skel.append("<n>" if t[0] == "0" else "_" + t[-3:])
+    crc = [zlib.crc32(t.encode("utf-8")) for t in skel]
+    out = []
+    for n in (1, 2, 3, 4):
+        for i in range(len(crc) - n + 1):
+            acc = crc[i]
+            for k in range(1, n):
+                acc = ((acc * 0x9E3779B1) & M32) ^ crc[i + k]
+            out.append(acc ^ (0x60 + n))
+    return _fmix(np.array(out, dtype=np.uint64))
+
+
 def _reference_block(buckets: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
     idx, counts = np.unique(buckets.astype(np.int64), return_counts=True)
     val = 1.0 + np.log(counts.astype(np.float64))
@@ -128,13 +150,16 @@ def _reference_style(canon: str, logfreq: np.ndarray, rare: float) -> np.ndarray
     return out
 
 
-def reference_features(text: str, n_buckets: int, logfreq: np.ndarray, rare: float) -> Features:
+def reference_features(text: str, n_buckets: int, logfreq: np.ndarray, rare: float, skeleton: int = 0) -> Features:
     canon = _reference_canonical(text)
     words, chars = _reference_hashes(canon)
     word_size = n_buckets // 4
-    wi, wv = _reference_block(words % np.uint64(word_size), 0)
-    ci, cv = _reference_block(chars % np.uint64(n_buckets - word_size), word_size)
-    return Features(np.concatenate([wi, ci]), np.concatenate([wv, cv]), _reference_style(canon, logfreq, rare))
+    blocks = [_reference_block(words % np.uint64(word_size), 0),
+              _reference_block(chars % np.uint64(n_buckets - word_size), word_size)]
+    if skeleton:
+        blocks.append(_reference_block(_reference_skeleton(canon) % np.uint64(skeleton), n_buckets))
+    return Features(np.concatenate([i for i, _ in blocks]), np.concatenate([v for _, v in blocks]),
+                    _reference_style(canon, logfreq, rare))
 
 
 def _rows(norm: str, window_words: int = 250, min_last: int = 60) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
@@ -175,15 +200,15 @@ def test_canonical_matches_the_regex_definition() -> None:
         assert canonical(text) == _reference_canonical(text)
 
 
-@pytest.mark.parametrize("n_buckets", [N_BUCKETS, 1 << 12])
-def test_edge_cases_match_the_reference(logfreq: np.ndarray, n_buckets: int) -> None:
+@pytest.mark.parametrize(("n_buckets", "skeleton"), [(N_BUCKETS, SKELETON), (N_BUCKETS, 0), (1 << 12, 1 << 10)])
+def test_edge_cases_match_the_reference(logfreq: np.ndarray, n_buckets: int, skeleton: int) -> None:
     for k, text in enumerate(EDGE_CASES):
         norm = normalise(text).text
         spans, rows = _rows(norm, 40, 10)
         texts = [norm[spans[a][0] : spans[b - 1][1]] for a, b in rows]
-        want = [reference_features(t, n_buckets, logfreq, -14.0) for t in texts]
-        _assert_same(featurise_spans(norm, spans, rows, n_buckets, logfreq, -14.0), want, f"edge {k}")
-        _assert_same(featurise_many(texts, n_buckets, logfreq, -14.0), want, f"edge {k} (many)")
+        want = [reference_features(t, n_buckets, logfreq, -14.0, skeleton) for t in texts]
+        _assert_same(featurise_spans(norm, spans, rows, n_buckets, logfreq, -14.0, skeleton), want, f"edge {k}")
+        _assert_same(featurise_many(texts, n_buckets, logfreq, -14.0, skeleton), want, f"edge {k} (many)")
 
 
 @pytest.mark.skipif(not (DATA / FILES[0]).is_file(), reason="shared text data set not present")
@@ -196,8 +221,8 @@ def test_real_texts_match_the_reference(logfreq: np.ndarray) -> None:
         if not rows:
             continue
         texts = [norm[spans[a][0] : spans[b - 1][1]] for a, b in rows]
-        want = [reference_features(t, N_BUCKETS, logfreq, -14.46) for t in texts]
-        _assert_same(featurise_spans(norm, spans, rows, N_BUCKETS, logfreq, -14.46), want, f"text {k}")
+        want = [reference_features(t, N_BUCKETS, logfreq, -14.46, SKELETON) for t in texts]
+        _assert_same(featurise_spans(norm, spans, rows, N_BUCKETS, logfreq, -14.46, SKELETON), want, f"text {k}")
         n_rows += len(rows)
     assert n_rows > 5000
 
@@ -214,8 +239,8 @@ def test_rows_that_are_not_sentence_runs_fall_back(logfreq: np.ndarray) -> None:
     ]
     for k, (sp, rows) in enumerate(cases):
         texts = [text[sp[a][0] : sp[b - 1][1]] for a, b in rows]
-        want = [reference_features(t, N_BUCKETS, logfreq, -14.0) for t in texts]
-        _assert_same(featurise_spans(text, sp, rows, N_BUCKETS, logfreq, -14.0), want, f"case {k}")
+        want = [reference_features(t, N_BUCKETS, logfreq, -14.0, SKELETON) for t in texts]
+        _assert_same(featurise_spans(text, sp, rows, N_BUCKETS, logfreq, -14.0, SKELETON), want, f"case {k}")
     assert featurise_spans(text, spans, [], N_BUCKETS, logfreq, -14.0) == []
 
 
@@ -236,5 +261,5 @@ def test_detector_rows_match_the_reference() -> None:
         if prepared.abstain_reason is not None:
             rows = rows[: len(prepared.window_words)]
         texts = [norm[spans[a][0] : spans[b - 1][1]] for a, b in rows]
-        want = [reference_features(t, cfg.n_buckets, logfreq, cfg.rare_logfreq) for t in texts]
+        want = [reference_features(t, cfg.n_buckets, logfreq, cfg.rare_logfreq, cfg.skeleton_buckets) for t in texts]
         _assert_same(list(prepared.rows), want, f"text {k}")

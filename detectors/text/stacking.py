@@ -36,7 +36,7 @@ from detectors.text.lm.stats import FEATURE_NAMES
 logger = logging.getLogger(__name__)
 
 NAME = "bylinecheck-text-ngram-lm"
-VERSION = "0.3.1"
+VERSION = "0.4.0"
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_FEATURES = REPO / ".devdata" / "lm_features_run" / "features.npz"
 DEFAULT_TOKENS = REPO / ".devdata" / "lm_gpu" / "tokens.npz"

@@ -28,15 +28,17 @@ from detectors.text.normalise import normalise, sentence_spans, windows, word_co
 logger = logging.getLogger(__name__)
 
 NAME = "bylinecheck-text-linear"
-VERSION = "0.1.0"
+VERSION = "0.4.0"
 SETTINGS: dict[str, Any] = {
     "n_buckets": 1 << 20,
+    "skeleton_buckets": 1 << 18,
     "window_words": 250,
     "min_last_window_words": 60,
     "english_check_min_words": 15,
     "min_latin_share": 0.8,
 }
 C_GRID = (3e-7, 1e-6)  # SGD L2 penalties (alpha), tried in this order while time allows
+SKELETON_ALPHA = 3e-6  # the skeleton block's own fit (validation, detectors/text/explore_skeleton.py)
 EPOCHS = 20
 STYLE_SCALE = 0.05  # standardised style features are scaled to the size of hashed entries (measured: unscaled hurt)
 TARGET_FPR = 0.01
@@ -73,11 +75,12 @@ def feature_matrix(texts: list[str], logfreq: np.ndarray, rare: float) -> tuple[
 
     feats: list[Features] = []
     for a in range(0, len(texts), 256):
-        feats += featurise_many(texts[a : a + 256], SETTINGS["n_buckets"], logfreq, rare)
+        feats += featurise_many(texts[a : a + 256], SETTINGS["n_buckets"], logfreq, rare, SETTINGS["skeleton_buckets"])
     indptr = np.cumsum([0] + [f.indices.size for f in feats])
     indices = np.concatenate([f.indices for f in feats]).astype(np.int32)
     data = np.concatenate([f.values for f in feats])
-    hashed = sparse.csr_matrix((data, indices, indptr), shape=(len(texts), SETTINGS["n_buckets"]))
+    width = SETTINGS["n_buckets"] + SETTINGS["skeleton_buckets"]
+    hashed = sparse.csr_matrix((data, indices, indptr), shape=(len(texts), width))
     return hashed, np.stack([f.style for f in feats]).astype(np.float64)
 
 
@@ -131,30 +134,92 @@ def fit_linear(hashed: Any, style: np.ndarray, y: np.ndarray, w: np.ndarray, alp
     return LinearFit(coef[:n].astype(np.float32), coef[n:], mean, std, float(model.intercept_[0]))
 
 
+def fit_skeleton(hashed: Any, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
+    """The skeleton block's own averaged-SGD logistic regression (``SKELETON_ALPHA``, no style features):
+    (weights, bias)."""
+    from sklearn.linear_model import SGDClassifier
+
+    model = SGDClassifier(loss="log_loss", alpha=SKELETON_ALPHA, max_iter=EPOCHS, tol=None, random_state=0, average=True)
+    model.fit(hashed, y, sample_weight=w)
+    return model.coef_.ravel().astype(np.float32), float(model.intercept_[0])
+
+
+class Combination:
+    """``a * ngram_logit + c * skeleton_logit + d``: how the two linear models' logits are added, fitted on validation
+    first windows (a standardised logistic regression on the two logits, as the stacker's)."""
+
+    def __init__(self, a: float, c: float, d: float) -> None:
+        self.a, self.c, self.d = a, c, d
+
+    @classmethod
+    def fit(cls, ngram: np.ndarray, skeleton: np.ndarray, y: np.ndarray, w: np.ndarray) -> Combination:
+        from detectors.text.stacking import fit_logistic
+
+        p = fit_logistic(np.column_stack([ngram, skeleton]), y, w)
+        a, c = p["coef"][0] / p["std"][0], p["coef"][1] / p["std"][1]
+        return cls(a, c, p["bias"] - a * p["mean"][0] - c * p["mean"][1])
+
+    def fold(self, ngram: LinearFit, skeleton: tuple[np.ndarray, float]) -> LinearFit:
+        """One linear model over all three blocks whose decision is the combination of the two."""
+        hashed = np.concatenate([self.a * ngram.hashed, self.c * skeleton[0]]).astype(np.float32)
+        return LinearFit(hashed, self.a * ngram.style, ngram.mean, ngram.std,
+                         self.a * ngram.bias + self.c * skeleton[1] + self.d)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"ngram": self.a, "skeleton": self.c, "bias": self.d}
+
+
+def fit_blocks(hashed: Any, style: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float,
+               combination: Combination) -> LinearFit:
+    """The n-gram model (``alpha``) and the skeleton model fitted apart on ``hashed``'s blocks, then folded into one
+    by ``combination`` (the leave-one-out refits keep the main fit's combination)."""
+    nb = SETTINGS["n_buckets"]
+    return combination.fold(fit_linear(hashed[:, :nb], style, y, w, alpha), fit_skeleton(hashed[:, nb:], y, w))
+
+
 def _select(rows: list[Row], split: str) -> list[int]:
     return [i for i, r in enumerate(rows) if r.split == split]
 
 
-def choose_c(data: dict[str, Any], budget_end: float) -> tuple[LinearFit, float, list[dict[str, float]]]:
-    """Fit each alpha in ``C_GRID`` (while time allows); keep the best by validation TPR@1%FPR, then AUROC."""
+def choose_c(data: dict[str, Any], budget_end: float) -> tuple[LinearFit, float, Combination, list[dict[str, Any]]]:
+    """Fit the skeleton model once and the n-gram model at each alpha in ``C_GRID`` (while time allows), each pair
+    combined on validation first windows; keep the best by validation TPR@1%FPR, then AUROC. Returns the folded
+    model, its alpha, its combination and the trials (with the n-gram and skeleton models' own numbers)."""
     from detectors.text.evaluation import auroc, tpr_at_fpr
 
-    best: tuple[float, float, LinearFit, float] | None = None
-    trials = []
+    def quality(z: np.ndarray) -> tuple[float, float]:
+        return auroc(data["y_va"], z) or 0.0, tpr_at_fpr(data["y_va"], z, TARGET_FPR) or 0.0
+
+    nb = SETTINGS["n_buckets"]
+    t0 = time.monotonic()
+    skeleton = fit_skeleton(data["h_tr"][:, nb:], data["y_tr"], data["w_tr"])
+    z_skel = np.asarray(data["h_va"][:, nb:] @ skeleton[0]).ravel() + skeleton[1]
+    skel_au, skel_tp = quality(z_skel)
+    logger.info("skeleton val AUROC %.4f TPR@1%% %.4f (%.0f s)", skel_au, skel_tp, time.monotonic() - t0)
+    w_va = sample_weights(data["rows_va"])
+    best: tuple[float, float, LinearFit, float, Combination] | None = None
+    trials: list[dict[str, Any]] = []
     for c in C_GRID:
         if best is not None and time.monotonic() > budget_end:
             break
         t0 = time.monotonic()
-        fit = fit_linear(data["h_tr"], data["s_tr"], data["y_tr"], data["w_tr"], c)
-        z = fit.decision(data["h_va"], data["s_va"])
-        au, tp = auroc(data["y_va"], z) or 0.0, tpr_at_fpr(data["y_va"], z, TARGET_FPR) or 0.0
-        trials.append({"alpha": c, "val_auroc_first_window": au, "val_tpr_at_1pct_fpr": tp, "fit_s": time.monotonic() - t0})
-        logger.info("alpha=%s val AUROC %.4f TPR@1%% %.4f (%.0f s)", c, au, tp, time.monotonic() - t0)
+        ngram = fit_linear(data["h_tr"][:, :nb], data["s_tr"], data["y_tr"], data["w_tr"], c)
+        z_ngram = ngram.decision(data["h_va"][:, :nb], data["s_va"])
+        combination = Combination.fit(z_ngram, z_skel, data["y_va"], w_va)
+        fit = combination.fold(ngram, skeleton)
+        au, tp = quality(fit.decision(data["h_va"], data["s_va"]))
+        ng_au, ng_tp = quality(z_ngram)
+        trials.append({"alpha": c, "val_auroc_first_window": au, "val_tpr_at_1pct_fpr": tp,
+                       "ngram_val_auroc_first_window": ng_au, "ngram_val_tpr_at_1pct_fpr": ng_tp,
+                       "skeleton_val_auroc_first_window": skel_au, "skeleton_val_tpr_at_1pct_fpr": skel_tp,
+                       "combination": combination.as_dict(), "fit_s": time.monotonic() - t0})
+        logger.info("alpha=%s val AUROC %.4f TPR@1%% %.4f (n-gram alone %.4f / %.4f; %.0f s)", c, au, tp, ng_au, ng_tp,
+                    time.monotonic() - t0)
         if best is None or (tp, au) > (best[0], best[1]):
-            best = (tp, au, fit, c)
+            best = (tp, au, fit, c, combination)
     if best is None:
         raise RuntimeError("no C value was fitted")
-    return best[2], best[3], trials
+    return best[2], best[3], best[4], trials
 
 
 def english_thresholds(texts: list[str]) -> float:
@@ -272,7 +337,7 @@ def _featurise_splits(rows: list[Row], logfreq: np.ndarray, rare: float, cache: 
     return {
         "tr": tr, "va": va, "te": te, "h_tr": h_tr, "s_tr": s_tr, "h_va": h_va, "s_va": s_va, "h_te": h_te, "s_te": s_te,
         "y_tr": np.array([rows[i].label for i in tr]), "y_va": np.array([rows[i].label for i in va]),
-        "w_tr": sample_weights([rows[i] for i in tr]),
+        "w_tr": sample_weights([rows[i] for i in tr]), "rows_va": [rows[i] for i in va],
     }
 
 
@@ -426,7 +491,7 @@ def train_text_model(
     logger.info("loaded %d rows; featurising (%.0f s)", len(rows), time.monotonic() - start)
     data = _featurise_splits(rows, logfreq, rare, cache_dir)
     logger.info("features: train %s nnz %d (%.0f s)", data["h_tr"].shape, data["h_tr"].nnz, time.monotonic() - start)
-    fit, c, trials = choose_c(data, start + 0.35 * budget_s)
+    fit, c, combination, trials = choose_c(data, start + 0.35 * budget_s)
     export = export_model(out_dir, fit, data)
     write_manifest(out_dir, _base_manifest(extra))
     detector = build_text_detector(out_dir)
@@ -457,10 +522,11 @@ def train_text_model(
     thr = cal["thresholds"]["likely_ai"]
     test_ex = evaluate_outputs([r for r, _ in no_reuters], [o for _, o in no_reuters], thr)
     speed_1 = dict(speed(build_loaded(out_dir, 1), _speed_text(rows)), threads=1)
-    folds = holdout_folds(rows, data, lambda h, s, y, w: fit_linear(h, s, y, w, c), start + budget_s,
+    folds = holdout_folds(rows, data, lambda h, s, y, w: fit_blocks(h, s, y, w, c, combination), start + budget_s,
                           _holdout_features(data))
     report = {
-        "seed": seed, "alpha": c, "c_trials": trials, "export": export, "length_curve": curve, "min_words": min_words,
+        "seed": seed, "alpha": c, "skeleton_alpha": SKELETON_ALPHA, "combination": combination.as_dict(),
+        "c_trials": trials, "export": export, "length_curve": curve, "min_words": min_words,
         "calibration": cal, "test": test_eval, "test_excluding_reuters": test_ex["overall"], "fairness": fairness,
         "speed": speed_1, "folds": folds,
         "split_counts": _split_counts(rows), "train_seconds": time.monotonic() - start,
