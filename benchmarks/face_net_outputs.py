@@ -1,10 +1,11 @@
-"""CPU of dlib's face-network pass with and without the stage-statistics outputs (face 2.5.0). A benchmark, not a
-test: it asserts nothing.
+"""CPU of dlib's face-network pass with and without the stage-statistics outputs (face 2.5.0) and the grid outputs
+(face 2.6.0). A benchmark, not a test: it asserts nothing.
 
 Caveats first: thread time of ``InferenceSession.run`` on one fixed chip, one intra-op thread, sessions built as
 ``OnnxFaceNet`` builds its own (sequential, all graph optimisations); the three variants are called in turn, so the
 VM's drifts hit them alike. "old graph" is the pre-2.5.0 graph (descriptor output only); "new graph" is the shipped one,
-asked for the descriptor alone and for all three outputs (what ``FaceEmbedder.describe`` asks for).
+asked for the descriptor alone, with 2.5.0's stage statistics, and for all five outputs (what ``FaceEmbedder.describe``
+asks for from 2.6.0).
 
     .venv/bin/python -m benchmarks.face_net_outputs [--calls 200] [--out benchmarks/results/face_net_outputs.json]
 """
@@ -43,6 +44,8 @@ def measure(calls: int) -> dict[str, Any]:
         "old graph, descriptor": (old, ["descriptor"]),
         "new graph, descriptor": (new, ["descriptor"]),
         "new graph, descriptor + stage statistics": (new, ["descriptor", "stage_mean", "stage_square"]),
+        "new graph, descriptor + stage statistics + grid": (new, ["descriptor", "stage_mean", "stage_square", "grid_mean",
+                                                                  "grid_variance"]),
     }
     for session, outputs in variants.values():
         for _ in range(10):

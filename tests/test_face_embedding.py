@@ -15,11 +15,15 @@ import pytest
 from detectors.face.embedding import (
     CHECK_TOLERANCE,
     CHIP_SIZE,
+    GRID_DIM,
     STAGE_CHANNELS,
+    STAGES_DIM,
+    SUMMARY_DIM,
     FaceNetFormatError,
     FaceNetMismatchError,
     NumpyFaceNet,
     OnnxFaceNet,
+    grid_features,
     load_face_net,
     onnx_model,
     stage_features,
@@ -99,23 +103,43 @@ def test_descriptors_of_real_faces_match_dlib_and_numpy(
 
 def test_stage_statistics_of_real_faces_agree_between_onnx_and_numpy(
         embedder: FaceEmbedder, onnx_net: OnnxFaceNet, numpy_net: NumpyFaceNet) -> None:
-    """2.5.0's stacker reads the network's stage statistics: ONNX Runtime (the service) and numpy (the fallback) must
-    give the same ones, from the same pass as the descriptor."""
+    """The stacker reads the network's summary (2.5.0's stage statistics, 2.6.0's grid): ONNX Runtime (the service)
+    and numpy (the fallback) must give the same ones, from the same pass as the descriptor."""
     for chip in _real_chips(embedder):
         descriptor, stages = onnx_net.describe(chip)
         reference_descriptor, reference_stages = numpy_net.describe(chip)
         np.testing.assert_array_equal(descriptor, onnx_net.descriptor(chip))
         assert np.abs(descriptor - reference_descriptor).max() <= 1e-4
-        assert stages.shape == reference_stages.shape == (2 * STAGE_CHANNELS,)
+        assert stages.shape == reference_stages.shape == (SUMMARY_DIM,) == (STAGES_DIM + GRID_DIM,)
         assert np.all(np.isfinite(stages))
-        assert np.all(stages[STAGE_CHANNELS:] >= 0)  # means, then standard deviations
+        assert np.all(stages[STAGE_CHANNELS:STAGES_DIM] >= 0)  # means, then standard deviations
         assert (np.abs(stages - reference_stages) / np.maximum(np.abs(reference_stages), 1.0)).max() <= 1e-4
-        assert np.ptp(stages[STAGE_CHANNELS:]) > 0  # the spreads are not all alike (e.g. all zero)
+        assert np.ptp(stages[STAGE_CHANNELS:STAGES_DIM]) > 0  # the spreads are not all alike (e.g. all zero)
+        # the grid: the whole map's mean is the mean of its cells' means weighted by their sizes (35 x 35 first map)
+        first = stages[STAGES_DIM:].reshape(-1)[: 2 * 4 * 32].reshape(4, 2, 32)
+        sizes = np.array([17 * 17, 17 * 18, 18 * 17, 18 * 18], dtype=np.float64)[:, None]
+        np.testing.assert_allclose((first[:, 0] * sizes).sum(axis=0) / sizes.sum(), stages[:32], rtol=1e-4, atol=1e-5)
+        assert np.all(first[:, 1] >= 0)
 
 
 def test_stage_statistics_are_the_stage_maps_moments() -> None:
     means, squares = np.array([1.0, 2.0, 0.5]), np.array([2.0, 4.0, 0.2])  # the last one rounded below its mean's square
     np.testing.assert_allclose(stage_features(means, squares), [1.0, 2.0, 0.5, 1.0, 0.0, 0.0], atol=1e-7)
+
+
+def test_grid_statistics_interleave_each_cells_means_and_spreads() -> None:
+    """In: per stage, four cells of channel means (and variances); out: per stage and cell, the means then the
+    standard deviations."""
+    cells = 4 * STAGE_CHANNELS
+    means = np.arange(cells, dtype=np.float64)
+    variances = np.full(cells, 4.0)
+    variances[0] = -1e-9  # rounding below zero reads as no spread
+    out = grid_features(means, variances)
+    assert out.shape == (GRID_DIM,)
+    np.testing.assert_array_equal(out[:32], means[:32])  # stage 1 (32 channels), top-left cell: means
+    np.testing.assert_array_equal(out[32:64], [0.0] + [2.0] * 31)  # then its standard deviations
+    np.testing.assert_array_equal(out[64:96], means[32:64])  # stage 1, top-right cell
+    np.testing.assert_array_equal(out[8 * 32 : 8 * 32 + 64], means[128:192])  # stage 2 (64 channels), top-left
 
 
 def test_descriptors_of_synthetic_chips_match_dlib(onnx_net: OnnxFaceNet, numpy_net: NumpyFaceNet, dlib_net: Any) -> None:
@@ -163,7 +187,8 @@ def test_graph_is_valid_onnx_and_folds_every_affine(numpy_net: NumpyFaceNet) -> 
     with_stages = onnx_model(numpy_net._convs, numpy_net._affines, numpy_net._fc, stage_statistics=True)
     onnx.checker.check_model(with_stages, full_check=True)
     assert [(o.name, [d.dim_value for d in o.type.tensor_type.shape.dim]) for o in with_stages.graph.output] == [
-        ("descriptor", [1, 128]), ("stage_mean", [1, STAGE_CHANNELS]), ("stage_square", [1, STAGE_CHANNELS])]
+        ("descriptor", [1, 128]), ("stage_mean", [1, STAGE_CHANNELS]), ("stage_square", [1, STAGE_CHANNELS]),
+        ("grid_mean", [1, 4 * STAGE_CHANNELS]), ("grid_variance", [1, 4 * STAGE_CHANNELS])]
 
 
 def test_another_dlib_file_is_refused(tmp_path: Path) -> None:

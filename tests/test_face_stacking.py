@@ -11,7 +11,8 @@ import pytest
 
 from detectors.contract import Device
 from detectors.face import build_face_detector
-from detectors.face.descriptor_model import DESCRIPTOR_DIM, STAGES_DIM, DescriptorModel
+from detectors.face.descriptor_model import DESCRIPTOR_DIM, DescriptorModel
+from detectors.face.embedding import GRID_DIM, STAGES_DIM, SUMMARY_DIM
 from detectors.face.scoring import CueTrees
 from detectors.face.stacking import (
     ValidationLogits,
@@ -32,17 +33,18 @@ def _validation(strong: str, n: int = 600, seed: int = 0) -> ValidationLogits:
     rng = np.random.default_rng(seed)
     labels = np.repeat([0, 1], n // 2)
     columns = {name: labels * 0.6 + rng.normal(size=n) for name in ("cnn_v2", "cues")}
-    columns |= {name: rng.normal(size=n) for name in ("descriptor", "net_stages")}
+    columns |= {name: rng.normal(size=n) for name in ("descriptor", "net_stages", "net_grid")}
     columns[strong] = labels * 3.0 + rng.normal(size=n)
     zeros = np.zeros(n, dtype=np.int64)
     return ValidationLogits(columns, np.zeros(n), labels, zeros, zeros, np.arange(n) // 2, zeros,
-                            np.zeros((n, DESCRIPTOR_DIM)), np.zeros((n, STAGES_DIM), dtype=np.float32))
+                            np.zeros((n, DESCRIPTOR_DIM)), np.zeros((n, SUMMARY_DIM), dtype=np.float32))
 
 
-@pytest.mark.parametrize(("strong", "expected"), [("net_stages", "v2+cues+stages"), ("descriptor", "v2+cues+descriptor")])
+@pytest.mark.parametrize(("strong", "expected"), [("net_stages", "v2+cues+stages"), ("descriptor", "v2+cues+descriptor"),
+                                                  ("net_grid", "v2+cues+grid")])
 def test_the_simplest_candidate_with_the_strong_input_is_chosen(strong: str, expected: str) -> None:
     comparison = compare_candidates(_validation(strong))
-    assert {"v2+cues+stages", "v2+cues+descriptor+stages"} <= set(comparison)
+    assert {"v2+cues+stages", "v2+cues+descriptor+stages", "v2+cues+grid", "v2+cues+stages+grid"} <= set(comparison)
     assert choose_candidate(comparison) == expected
 
 
@@ -59,12 +61,16 @@ def test_a_stack_reading_the_stage_statistics_writes_and_lists_their_model(tmp_p
     descriptor = DescriptorModel(mean=np.zeros(DESCRIPTOR_DIM), scale=np.ones(DESCRIPTOR_DIM),
                                  coef=np.ones(DESCRIPTOR_DIM), intercept=0.0)
     (tmp_path / "descriptor_lr.npz").write_bytes(b"left by an earlier version")
-    _place_files(tmp_path, WEIGHTS / "model_v2.onnx", None, fields, trees, descriptor, stages)
+    grid = DescriptorModel(mean=np.zeros(GRID_DIM), scale=np.ones(GRID_DIM), coef=np.zeros(GRID_DIM), intercept=0.0)
+    (tmp_path / "grid_lr.npz").write_bytes(b"left by an earlier version")
+    _place_files(tmp_path, WEIGHTS / "model_v2.onnx", None, fields, trees, descriptor,
+                 {"net_stages": stages, "net_grid": grid})
     write_manifest_v2(tmp_path, fields, 0.0)
     manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["extra"]["ensemble"]["inputs"] == ["cnn_v2", "cues", "net_stages"]
     assert set(manifest["files"]) == {"model_v2", "cue_trees", "stages_model"}
     assert not (tmp_path / "descriptor_lr.npz").exists()  # an input the stacker no longer reads leaves no file
+    assert not (tmp_path / "grid_lr.npz").exists()
     loaded = DescriptorModel.load(tmp_path / "stages_lr.npz", dim=STAGES_DIM)
     x = rng.normal(size=(2, STAGES_DIM))
     np.testing.assert_allclose(loaded.logits(x), stages.logits(x))

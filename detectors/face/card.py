@@ -58,7 +58,8 @@ landmarks), aligns it (eyes and mouth to a fixed template) and scores it with **
 crop with 4.8 eye gaps of context (`align_face(pixels, landmarks, 128, zoom=0.7)`), stacked by a logistic regression with a
 boosted-tree model (100 rounds, evaluated in numpy) on engineered cues (azimuthal log-FFT spectra of v1's
 96 px face crop and of a 2x wider context crop; eye position and roll in the frame) and, from 2.5.0, a logistic
-regression on the stage statistics of dlib's pretrained face-recognition network (below). The inputs of the
+regression on statistics of the stage maps of dlib's pretrained face-recognition network (from 2.6.0 per cell of a
+2 x 2 grid; below). The inputs of the
 stacker were chosen on validation (below). Output: calibrated probability of "AI-generated", verdict from the
 manifest thresholds, face box, and the generator family (`gan` | `diffusion` | `unknown`, from the v2 CNN's
 second logit) when the verdict is `likely_ai`. Abstains with `no_face`, `multiple_faces` (a second face at
@@ -122,6 +123,28 @@ has no such labels, so the false-alarm rate per group is not measured: a real pe
 typical faces may score higher.
 """
 
+_GRID = """**Grid-statistics input (2.6.0).** The stacker reads a logistic regression on the same network's stage maps
+summarised per cell of a 2 x 2 grid: each channel's mean and standard deviation in the top-left, top-right,
+bottom-left and bottom-right quarter of each of the five residual stages' output maps (4 x 2 x 736 = 5,888 values,
+`embedding.grid_features`; the variance is taken about the cell's mean, in two passes, because mean square minus
+squared mean cancelled to rounding noise in small cells and ONNX Runtime and numpy then differed by up to 7e-4). The
+whole-map statistics of 2.5.0 say what texture the face has; the grid also says where (eyes and brow, mouth and chin,
+each side), and StyleGAN v1's faces, aligned like FFHQ's, differ from real ones in where their textures sit. The
+cells come from the pass the service already runs for the descriptor (four slices and means per map in the ONNX
+graph). Found in `detectors/face/explore_stages_results.md` (follow-ups), validation only: alone 0.9608 against the
+whole-map statistics' 0.9542, and it does not tell the two real sources apart (CIPLAB vs FFHQ 0.496), so it does
+not read their format; fitted without one generator it scored 0.567 on StyleGAN v1 and 0.580 on SD 2.1 left out,
+so like 2.5.0's input it learns these generators rather than synthesis in general. Caveat: it was the best of six
+summaries tried on the validation faces after 2.5.0 was chosen on them, so part of its validation edge is selection;
+the test split, never used to choose, is the check (results below). Its late stages carry identity (age, sex,
+ancestry), and this data has no such labels, so the false-alarm rate per group is not measured.
+"""
+
+_STAGES_REPLACED = """**Stage-statistics input (2.5.0), replaced in 2.6.0.** 2.5.0's stacker read a logistic regression on the
+whole-map statistics of the same network (2 x 736 = 1,472 values); the candidate with both it and the grid was no
+better on validation than the grid alone (table below), so the simpler stacker was chosen.
+"""
+
 _DESCRIPTOR_DROPPED = """**Descriptor input (2.2.0-2.4.0), dropped in 2.5.0.** Those versions' stacker read a logistic regression
 on the 128-d descriptor itself; the stage statistics contain it, and the candidate with both inputs was no better on
 validation (table below), so the simpler stacker without it was chosen. The descriptor is still computed for every
@@ -138,21 +161,26 @@ gain in the stack (`detectors/face/explore_descriptor_results.md`, measured agai
 against 2.2.0's on 2026-11-28); a patch CNN trained here on the face at its own resolution, a strong diffusion
 detector (SD 2.1 vs reals 0.993 alone) that does not see StyleGAN v1 at 256 px and moved 2.4.0's stack by +0.0029
 (95% CI -0.0008 to +0.0062) while reading a little of the format (`detectors/face/explore_patch_results.md`);
-richer summaries of the face network than 2.5.0's (2 x 2 grid pooling, Gram matrices, a second wider chip) and
+other summaries of the face network (Gram matrices of stages 1-3, the statistics of a second, wider chip) and
 fine-tuning its last two stages on the train faces: at most +0.0029 over 2.5.0's out-of-fold AUROC, every 95% CI
 including zero (`detectors/face/explore_stages_results.md`, `detectors/face/explore_finetune_results.md`).
 """
 
 
 def _input_lines(summary: dict[str, Any], inputs: list[str]) -> list[str]:
-    """The stacker's side models as chosen: the stage statistics (2.5.0 on) and the descriptor (2.2.0 on, while
-    chosen), each with its text, its gain in this run and how it was fitted."""
+    """The stacker's side models as chosen: the grid statistics (2.6.0 on), the stage statistics (2.5.0 on, while
+    chosen) and the descriptor (2.2.0 on, while chosen), each with its text, its gain in this run and how it was
+    fitted."""
     lines: list[str] = []
+    if "net_grid" in inputs:
+        lines += [_GRID, *_side_model_lines(summary, "grid_model", "v2+cues+grid")]
     if "net_stages" in inputs:
         lines += [_STAGES, *_side_model_lines(summary, "stages_model", "v2+cues+stages")]
+    elif "net_grid" in inputs:
+        lines += [_STAGES_REPLACED]
     if "descriptor" in inputs:
         lines += [_DESCRIPTOR, *_side_model_lines(summary, "descriptor_model", "v2+cues+descriptor")]
-    elif "net_stages" in inputs:
+    elif {"net_stages", "net_grid"} & set(inputs):
         lines += [_DESCRIPTOR_DROPPED]
     return lines
 
@@ -409,7 +437,7 @@ def write_model_card(out_dir: Path, summary: dict[str, Any]) -> Path:
            f"same upload costs {speed['service_path_median_cpu_ms']:.1f} ms of CPU (fastest "
            f"{speed['service_path_min_cpu_ms']:.1f} ms). " if "service_path_median_cpu_ms" in speed else "")
         + ("These times include the pass of dlib's face network whose outputs the stacker reads (about 10 ms, ONNX "
-           "Runtime, one thread)." if {"descriptor", "net_stages"} & set(manifest["extra"]["ensemble"]["inputs"])
+           "Runtime, one thread)." if {"descriptor", "net_stages", "net_grid"} & set(manifest["extra"]["ensemble"]["inputs"])
            else "The optional 128-d face embedding (`embed_faces=True`) adds about 10 ms (ONNX Runtime, one thread)."),
         "",
     ]

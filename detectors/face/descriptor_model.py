@@ -10,7 +10,9 @@ ancestry, and this data has no labels to check the rate of false alarms per grou
 Costs nothing at inference beyond the descriptor the service computes for reuse search (~10 ms per face).
 
 Since 2.5.0 the same class also holds the model of the descriptor network's stage statistics (``stages_lr.npz``,
-input ``net_stages``; ``detectors/face/explore_stages_results.md``), which the stacker reads in place of this one.
+input ``net_stages``; ``detectors/face/explore_stages_results.md``), which the stacker reads in place of this one;
+since 2.6.0 also one of the same statistics in each cell of a 2 x 2 grid (``grid_lr.npz``, input ``net_grid``). Both
+read a slice of the network summary that ``FaceNet.describe`` returns (``SUMMARY_INPUTS``).
 
 Inference is numpy: ``logit = ((d - mean) / scale) @ coef + intercept``; the four arrays live in
 ``descriptor_lr.npz`` (or ``stages_lr.npz``) beside the model, listed with its sha256 in the manifest. Training
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from detectors.face.data import Record, judged_faces
-from detectors.face.embedding import STAGE_CHANNELS
+from detectors.face.embedding import STAGES_DIM, SUMMARY_DIM
 from detectors.face.finding import FaceEmbedder, FaceFinder
 from detectors.face.pipeline import V2_CROP
 
@@ -37,16 +39,38 @@ DESCRIPTOR_DIM = 128
 # The same kind of model on the descriptor network's stage statistics (2.5.0 on; embedding.stage_features).
 STAGES_FILE = "stages_lr.npz"
 STAGES_ROLE = "stages_model"  # its role in the manifest's files
-STAGES_DIM = 2 * STAGE_CHANNELS
+GRID_FILE = "grid_lr.npz"  # 2.6.0 on: the model of the stage statistics per cell of a 2 x 2 grid
+GRID_ROLE = "grid_model"
 TRAIN_RNG_OFFSET = 7  # the train faces' one degraded copy (build_cache uses +1, validation +2)
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 FOLDS = 5
 
 
 @dataclass(frozen=True)
+class SummaryInput:
+    """A stacker input that is a model of a slice ``[start, stop)`` of the network summary, and its file."""
+
+    role: str
+    file: str
+    start: int
+    stop: int
+    title: str
+
+    @property
+    def dim(self) -> int:
+        return self.stop - self.start
+
+
+SUMMARY_INPUTS = {
+    "net_stages": SummaryInput(STAGES_ROLE, STAGES_FILE, 0, STAGES_DIM, "stage-statistics"),
+    "net_grid": SummaryInput(GRID_ROLE, GRID_FILE, STAGES_DIM, SUMMARY_DIM, "grid-statistics"),
+}
+
+
+@dataclass(frozen=True)
 class DescriptorModel:
-    """Standardised logistic regression on the 128-d descriptor: (N, 128) -> (N,) logits (higher = AI); or on the
-    network's stage statistics (N, STAGES_DIM), loaded with ``dim=STAGES_DIM``."""
+    """Standardised logistic regression on the 128-d descriptor: (N, 128) -> (N,) logits (higher = AI); or on a slice
+    of the network summary (``SUMMARY_INPUTS``), loaded with that slice's ``dim``."""
 
     mean: np.ndarray
     scale: np.ndarray
@@ -77,8 +101,9 @@ class DescriptorModel:
 def face_descriptors(records: list[Record], seed: int, rng_offset: int,
                      finder: FaceFinder | None = None) -> dict[str, np.ndarray]:
     """Per judged face of each file as staged and once degraded (rng ``seed + rng_offset``), as
-    ``stacking.validation_logits`` finds them: the descriptor and the network's stage statistics on the pixels and
-    landmarks the detector uses, the label, the record's index and its group (for grouped folds)."""
+    ``stacking.validation_logits`` finds them: the descriptor and the network summary (stage statistics, then the
+    grid's) on the pixels and landmarks the detector uses, the label, the record's index and its group (for grouped
+    folds)."""
     embedder = FaceEmbedder()
     groups = {g: i for i, g in enumerate(sorted({r.group for r in records}))}
     desc, stages, meta = [], [], []
@@ -95,10 +120,10 @@ def face_descriptors(records: list[Record], seed: int, rng_offset: int,
 def cached_face_descriptors(records: list[Record], seed: int, rng_offset: int, cache_path: Path,
                             finder: FaceFinder | None = None) -> dict[str, np.ndarray]:
     """:func:`face_descriptors`, cached at ``cache_path`` (the caller puts the finder's settings in the name; a cache
-    written before the stage statistics existed is recomputed)."""
+    written before the whole network summary existed is recomputed)."""
     if cache_path.is_file():
         with np.load(cache_path) as data:
-            if "stages" in data.files:
+            if "stages" in data.files and data["stages"].shape[1] == SUMMARY_DIM:
                 return {k: data[k] for k in data.files}
     arrays = face_descriptors(records, seed, rng_offset, finder)
     cache_path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ from detectors.contract import (
     WeightsCorruptError,
 )
 from detectors.face.blazeface import BlazeFace
-from detectors.face.descriptor_model import STAGES_DIM, STAGES_ROLE, DescriptorModel
+from detectors.face.descriptor_model import SUMMARY_INPUTS, DescriptorModel
 from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceEmbedder, FaceFinder
 from detectors.face.pipeline import (
     CROP_SIZE,
@@ -64,7 +64,7 @@ class PreparedFace:
     faces_found: int
     embedding: tuple[float, ...] | None = None
     found_by: str = "hog"
-    stages: np.ndarray | None = None  # the descriptor network's stage statistics, computed with the embedding
+    stages: np.ndarray | None = None  # the descriptor network's summary (stage statistics, then the grid's)
 
 
 @dataclass(frozen=True)
@@ -108,11 +108,11 @@ class FaceDetector:
         if self._family_from not in CNN_FILES or ("cnn_v2" in self._cnns and self._wide is None):
             raise WeightsCorruptError("face manifest: family source or cnn_v2 crop missing")
         self._needs_descriptor = "descriptor" in inputs
-        self._needs_stages = "net_stages" in inputs
-        self._computes_embedding = embed_faces or self._needs_descriptor or self._needs_stages
+        self._summary_inputs = tuple(name for name in SUMMARY_INPUTS if name in inputs)
+        self._computes_embedding = embed_faces or self._needs_descriptor or bool(self._summary_inputs)
         files = {"cue_trees", *(CNN_FILES[name] for name in self._cnns)}
         files |= {"descriptor_model"} if self._needs_descriptor else set()
-        files |= {STAGES_ROLE} if self._needs_stages else set()
+        files |= {SUMMARY_INPUTS[name].role for name in self._summary_inputs}
         missing = files - set(manifest.files)
         if missing:
             raise WeightsCorruptError(f"face manifest lists no {sorted(missing)} file")
@@ -128,7 +128,7 @@ class FaceDetector:
         self._finder: FaceFinder | None = None
         self._ensemble: Ensemble | None = None
         self._descriptor_model: DescriptorModel | None = None
-        self._stages_model: DescriptorModel | None = None
+        self._summary_models: dict[str, DescriptorModel] = {}
 
     def load(self, device: Device) -> None:
         """Open the ONNX session(s) on ``device``, the cue trees and the dlib models.
@@ -144,11 +144,12 @@ class FaceDetector:
                 self._descriptor_model = DescriptorModel.load(self.manifest.files["descriptor_model"])
             except (OSError, KeyError, ValueError) as exc:
                 raise WeightsCorruptError(f"unreadable descriptor model: {exc}") from exc
-        if self._needs_stages:
+        for name in self._summary_inputs:
+            spec = SUMMARY_INPUTS[name]
             try:
-                self._stages_model = DescriptorModel.load(self.manifest.files[STAGES_ROLE], dim=STAGES_DIM)
+                self._summary_models[name] = DescriptorModel.load(self.manifest.files[spec.role], dim=spec.dim)
             except (OSError, KeyError, ValueError) as exc:
-                raise WeightsCorruptError(f"unreadable stage-statistics model: {exc}") from exc
+                raise WeightsCorruptError(f"unreadable {spec.title} model: {exc}") from exc
         coef, intercept, inputs = self._stacker
         self._ensemble = Ensemble(trees=trees, stack_coef=coef, stack_intercept=intercept, inputs=inputs)
         self._sessions = {name: onnx_session(self.manifest.files[CNN_FILES[name]], device) for name in self._cnns}
@@ -261,11 +262,12 @@ class FaceDetector:
                 raise RuntimeError("the face stacker needs the descriptor, and preprocess did not compute it")
             columns["descriptor"] = self._descriptor_model.logits(np.asarray(prepared.embedding))
             descriptor_extra["descriptor_logit"] = float(columns["descriptor"][0])
-        if self._stages_model is not None:
+        for name, model in self._summary_models.items():
             if prepared.stages is None:
-                raise RuntimeError("the face stacker needs the stage statistics, and preprocess did not compute them")
-            columns["net_stages"] = self._stages_model.logits(prepared.stages)
-            descriptor_extra["net_stages_logit"] = float(columns["net_stages"][0])
+                raise RuntimeError("the face stacker needs the network summary, and preprocess did not compute it")
+            spec = SUMMARY_INPUTS[name]
+            columns[name] = model.logits(prepared.stages[spec.start : spec.stop])
+            descriptor_extra[f"{name}_logit"] = float(columns[name][0])
         score = float(ensemble.combine(columns, prepared.inputs.cues[None, :])[0])
         probability = float(self.manifest.calibration(score))
         verdict = self.manifest.thresholds.verdict(probability)

@@ -33,6 +33,10 @@ _INPUT_MEAN = np.array([122.782, 117.001, 104.298], dtype=np.float32)
 # residual stages in forward order: (channels, blocks); the first block of every stage but the first strides
 _STAGES = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
 STAGE_CHANNELS = sum(channels for channels, _, _ in _STAGES)  # stage statistics per map (onnx_model)
+GRID_CELLS = 4  # 2 x 2 cells of each stage map: rows [0, h // 2) and [h // 2, h), the same for columns
+STAGES_DIM = 2 * STAGE_CHANNELS  # stage_features: per-channel mean and standard deviation of each whole map
+GRID_DIM = 2 * GRID_CELLS * STAGE_CHANNELS  # grid_features: the same in each cell (face 2.6.0 on)
+SUMMARY_DIM = STAGES_DIM + GRID_DIM  # what FaceNet.describe returns beside the descriptor: stage features, then grid
 _TAG = re.compile(rb"\x01\x05con_4|\x01\x07affine_|\x01\x04fc_2")
 # largest |difference| to the numpy evaluation accepted at load (measured: < 5e-7; the reuse threshold is 0.35 euclidean)
 CHECK_TOLERANCE = 1e-4
@@ -54,14 +58,43 @@ class FaceNet(Protocol):
     def describe(self, chip: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+def _spread(means: np.ndarray, squares: np.ndarray) -> np.ndarray:
+    return np.asarray(np.sqrt(np.maximum(squares - means * means, 0.0)))
+
+
 def stage_features(means: np.ndarray, squares: np.ndarray) -> np.ndarray:
     """The network's stage statistics as one vector (float32, ``2 * STAGE_CHANNELS``): each residual stage's
     per-channel spatial mean, then per-channel spatial standard deviation, from the means of the maps and of their
     squares. They summarise the face's texture at five depths of a network trained on millions of real faces; the
     descriptor is a linear function of the last stage's means."""
     means = np.asarray(means, dtype=np.float64).reshape(-1)
-    spread = np.sqrt(np.maximum(np.asarray(squares, dtype=np.float64).reshape(-1) - means * means, 0.0))
+    spread = _spread(means, np.asarray(squares, dtype=np.float64).reshape(-1))
     return np.concatenate([means, spread]).astype(np.float32)
+
+
+def grid_features(means: np.ndarray, variances: np.ndarray) -> np.ndarray:
+    """The same statistics in each cell of a 2 x 2 grid over every stage map (float32, ``GRID_DIM``), from the cells'
+    per-channel means and variances (``GRID_CELLS * STAGE_CHANNELS`` each: stage by stage, the cells top-left,
+    top-right, bottom-left, bottom-right, each cell's channels). Out: stage by stage, cell by cell, the cell's
+    per-channel means then standard deviations. They say where on the face (eyes and brow, mouth and chin, each side)
+    the texture sits (``detectors/face/explore_stages_results.md``, follow-ups). The variances are taken about the
+    cell's mean (two passes), not as mean square minus squared mean: in small cells of near-constant channels that
+    difference cancels to rounding noise, which the square root then magnifies (numpy and ONNX Runtime differed by up
+    to 7e-4 that way)."""
+    means = np.asarray(means, dtype=np.float64).reshape(-1)
+    spread = np.sqrt(np.maximum(np.asarray(variances, dtype=np.float64).reshape(-1), 0.0))
+    parts, at = [], 0
+    for channels, _, _ in _STAGES:
+        for _cell in range(GRID_CELLS):
+            parts += [means[at : at + channels], spread[at : at + channels]]
+            at += channels
+    return np.concatenate(parts).astype(np.float32)
+
+
+def _cells(side: int) -> list[tuple[slice, slice]]:
+    """The 2 x 2 grid's (rows, columns) slices of a ``side`` x ``side`` map, in ``grid_features``' order."""
+    halves = (slice(0, side // 2), slice(side // 2, side))
+    return [(rows, cols) for rows in halves for cols in halves]
 
 
 @dataclass(frozen=True)
@@ -210,14 +243,15 @@ class NumpyFaceNet:
         return self.describe(chip)[0]
 
     def describe(self, chip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The descriptor and the stage statistics (:func:`stage_features`) of one chip, from one pass."""
+        """The descriptor and the network summary of one chip, from one pass: :func:`stage_features` then
+        :func:`grid_features` (``SUMMARY_DIM`` values)."""
         if chip.shape != (CHIP_SIZE, CHIP_SIZE, 3):
             raise ValueError(f"expected a {CHIP_SIZE}x{CHIP_SIZE} RGB chip, got {chip.shape}")
         x = (chip.astype(np.float32) - _INPUT_MEAN) / np.float32(256.0)
         x = np.maximum(self._conv_affine(x, 0), 0.0)
         x = _pool(x, 3, 2, "max")
         index = 1
-        means, squares = [], []
+        means, squares, cell_means, cell_variances = [], [], [], []
         for _channels, blocks, strided in _STAGES:
             for block in range(blocks):
                 inner = np.maximum(self._conv_affine(x, index), 0.0)
@@ -227,8 +261,14 @@ class NumpyFaceNet:
                 index += 2
             means.append(x.mean(axis=(0, 1), dtype=np.float32))
             squares.append((x * x).mean(axis=(0, 1), dtype=np.float32))
+            for rows, cols in _cells(x.shape[0]):
+                cell = x[rows, cols]
+                cell_means.append(cell.mean(axis=(0, 1), dtype=np.float32))
+                deviation = cell - cell_means[-1]
+                cell_variances.append((deviation * deviation).mean(axis=(0, 1), dtype=np.float32))
         descriptor = np.asarray(means[-1] @ self._fc, dtype=np.float32)
-        return descriptor, stage_features(np.concatenate(means), np.concatenate(squares))
+        return descriptor, np.concatenate([stage_features(np.concatenate(means), np.concatenate(squares)),
+                                           grid_features(np.concatenate(cell_means), np.concatenate(cell_variances))])
 
 
 def _check_chip() -> np.ndarray:
@@ -244,7 +284,9 @@ def onnx_model(convs: list[_Conv], affines: list[tuple[np.ndarray, np.ndarray]],
                stage_statistics: bool = False) -> Any:
     """The network as an ONNX ModelProto: input ``chip`` (1, 150, 150, 3) uint8 RGB, output ``descriptor`` (1, 128);
     with ``stage_statistics``, also ``stage_mean`` and ``stage_square`` (1, 736): the spatial means of each residual
-    stage's output map and of its square (32 + 64 + 128 + 256 + 256 channels, in stage order).
+    stage's output map and of its square (32 + 64 + 128 + 256 + 256 channels, in stage order); and ``grid_mean`` and
+    ``grid_variance`` (1, 4 x 736): each channel's mean and variance in each cell of a 2 x 2 grid of each map
+    (``grid_features``' order; the variance about the cell's mean).
 
     Each affine layer is folded into its convolution (``W * gamma``, ``b * gamma + beta``). The input scaling
     ``(x - mean) / 256`` is done in the graph, so the caller passes dlib's chip as it is: the chip is transposed
@@ -299,17 +341,30 @@ def onnx_model(convs: list[_Conv], affines: list[tuple[np.ndarray, np.ndarray]],
             target = (max(inner_shape[0], channels), max(inner_shape[1], skip_side))
             x = node("Relu", [node("Add", [pad_to(inner, inner_shape, target), pad_to(skip, (channels, skip_side), target)])])
             (channels, side), index = target, index + 2
-        stage_ends.append(x)
+        stage_ends.append((x, side))
     flat = constant("flat", np.array([1, -1], np.int64))
     pooled = node("Reshape", [node("GlobalAveragePool", [x]), flat])
     nodes.append(helper.make_node("MatMul", [pooled, constant("fc", fc.astype(np.float32))], ["descriptor"]))
     outputs = [helper.make_tensor_value_info("descriptor", TensorProto.FLOAT, [1, 128])]
     if stage_statistics:  # the last stage's means are the descriptor's pooled input, computed once
-        means = [node("Reshape", [node("GlobalAveragePool", [m]), flat]) for m in stage_ends[:-1]] + [pooled]
-        squares = [node("Reshape", [node("GlobalAveragePool", [node("Mul", [m, m])]), flat]) for m in stage_ends]
-        for name, parts in (("stage_mean", means), ("stage_square", squares)):
+        means = [node("Reshape", [node("GlobalAveragePool", [m]), flat]) for m, _ in stage_ends[:-1]] + [pooled]
+        squares = [node("Reshape", [node("GlobalAveragePool", [node("Mul", [m, m])]), flat]) for m, _ in stage_ends]
+
+        cell_means, cell_variances = [], []
+        for m, side in stage_ends:
+            for rows, cols in _cells(side):
+                starts = constant(f"starts_{len(nodes)}", np.array([rows.start, cols.start], np.int64))
+                ends = constant(f"ends_{len(nodes)}", np.array([rows.stop, cols.stop], np.int64))
+                cut = node("Slice", [m, starts, ends, constant(f"axes_{len(nodes)}", np.array([2, 3], np.int64))])
+                mean = node("ReduceMean", [cut], axes=[2, 3], keepdims=1)
+                deviation = node("Sub", [cut, mean])
+                cell_variances.append(node("ReduceMean", [node("Mul", [deviation, deviation])], axes=[2, 3], keepdims=0))
+                cell_means.append(node("Reshape", [mean, flat]))
+        for name, parts, width in (("stage_mean", means, STAGE_CHANNELS), ("stage_square", squares, STAGE_CHANNELS),
+                                   ("grid_mean", cell_means, GRID_CELLS * STAGE_CHANNELS),
+                                   ("grid_variance", cell_variances, GRID_CELLS * STAGE_CHANNELS)):
             nodes.append(helper.make_node("Concat", parts, [name], axis=1))
-            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, STAGE_CHANNELS]))
+            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, width]))
     graph = helper.make_graph(
         nodes, "dlib_face_recognition_resnet_model_v1",
         [helper.make_tensor_value_info("chip", TensorProto.UINT8, [1, CHIP_SIZE, CHIP_SIZE, 3])], outputs, weights)
@@ -346,10 +401,12 @@ class OnnxFaceNet:
         return np.asarray(out[0], dtype=np.float32)
 
     def describe(self, chip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The descriptor and the stage statistics (:func:`stage_features`) of one chip, from one pass."""
-        descriptor, means, squares = self._session.run(["descriptor", "stage_mean", "stage_square"],
-                                                       {"chip": self._checked(chip)[None]})
-        return np.asarray(descriptor[0], dtype=np.float32), stage_features(means, squares)
+        """The descriptor and the network summary (:func:`stage_features` then :func:`grid_features`) of one chip,
+        from one pass."""
+        descriptor, means, squares, cell_means, cell_variances = self._session.run(
+            ["descriptor", "stage_mean", "stage_square", "grid_mean", "grid_variance"], {"chip": self._checked(chip)[None]})
+        return np.asarray(descriptor[0], dtype=np.float32), np.concatenate(
+            [stage_features(means, squares), grid_features(cell_means, cell_variances)])
 
     @staticmethod
     def _checked(chip: np.ndarray) -> np.ndarray:

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from detectors.face.data import SOURCE_NAMES, Record, judged_faces, list_records, split_records
-from detectors.face.descriptor_model import STAGES_DIM, TRAIN_RNG_OFFSET, DescriptorModel
-from detectors.face.embedding import NumpyFaceNet
+from detectors.face.descriptor_model import TRAIN_RNG_OFFSET, DescriptorModel
+from detectors.face.embedding import STAGES_DIM, NumpyFaceNet
 from detectors.face.explore_descriptor import bootstrap_diff, cached_arrays, experiment_args, pair_cells, say, table_header
 from detectors.face.explore_stages_followups import stage_maps_session, summaries
 from detectors.face.finding import EMBEDDING_FILE, FaceEmbedder, dlib_model_path
@@ -191,7 +191,7 @@ def main() -> None:
     shipped = summaries(splits["validation"], args.seed, VAL_RNG_OFFSET, args.weights, "validation")
     if not np.array_equal(shipped["meta"][:, 2:4], val["meta"][:, 2:4]):
         raise RuntimeError("the two validation passes judged different faces")
-    stages = DescriptorModel.load(args.weights / "stages_lr.npz", dim=STAGES_DIM).logits(shipped["stages"])
+    stages = DescriptorModel.load(args.weights / "stages_lr.npz", dim=STAGES_DIM).logits(shipped["stages"][:, :STAGES_DIM])
     base_columns = np.column_stack([shipped["cnn_v2"], shipped["cue_logit"], stages])
     y, source, files = (val["meta"][:, i] for i in range(3))
     base = out_of_fold(base_columns, y, files)

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from detectors.face.data import SOURCE_NAMES, Record, judged_faces, list_records, split_records
-from detectors.face.descriptor_model import STAGES_DIM, TRAIN_RNG_OFFSET, DescriptorModel, fit_descriptor_model
-from detectors.face.embedding import CHIP_SIZE, NumpyFaceNet, OnnxFaceNet, onnx_model
+from detectors.face.descriptor_model import TRAIN_RNG_OFFSET, DescriptorModel, fit_descriptor_model
+from detectors.face.embedding import CHIP_SIZE, STAGES_DIM, NumpyFaceNet, OnnxFaceNet, onnx_model
 from detectors.face.explore_descriptor import bootstrap_diff, cached_arrays, experiment_args, pair_cells, say, table_header
 from detectors.face.finding import EMBEDDING_FILE, FaceEmbedder, dlib_model_path
 from detectors.face.pipeline import V2_CROP
@@ -108,13 +108,13 @@ def _summaries(records: list[Record], seed: int, offset: int, weights: Path, nam
         outputs = session.run(maps, {"chip": chip[None]})
         rows["grid"].append(grid_features(outputs))
         rows["gram"].append(gram_features(outputs))
-        rows["stages"].append(plain.describe(chip)[1])
+        rows["stages"].append(plain.describe(chip)[1][:STAGES_DIM])
         points = judged.face.landmarks.astype(np.float64)
         (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
         shape = dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1), int(y1)),
                                            [dlib.point(int(x), int(y)) for x, y in points])
         wide = np.asarray(dlib.get_face_chip(np.ascontiguousarray(judged.pixels), shape, CHIP_SIZE, WIDE_PADDING), np.uint8)
-        rows["wide"].append(plain.describe(wide)[1])
+        rows["wide"].append(plain.describe(wide)[1][:STAGES_DIM])
         rows["crops"].append(judged.inputs.wide_crop)
         rows["cues"].append(judged.inputs.cues)
         meta.append((judged.record.label, SOURCE_NAMES.index(judged.record.source), judged.index, judged.condition,

@@ -338,8 +338,9 @@ class FaceEmbedder:
         return tuple(float(v) for v in self._loaded_net().descriptor(self.chip(pixels, face)))
 
     def describe(self, pixels: np.ndarray, face: Box | np.ndarray) -> tuple[tuple[float, ...], np.ndarray]:
-        """:meth:`embed`'s descriptor and, from the same pass, the network's stage statistics
-        (:func:`~detectors.face.embedding.stage_features`, float32) of the face."""
+        """:meth:`embed`'s descriptor and, from the same pass, the network summary of the face (float32,
+        ``embedding.SUMMARY_DIM``: :func:`~detectors.face.embedding.stage_features` then
+        :func:`~detectors.face.embedding.grid_features`)."""
         chip = self.chip(pixels, face)
         descriptor, stages = self._loaded_net().describe(chip)
         return tuple(float(v) for v in descriptor), stages

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 V1_INPUTS = ("cnn", "cues")
-STACK_INPUTS = ("cnn", "cnn_v2", "cues", "descriptor", "net_stages")
+STACK_INPUTS = ("cnn", "cnn_v2", "cues", "descriptor", "net_stages", "net_grid")
 _TREE_FIELDS = ("feature", "threshold", "left", "right", "leaf", "value", "roots")
 
 
@@ -88,7 +88,8 @@ class Ensemble:
 
     ``inputs`` names the stacked logits: ``cnn`` (v1's 96 px CNN), ``cnn_v2`` (v2's 128 px CNN), ``cues`` (the
     boosted trees on the engineered cues), ``descriptor`` (a logistic regression on dlib's face descriptor) and
-    ``net_stages`` (one on the stage statistics of dlib's descriptor network, 2.5.0 on).
+    ``net_stages`` (one on the stage statistics of dlib's descriptor network, 2.5.0 on) and ``net_grid`` (one on the
+    same statistics per cell of a 2 x 2 grid, 2.6.0 on).
     1.0.0 manifests have no ``inputs``: ("cnn", "cues").
     """
 

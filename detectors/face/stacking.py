@@ -28,8 +28,7 @@ from detectors.face.card import FALLBACK_EVAL_FILE
 from detectors.face.data import SOURCE_NAMES, Record, build_cache, cache_name, judged_faces, list_records, split_records
 from detectors.face.descriptor_model import (
     DESCRIPTOR_FILE,
-    STAGES_FILE,
-    STAGES_ROLE,
+    SUMMARY_INPUTS,
     TRAIN_RNG_OFFSET,
     DescriptorModel,
     cached_face_descriptors,
@@ -44,7 +43,7 @@ from detectors.metrics import auroc, tpr_at_fpr
 
 logger = logging.getLogger(__name__)
 
-VERSION = "2.5.0"
+VERSION = "2.6.0"
 FALLBACK_MODEL_FILE = "finder_fallback.onnx"  # the face finder's BlazeFace model (not trained here)
 # BlazeFace's model as committed (converted by detectors.face.blazeface_export); copied into an empty out_dir.
 SHIPPED_FALLBACK = Path(__file__).resolve().parents[2] / "weights" / "face" / FALLBACK_MODEL_FILE
@@ -64,6 +63,8 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "v2+cues+descriptor": ("cnn_v2", "cues", "descriptor"),
     "v2+cues+stages": ("cnn_v2", "cues", "net_stages"),
     "v2+cues+descriptor+stages": ("cnn_v2", "cues", "descriptor", "net_stages"),
+    "v2+cues+grid": ("cnn_v2", "cues", "net_grid"),
+    "v2+cues+stages+grid": ("cnn_v2", "cues", "net_stages", "net_grid"),
 }
 REFERENCE = {"v1+cues": ("cnn", "cues")}
 
@@ -71,8 +72,8 @@ REFERENCE = {"v1+cues": ("cnn", "cues")}
 @dataclass(frozen=True)
 class ValidationLogits:
     """Per judged validation face: the logits of each input, label, family (1 = diffusion), source, file, dlib's
-    128-d descriptor and its network's stage statistics (the ``descriptor`` and ``net_stages`` columns are models of
-    them fitted on train, added by the caller)."""
+    128-d descriptor and its network's summary (``stages``: stage statistics, then the grid's; the ``descriptor``,
+    ``net_stages`` and ``net_grid`` columns are models of them fitted on train, added by the caller)."""
 
     columns: dict[str, np.ndarray]
     family_logit: np.ndarray
@@ -208,7 +209,7 @@ def _cached_validation(
 ) -> ValidationLogits:
     """``validation_logits``, cached under ``cache_dir`` by the models' and the trees' content and the finder."""
     parts = [sha256_file(v2_model), sha256_file(v1_model) if v1_model else "-", str(seed), str(len(records)), "descriptors",
-             "stages", finder.settings_tag()]
+             "stages", "grid", finder.settings_tag()]
     key = hashlib.sha256("".join(parts).encode() + trees.value.tobytes()).hexdigest()[:16]
     path = cache_dir / f"face_v2_val_{key}.npz"
     if path.is_file():
@@ -266,8 +267,9 @@ def write_manifest_v2(out_dir: Path, fields: dict[str, Any], min_evidence: float
     files["cue_trees"] = file_entry(out_dir, out_dir / CUE_TREES_FILE)
     if "descriptor" in fields["extra"]["ensemble"]["inputs"]:
         files["descriptor_model"] = file_entry(out_dir, out_dir / DESCRIPTOR_FILE)
-    if "net_stages" in fields["extra"]["ensemble"]["inputs"]:
-        files[STAGES_ROLE] = file_entry(out_dir, out_dir / STAGES_FILE)
+    for name, spec in SUMMARY_INPUTS.items():
+        if name in fields["extra"]["ensemble"]["inputs"]:
+            files[spec.role] = file_entry(out_dir, out_dir / spec.file)
     if (out_dir / FALLBACK_MODEL_FILE).is_file():  # put there by detectors.face.blazeface_export (2.3.0 on)
         files["finder_fallback"] = file_entry(out_dir, out_dir / FALLBACK_MODEL_FILE)
     manifest = {
@@ -284,7 +286,7 @@ def write_manifest_v2(out_dir: Path, fields: dict[str, Any], min_evidence: float
 
 
 def _place_files(out_dir: Path, cnn_v2: Path, cnn_v1: Path | None, fields: dict[str, Any], trees: CueTrees,
-                 descriptor: DescriptorModel, stages: DescriptorModel) -> None:
+                 descriptor: DescriptorModel, summary_models: dict[str, DescriptorModel]) -> None:
     from detectors.face.training import CUE_TREES_FILE
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -295,7 +297,9 @@ def _place_files(out_dir: Path, cnn_v2: Path, cnn_v1: Path | None, fields: dict[
     elif V1_FILE not in fields["cnn_files"]:
         (out_dir / V1_FILE).unlink(missing_ok=True)
     trees.save(out_dir / CUE_TREES_FILE)
-    for name, model, file in (("descriptor", descriptor, DESCRIPTOR_FILE), ("net_stages", stages, STAGES_FILE)):
+    models = [("descriptor", descriptor, DESCRIPTOR_FILE)]
+    models += [(name, summary_models[name], spec.file) for name, spec in SUMMARY_INPUTS.items()]
+    for name, model, file in models:
         if name in fields["extra"]["ensemble"]["inputs"]:
             model.save(out_dir / file)
         else:
@@ -319,22 +323,23 @@ def stack_face_v2(
     arrays = build_cache(splits, cache_dir / cache_name(seed, finder), seed, finder)
     trees = fit_cue_model(arrays["train_cues"], arrays["train_labels"], seed)
     val = _cached_validation(splits["validation"], cnn_v1, cnn_v2, trees, seed, cache_dir, finder)
-    (descriptor, descriptor_summary), (stages, stages_summary) = _descriptor_models(splits["train"], seed, cache_dir, finder)
+    (descriptor, descriptor_summary), summary_fits = _descriptor_models(splits["train"], seed, cache_dir, finder)
     val.columns["descriptor"] = descriptor.logits(val.descriptors)
-    val.columns["net_stages"] = stages.logits(val.stages)
+    for name, spec in SUMMARY_INPUTS.items():
+        val.columns[name] = summary_fits[name][0].logits(val.stages[:, spec.start : spec.stop])
     comparison = compare_candidates(val)
     chosen = choose_candidate(comparison)
     logger.info("stacker candidates: %s; chosen %s", json.dumps(comparison), chosen)
     ensemble = ensemble_for(trees, comparison[chosen])
     fields, stats = _manifest_fields(val, ensemble, seed)
-    _place_files(out_dir, cnn_v2, cnn_v1, fields, trees, descriptor, stages)
+    _place_files(out_dir, cnn_v2, cnn_v1, fields, trees, descriptor, {k: v[0] for k, v in summary_fits.items()})
     write_manifest_v2(out_dir, fields, 0.0)
     summary: dict[str, Any] = {
         "seed": seed,
         "splits": {name: {src: sum(r.source == src for r in recs) for src in SOURCE_NAMES} for name, recs in splits.items()},
         "validation": {**stats, "candidates": comparison, "chosen": chosen},
         "descriptor_model": descriptor_summary,
-        "stages_model": stages_summary,
+        **{SUMMARY_INPUTS[name].role: fit[1] for name, fit in summary_fits.items()},
         "thresholds": fields["thresholds"],
         "fpr_reached": fields["threshold_provenance"]["fpr_reached"],
         "gpu": _gpu_summary(gpu_log) or carried.get("gpu", {}),
@@ -360,19 +365,20 @@ FittedModel = tuple[DescriptorModel, dict[str, Any]]
 
 
 def _descriptor_models(train: list[Record], seed: int, cache_dir: Path,
-                       finder: FaceFinder) -> tuple[FittedModel, FittedModel]:
-    """The logistic regressions on the descriptor and on the network's stage statistics, fitted on the train split's
-    faces (as staged + one degraded copy), each with its summary."""
+                       finder: FaceFinder) -> tuple[FittedModel, dict[str, FittedModel]]:
+    """The logistic regressions on the descriptor and on each slice of the network summary (``SUMMARY_INPUTS``),
+    fitted on the train split's faces (as staged + one degraded copy), each with its summary."""
     name = cache_name(seed, finder).removesuffix(".npz")
     arrays = cached_face_descriptors(train, seed, TRAIN_RNG_OFFSET, cache_dir / f"descriptors_train_{name}_n{len(train)}.npz",
                                      finder)
     common = {"train_faces": int(len(arrays["labels"])), "train_files": int(len(np.unique(arrays["record"]))),
               "degraded_copy_rng": seed + TRAIN_RNG_OFFSET}
-    fitted = []
-    for key in ("descriptors", "stages"):
-        model, cv = fit_descriptor_model(arrays[key], arrays["labels"], arrays["group"])
-        fitted.append((model, {**common, **cv}))
-    return fitted[0], fitted[1]
+    model, cv = fit_descriptor_model(arrays["descriptors"], arrays["labels"], arrays["group"])
+    summary_fits = {}
+    for name, spec in SUMMARY_INPUTS.items():
+        fit, fit_cv = fit_descriptor_model(arrays["stages"][:, spec.start : spec.stop], arrays["labels"], arrays["group"])
+        summary_fits[name] = (fit, {**common, **fit_cv})
+    return (model, {**common, **cv}), summary_fits
 
 
 def _studies(
