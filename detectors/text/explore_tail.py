@@ -1,0 +1,73 @@
+"""Exploration (not shipped): does the text's tail, without its opening words, add to the stacker?
+
+Caveats first: VALIDATION out-of-fold numbers only (5 folds grouped by ``pair_id``, ``stacking.cross_fit``), covered
+texts, the LM on every text; the stacker columns are the shipped detector's (0.4.0). The idea: the Bao et al. AI texts
+(writing, squad, pubmed) continue ~30 tokens of the human text they were made from, so their openings are human;
+stage 1's logit of the text without its first N words (texts of at least N + 40 words; shorter ones keep their whole
+text) is tried as one more stacker column, and beside stage 1's logit alone.
+
+Result (2026-11-29): nothing. N=30: stacker AUROC / TPR@1%FPR 0.9748 / 0.678 -> 0.9748 / 0.675, stage 1 0.9614 / 0.575
+-> 0.9615 / 0.580; N=50: 0.9749 / 0.662 and 0.9617 / 0.556. Per domain (stacker AUROC): writing 0.933 -> 0.933-0.934,
+squad 0.702 -> 0.704, pubmed 0.894 -> 0.894. The LM features already include statistics after the first 32 tokens.
+
+Run: ``python -m detectors.text.explore_tail --data ../shared/datasets/text``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from detectors.text.data import load_rows
+from detectors.text.evaluation import auroc, tpr_at_fpr
+
+logger = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from detectors.contract import Device
+    from detectors.text.detector import build_text_detector
+    from detectors.text.stacking import FIT_INPUTS, SHIPPED_DIR, Inputs, committed_sequence_logits, cross_fit
+    from detectors.text.training import sample_weights
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "datasets" / "text")
+    parser.add_argument("--drop", type=int, nargs="+", default=[30, 50])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    rows = load_rows(args.data, 0)
+    detector = build_text_detector(SHIPPED_DIR, lm_mode="off")
+    detector.load(Device(intra_op_threads=1))
+    ev = [r for r in rows if r.split == "validation"] + [r for r in rows if r.split == "test"]
+    seq, _ = committed_sequence_logits(FIT_INPUTS, ev, SHIPPED_DIR, {"seq_cnn_stats_logit": {}})
+    inp = Inputs(rows, detector, FIT_INPUTS, seq)
+    v, y, cov = inp.v, inp.y, inp.covered
+    groups, w = np.array([r.group for r in ev]), sample_weights(inp.va)
+    z = np.clip(inp.z, -40, 40)
+    covered = cov[v]
+
+    def quality(s: np.ndarray) -> str:
+        return f"{auroc(y[v][covered], s[covered]):.4f} / {tpr_at_fpr(y[v][covered], s[covered], 0.01):.3f}"
+
+    base, stage1 = cross_fit(inp.x[v], y[v], w, groups[v]), cross_fit(z[v, None], y[v], w, groups[v])
+    domains = np.array([r.domain for r in inp.va])
+    for drop in args.drop:
+        tails = [" ".join(r.text.split()[drop:]) if len(r.text.split()) >= drop + 40 else r.text for r in ev]
+        tail = np.nan_to_num(detector.raw_scores(tails)[0])
+        plus = cross_fit(np.column_stack([inp.x[v], tail[v]]), y[v], w, groups[v])
+        stage1_plus = cross_fit(np.column_stack([z[v], tail[v]]), y[v], w, groups[v])
+        logger.info("drop %d: stacker %s -> %s; stage 1 %s -> %s", drop, quality(base), quality(plus), quality(stage1),
+                    quality(stage1_plus))
+        for name in ("writing", "squad", "pubmed"):
+            m = covered & (domains == name)
+            logger.info("  %s: %.3f -> %.3f", name, auroc(y[v][m], base[m]), auroc(y[v][m], plus[m]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
