@@ -20,19 +20,16 @@ ears and background, where StyleGAN v1 leaves blobs), one more network pass per 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from detectors.face.data import SOURCE_NAMES, Record, judged_faces, list_records, split_records
-from detectors.face.descriptor_model import GRID_FILE, TRAIN_RNG_OFFSET, DescriptorModel, fit_descriptor_model
-from detectors.face.embedding import CHIP_SIZE, GRID_DIM, STAGES_DIM, NumpyFaceNet, OnnxFaceNet
-from detectors.face.explore_descriptor import bootstrap_diff, cached_arrays, pair_cells, say, table_header
-from detectors.face.explore_stages_followups import WIDE_PADDING, stage_maps_session
-from detectors.face.finding import EMBEDDING_FILE, FaceEmbedder, dlib_model_path
-from detectors.face.pipeline import V2_CROP
-from detectors.face.scoring import CueTrees
-from detectors.face.stacking import VAL_RNG_OFFSET, _onnx_logits, out_of_fold, training_finder
-from detectors.metrics import auroc, tpr_at_fpr
+from detectors.face.data import Record, list_records, split_records
+from detectors.face.descriptor_model import GRID_FILE, TRAIN_RNG_OFFSET, DescriptorModel
+from detectors.face.embedding import GRID_DIM, STAGES_DIM, OnnxFaceNet
+from detectors.face.explore_descriptor import cached_arrays, say
+from detectors.face.explore_stages_followups import compare_summary, network_arrays, start_comparison, wide_chip
+from detectors.face.stacking import VAL_RNG_OFFSET
 
 SIZES = (3, 4)
 
@@ -59,54 +56,19 @@ def arrays(records: list[Record], seed: int, offset: int, weights: Path, name: s
 
 
 def _arrays(records: list[Record], seed: int, offset: int, weights: Path, name: str) -> dict[str, np.ndarray]:
-    net = NumpyFaceNet.load(dlib_model_path(EMBEDDING_FILE))
-    session, maps = stage_maps_session(net)
-    plain = OnnxFaceNet.build(net)
-    embedder = FaceEmbedder()
-    group_ids = {g: i for i, g in enumerate(sorted({r.group for r in records}))}
-    rows: dict[str, list[np.ndarray]] = {**{f"grid{k}": [] for k in SIZES}, "grid2": [], "crops": [], "cues": []}
-    meta = []
-    for judged in judged_faces(records, np.random.default_rng(seed + offset), V2_CROP, name, training_finder(weights)):
-        if judged.inputs.wide_crop is None:
-            continue
-        chip = embedder.chip(judged.pixels, judged.face.landmarks)
-        outputs = session.run(maps, {"chip": chip[None]})
-        for k in SIZES:
-            rows[f"grid{k}"].append(grid_k(outputs, k))
-        rows["grid2"].append(plain.describe(chip)[1][STAGES_DIM:])
-        rows["crops"].append(judged.inputs.wide_crop)
-        rows["cues"].append(judged.inputs.cues)
-        meta.append((judged.record.label, SOURCE_NAMES.index(judged.record.source), judged.index, judged.condition,
-                     group_ids[judged.record.group]))
-    out = {key: np.stack(value) for key, value in rows.items() if key not in ("crops", "cues")}
-    out["cnn_v2"] = _onnx_logits(weights / "model_v2.onnx", np.stack(rows["crops"]))[:, 0]
-    out["cue_logit"] = CueTrees.load(weights / "cue_trees.npz").logits(np.stack(rows["cues"]))
-    out["meta"] = np.array(meta, dtype=np.int64)
-    return out
+    def summarise(judged: Any, chip: np.ndarray, maps: list[np.ndarray], plain: OnnxFaceNet) -> dict[str, np.ndarray]:
+        return {**{f"grid{k}": grid_k(maps, k) for k in SIZES}, "grid2": plain.describe(chip)[1][STAGES_DIM:]}
+
+    return network_arrays(records, seed, offset, weights, name, summarise)
 
 
 def wide_arrays(records: list[Record], seed: int, offset: int, weights: Path, name: str) -> dict[str, np.ndarray]:
-    return cached_arrays(f"explore_grid_sizes_wide_{name}_seed{seed}_n{len(records)}.npz",
-                         lambda: _wide_arrays(records, seed, offset, weights, name))
+    """The 2 x 2 grid statistics of the wider chip, per judged face (the same faces and meta as ``arrays``)."""
+    def summarise(judged: Any, chip: np.ndarray, maps: list[np.ndarray], plain: OnnxFaceNet) -> dict[str, np.ndarray]:
+        return {"wide_grid": plain.describe(wide_chip(judged))[1][STAGES_DIM:]}
 
-
-def _wide_arrays(records: list[Record], seed: int, offset: int, weights: Path, name: str) -> dict[str, np.ndarray]:
-    """The 2 x 2 grid statistics of the wider chip, per judged face in ``arrays``' order, with the same meta."""
-    import dlib
-
-    plain = OnnxFaceNet.build(NumpyFaceNet.load(dlib_model_path(EMBEDDING_FILE)))
-    rows, meta = [], []
-    for judged in judged_faces(records, np.random.default_rng(seed + offset), V2_CROP, name, training_finder(weights)):
-        if judged.inputs.wide_crop is None:
-            continue
-        points = judged.face.landmarks.astype(np.float64)
-        (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
-        shape = dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1), int(y1)),
-                                           [dlib.point(int(x), int(y)) for x, y in points])
-        wide = np.asarray(dlib.get_face_chip(np.ascontiguousarray(judged.pixels), shape, CHIP_SIZE, WIDE_PADDING), np.uint8)
-        rows.append(plain.describe(wide)[1][STAGES_DIM:])
-        meta.append((judged.record.label, judged.index, judged.condition))
-    return {"wide_grid": np.stack(rows), "meta": np.array(meta, dtype=np.int64)}
+    return cached_arrays(f"explore_grid_sizes_widechip_{name}_seed{seed}_n{len(records)}.npz",
+                         lambda: network_arrays(records, seed, offset, weights, name, summarise))
 
 
 def main() -> None:
@@ -128,43 +90,19 @@ def main() -> None:
     if args.wide:
         for part, split, offset in ((train, "train", TRAIN_RNG_OFFSET), (val, "validation", VAL_RNG_OFFSET)):
             extra = wide_arrays(splits[split], args.seed, offset, args.weights, split)
-            if not np.array_equal(extra["meta"], part["meta"][:, [0, 2, 3]]):
+            if not np.array_equal(extra["meta"], part["meta"]):
                 raise RuntimeError("the wide chips' faces are not the same faces")
             part["wide_grid"] = extra["wide_grid"]
         keys = ("wide_grid",)
     grid2 = DescriptorModel.load(args.weights / GRID_FILE, dim=GRID_DIM).logits(val["grid2"])
-    base_columns = np.column_stack([val["cnn_v2"], val["cue_logit"], grid2])
-    y, source, files = (val["meta"][:, i] for i in range(3))
-    labels, train_source, groups = train["meta"][:, 0], train["meta"][:, 1], train["meta"][:, 4]
-    real = np.isin(source, [SOURCE_NAMES.index("ffhq"), SOURCE_NAMES.index("ciplab")])
-    ciplab = (source[real] == SOURCE_NAMES.index("ciplab")).astype(np.int64)
-    base = out_of_fold(base_columns, y, files)
-    say(f"## {'The wider chip' if args.wide else 'Finer grids'} against 2.6.0's stacker (seed {args.seed})\n")
-    say(f"train: {len(labels)} faces; validation: {len(y)} judged faces (each file as staged + 1 degraded)\n")
-    table_header(["stacker inputs", "grid alone AUROC", "OOF AUROC", "OOF TPR@1%"],
-                 ["AUROC diff 95% CI", "ciplab vs ffhq (alone)", "left-out generator AUROC (stylegan1 / sd21)"])
-    say(f"| cnn_v2, cues, net_grid 2 x 2 (2.6.0) | {auroc(grid2, y):.4f} | {auroc(base, y):.4f} | "
-        f"{tpr_at_fpr(base, y, 0.01):.4f} | {pair_cells(base, y, source)} | [+0.0000, +0.0000] | "
-        f"{auroc(grid2[real], ciplab):.3f} | - |")
+    comparison = start_comparison(train, val, grid2, args.seed,
+                                  f"{'The wider chip' if args.wide else 'Finer grids'} against 2.6.0's stacker",
+                                  "grid alone AUROC", "cnn_v2, cues, net_grid 2 x 2 (2.6.0)")
     for key in keys:
         title = "wide chip's 2 x 2 grid" if key == "wide_grid" else f"{key[4:]} x {key[4:]} grid"
-        model, cv = fit_descriptor_model(train[key], labels, groups)
-        logit = model.logits(val[key])
-        left_out = []
-        for gone in ("stylegan1", "sd21"):
-            keep = train_source != SOURCE_NAMES.index(gone)
-            partial, _ = fit_descriptor_model(train[key][keep], labels[keep], groups[keep])
-            unseen = (y == 0) | (source == SOURCE_NAMES.index(gone))
-            left_out.append(f"{auroc(partial.logits(val[key])[unseen], y[unseen]):.3f}")
-        designs = {f"cnn_v2, cues, {title} ({train[key].shape[1]} values; in place of 2 x 2)":
-                   np.column_stack([base_columns[:, :2], logit]),
-                   f"2.6.0's three + {title}": np.column_stack([base_columns, logit])}
-        for label, design in designs.items():
-            stacked = out_of_fold(design, y, files)
-            lo, hi, _ = bootstrap_diff(base, stacked, y, files, args.seed)
-            say(f"| {label} | {auroc(logit, y):.4f} | {auroc(stacked, y):.4f} | {tpr_at_fpr(stacked, y, 0.01):.4f} | "
-                f"{pair_cells(stacked, y, source)} | [{lo:+.4f}, {hi:+.4f}] | {auroc(logit[real], ciplab):.3f} | "
-                f"{' / '.join(left_out)} |")
+        cv = compare_summary(comparison, key, [
+            (f"cnn_v2, cues, {title} ({train[key].shape[1]} values; in place of 2 x 2)", True),
+            (f"2.6.0's three + {title}", False)])
         say(f"\n{title}: C = {cv.get('chosen_c')} by grouped CV on train\n")
 
 

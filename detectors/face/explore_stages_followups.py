@@ -24,6 +24,8 @@ the test split is never read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,39 +93,125 @@ def summaries(records: list[Record], seed: int, offset: int, weights: Path, name
                          lambda: _summaries(records, seed, offset, weights, name))
 
 
-def _summaries(records: list[Record], seed: int, offset: int, weights: Path, name: str) -> dict[str, np.ndarray]:
+Summarise = Callable[[Any, np.ndarray, list[np.ndarray], OnnxFaceNet], dict[str, np.ndarray]]
+
+
+def wide_chip(judged: Any) -> np.ndarray:
+    """dlib's face chip of a judged face at ``WIDE_PADDING`` (hair, ears and background) instead of the shipped 0.25."""
     import dlib
 
+    points = judged.face.landmarks.astype(np.float64)
+    (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+    shape = dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1), int(y1)),
+                                       [dlib.point(int(x), int(y)) for x, y in points])
+    return np.asarray(dlib.get_face_chip(np.ascontiguousarray(judged.pixels), shape, CHIP_SIZE, WIDE_PADDING), np.uint8)
+
+
+def network_arrays(records: list[Record], seed: int, offset: int, weights: Path, name: str,
+                   summarise: Summarise) -> dict[str, np.ndarray]:
+    """Per judged face (the stacker's faces, found by the shipped finder): the arrays ``summarise(judged, chip, stage
+    maps, net)`` returns, the shipped v2 CNN and cue logits, and ``meta`` (label, source, file, condition, group)."""
     net = NumpyFaceNet.load(dlib_model_path(EMBEDDING_FILE))
     session, maps = stage_maps_session(net)
     plain = OnnxFaceNet.build(net)
     embedder = FaceEmbedder()
     group_ids = {g: i for i, g in enumerate(sorted({r.group for r in records}))}
-    rows: dict[str, list[np.ndarray]] = {"grid": [], "gram": [], "wide": [], "stages": [], "crops": [], "cues": []}
-    meta = []
+    rows: dict[str, list[np.ndarray]] = {}
+    crops, cues, meta = [], [], []
     for judged in judged_faces(records, np.random.default_rng(seed + offset), V2_CROP, name, training_finder(weights)):
         if judged.inputs.wide_crop is None:
             continue
         chip = embedder.chip(judged.pixels, judged.face.landmarks)
-        outputs = session.run(maps, {"chip": chip[None]})
-        rows["grid"].append(grid_features(outputs))
-        rows["gram"].append(gram_features(outputs))
-        rows["stages"].append(plain.describe(chip)[1][:STAGES_DIM])
-        points = judged.face.landmarks.astype(np.float64)
-        (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
-        shape = dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1), int(y1)),
-                                           [dlib.point(int(x), int(y)) for x, y in points])
-        wide = np.asarray(dlib.get_face_chip(np.ascontiguousarray(judged.pixels), shape, CHIP_SIZE, WIDE_PADDING), np.uint8)
-        rows["wide"].append(plain.describe(wide)[1][:STAGES_DIM])
-        rows["crops"].append(judged.inputs.wide_crop)
-        rows["cues"].append(judged.inputs.cues)
+        for key, value in summarise(judged, chip, session.run(maps, {"chip": chip[None]}), plain).items():
+            rows.setdefault(key, []).append(value)
+        crops.append(judged.inputs.wide_crop)
+        cues.append(judged.inputs.cues)
         meta.append((judged.record.label, SOURCE_NAMES.index(judged.record.source), judged.index, judged.condition,
                      group_ids[judged.record.group]))
-    arrays = {key: np.stack(value) for key, value in rows.items() if key not in ("crops", "cues")}
-    arrays["cnn_v2"] = _onnx_logits(weights / "model_v2.onnx", np.stack(rows["crops"]))[:, 0]
-    arrays["cue_logit"] = CueTrees.load(weights / "cue_trees.npz").logits(np.stack(rows["cues"]))
+    arrays = {key: np.stack(value) for key, value in rows.items()}
+    arrays["cnn_v2"] = _onnx_logits(weights / "model_v2.onnx", np.stack(crops))[:, 0]
+    arrays["cue_logit"] = CueTrees.load(weights / "cue_trees.npz").logits(np.stack(cues))
     arrays["meta"] = np.array(meta, dtype=np.int64)
     return arrays
+
+
+def _summaries(records: list[Record], seed: int, offset: int, weights: Path, name: str) -> dict[str, np.ndarray]:
+    def summarise(judged: Any, chip: np.ndarray, maps: list[np.ndarray], plain: OnnxFaceNet) -> dict[str, np.ndarray]:
+        return {"grid": grid_features(maps), "gram": gram_features(maps),
+                "wide": plain.describe(wide_chip(judged))[1][:STAGES_DIM], "stages": plain.describe(chip)[1][:STAGES_DIM]}
+
+    return network_arrays(records, seed, offset, weights, name, summarise)
+
+
+@dataclass(frozen=True)
+class SummaryComparison:
+    """A shipped stacker's out-of-fold scores on the validation faces, against which summaries are compared."""
+
+    train: dict[str, np.ndarray]
+    val: dict[str, np.ndarray]
+    base_columns: np.ndarray  # the shipped stacker's columns: cnn_v2, cue logit, its side model's logit
+    base: np.ndarray  # their out-of-fold stacked scores
+    seed: int
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.val["meta"][:, 0]
+
+    @property
+    def source(self) -> np.ndarray:
+        return self.val["meta"][:, 1]
+
+    @property
+    def files(self) -> np.ndarray:
+        return self.val["meta"][:, 2]
+
+    def real_sources(self) -> tuple[np.ndarray, np.ndarray]:
+        """The validation faces of the two real sources, and which of them are CIPLAB's."""
+        real = np.isin(self.source, [SOURCE_NAMES.index("ffhq"), SOURCE_NAMES.index("ciplab")])
+        return real, (self.source[real] == SOURCE_NAMES.index("ciplab")).astype(np.int64)
+
+
+def start_comparison(train: dict[str, np.ndarray], val: dict[str, np.ndarray], side_logit: np.ndarray, seed: int,
+                     title: str, alone: str, base_name: str) -> SummaryComparison:
+    """The shipped stacker (``cnn_v2``, ``cue_logit``, ``side_logit``) out of fold; prints the section's heading, the
+    table's header (``alone``: the name of the summary-alone column) and the shipped stacker's row."""
+    base_columns = np.column_stack([val["cnn_v2"], val["cue_logit"], side_logit])
+    comparison = SummaryComparison(train, val, base_columns, out_of_fold(base_columns, val["meta"][:, 0], val["meta"][:, 2]),
+                                   seed)
+    y, base = comparison.y, comparison.base
+    real, ciplab = comparison.real_sources()
+    say(f"## {title} (seed {seed})\n")
+    say(f"train: {len(train['meta'])} faces; validation: {len(y)} judged faces (each file as staged + 1 degraded)\n")
+    table_header(["stacker inputs", alone, "OOF AUROC", "OOF TPR@1%"],
+                 ["AUROC diff 95% CI", "ciplab vs ffhq (alone)", "left-out generator AUROC (stylegan1 / sd21)"])
+    say(f"| {base_name} | {auroc(side_logit, y):.4f} | {auroc(base, y):.4f} | {tpr_at_fpr(base, y, 0.01):.4f} | "
+        f"{pair_cells(base, y, source=comparison.source)} | [+0.0000, +0.0000] | {auroc(side_logit[real], ciplab):.3f} | - |")
+    return comparison
+
+
+def compare_summary(comparison: SummaryComparison, key: str, rows: list[tuple[str, bool]]) -> dict[str, float]:
+    """Fit a logistic model of the train faces' summary ``key`` (C by grouped CV on train), refit without each
+    generator for the left-out column, and print one row per ``(label, in_place)``: the summary in place of the
+    shipped stacker's side model, or added to it. Returns the cross-validation summary of the full fit."""
+    train, val, y, source, files = comparison.train, comparison.val, comparison.y, comparison.source, comparison.files
+    labels, train_source, groups = train["meta"][:, 0], train["meta"][:, 1], train["meta"][:, 4]
+    real, ciplab = comparison.real_sources()
+    model, cv = fit_descriptor_model(train[key], labels, groups)
+    logit = model.logits(val[key])
+    left_out = []
+    for gone in ("stylegan1", "sd21"):
+        keep = train_source != SOURCE_NAMES.index(gone)
+        partial, _ = fit_descriptor_model(train[key][keep], labels[keep], groups[keep])
+        unseen = (y == 0) | (source == SOURCE_NAMES.index(gone))
+        left_out.append(f"{auroc(partial.logits(val[key])[unseen], y[unseen]):.3f}")
+    for label, in_place in rows:
+        kept = comparison.base_columns[:, :2] if in_place else comparison.base_columns
+        stacked = out_of_fold(np.column_stack([kept, logit]), y, files)
+        lo, hi, _ = bootstrap_diff(comparison.base, stacked, y, files, comparison.seed)
+        say(f"| {label} | {auroc(logit, y):.4f} | {auroc(stacked, y):.4f} | {tpr_at_fpr(stacked, y, 0.01):.4f} | "
+            f"{pair_cells(stacked, y, source)} | [{lo:+.4f}, {hi:+.4f}] | {auroc(logit[real], ciplab):.3f} | "
+            f"{' / '.join(left_out)} |")
+    return cv
 
 
 def main() -> None:
@@ -132,36 +220,12 @@ def main() -> None:
     train = summaries(splits["train"], args.seed, TRAIN_RNG_OFFSET, args.weights, "train")
     val = summaries(splits["validation"], args.seed, VAL_RNG_OFFSET, args.weights, "validation")
     stages = DescriptorModel.load(args.weights / "stages_lr.npz", dim=STAGES_DIM).logits(val["stages"])
-    base_columns = np.column_stack([val["cnn_v2"], val["cue_logit"], stages])
-    y, source, files = (val["meta"][:, i] for i in range(3))
-    labels, train_source, groups = train["meta"][:, 0], train["meta"][:, 1], train["meta"][:, 4]
-    real = np.isin(source, [SOURCE_NAMES.index("ffhq"), SOURCE_NAMES.index("ciplab")])
-    ciplab = (source[real] == SOURCE_NAMES.index("ciplab")).astype(np.int64)
-    base = out_of_fold(base_columns, y, files)
-    say(f"## Follow-ups: richer summaries of the same network against 2.5.0's stacker (seed {args.seed})\n")
-    say(f"train: {len(labels)} faces; validation: {len(y)} judged faces (each file as staged + 1 degraded)\n")
-    table_header(["stacker inputs", "summary alone AUROC", "OOF AUROC", "OOF TPR@1%"],
-                 ["AUROC diff 95% CI", "ciplab vs ffhq (alone)", "left-out generator AUROC (stylegan1 / sd21)"])
-    say(f"| cnn_v2, cues, net_stages (2.5.0) | {auroc(stages, y):.4f} | {auroc(base, y):.4f} | "
-        f"{tpr_at_fpr(base, y, 0.01):.4f} | {pair_cells(base, y, source)} | [+0.0000, +0.0000] | "
-        f"{auroc(stages[real], ciplab):.3f} | - |")
+    comparison = start_comparison(train, val, stages, args.seed,
+                                  "Follow-ups: richer summaries of the same network against 2.5.0's stacker",
+                                  "summary alone AUROC", "cnn_v2, cues, net_stages (2.5.0)")
     for key in ("grid", "gram", "wide"):
-        model, _ = fit_descriptor_model(train[key], labels, groups)
-        logit = model.logits(val[key])
-        left_out = []
-        for gone in ("stylegan1", "sd21"):
-            keep = train_source != SOURCE_NAMES.index(gone)
-            partial, _ = fit_descriptor_model(train[key][keep], labels[keep], groups[keep])
-            unseen = (y == 0) | (source == SOURCE_NAMES.index(gone))
-            left_out.append(f"{auroc(partial.logits(val[key])[unseen], y[unseen]):.3f}")
-        designs = {f"2.5.0's three + {key}": np.column_stack([base_columns, logit]),
-                   f"cnn_v2, cues, {key} (in place of net_stages)": np.column_stack([base_columns[:, :2], logit])}
-        for label, design in designs.items():
-            stacked = out_of_fold(design, y, files)
-            lo, hi, _ = bootstrap_diff(base, stacked, y, files, args.seed)
-            say(f"| {label} | {auroc(logit, y):.4f} | {auroc(stacked, y):.4f} | {tpr_at_fpr(stacked, y, 0.01):.4f} | "
-                f"{pair_cells(stacked, y, source)} | [{lo:+.4f}, {hi:+.4f}] | {auroc(logit[real], ciplab):.3f} | "
-                f"{' / '.join(left_out)} |")
+        compare_summary(comparison, key, [(f"2.5.0's three + {key}", False),
+                                          (f"cnn_v2, cues, {key} (in place of net_stages)", True)])
 
 
 if __name__ == "__main__":
