@@ -129,9 +129,7 @@ def by_group(rows: list[Row], y: np.ndarray, scores: dict[str, np.ndarray], mask
 
 
 def main(argv: list[str] | None = None) -> int:
-    from detectors.contract import Device
-    from detectors.text.detector import build_text_detector
-    from detectors.text.stacking import FIT_INPUTS, SHIPPED_DIR, Inputs, committed_sequence_logits, cross_fit
+    from detectors.text.stacking import cross_fit, shipped_inputs
     from detectors.text.training import first_window, sample_weights
 
     parser = argparse.ArgumentParser()
@@ -168,11 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     train = [r for r in rows if r.split == "train"]
     x_tr = matrix([first_window(r.text) for r in train], suffix, orders)
     y_tr, w_tr = np.array([r.label for r in train]), sample_weights(train)
-    detector = build_text_detector(SHIPPED_DIR, lm_mode="off")
-    detector.load(Device(intra_op_threads=1))
-    eval_rows = [r for r in rows if r.split == "validation"] + [r for r in rows if r.split == "test"]
-    seq, _ = committed_sequence_logits(FIT_INPUTS, eval_rows, SHIPPED_DIR, {"seq_cnn_stats_logit": {}})
-    inp = Inputs(rows, detector, FIT_INPUTS, seq)
+    inp, _ = shipped_inputs(rows)
+    eval_rows = inp.va + inp.te
     x_ev = matrix([r.text for r in eval_rows], suffix, orders)
     logger.info("features ready (%.0f s)", time.monotonic() - t0)
     v, t, y = inp.v, inp.t, inp.y

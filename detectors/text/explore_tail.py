@@ -48,9 +48,7 @@ def sentence_aggregates(detector: Any, texts: list[str]) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from detectors.contract import Device
-    from detectors.text.detector import build_text_detector
-    from detectors.text.stacking import FIT_INPUTS, SHIPPED_DIR, Inputs, committed_sequence_logits, cross_fit
+    from detectors.text.stacking import cross_fit, shipped_inputs
     from detectors.text.training import sample_weights
 
     parser = argparse.ArgumentParser()
@@ -60,11 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     rows = load_rows(args.data, 0)
-    detector = build_text_detector(SHIPPED_DIR, lm_mode="off")
-    detector.load(Device(intra_op_threads=1))
-    ev = [r for r in rows if r.split == "validation"] + [r for r in rows if r.split == "test"]
-    seq, _ = committed_sequence_logits(FIT_INPUTS, ev, SHIPPED_DIR, {"seq_cnn_stats_logit": {}})
-    inp = Inputs(rows, detector, FIT_INPUTS, seq)
+    inp, detector = shipped_inputs(rows)
+    ev = inp.va + inp.te
     v, y, cov = inp.v, inp.y, inp.covered
     groups, w = np.array([r.group for r in ev]), sample_weights(inp.va)
     z = np.clip(inp.z, -40, 40)

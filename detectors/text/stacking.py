@@ -459,6 +459,19 @@ def committed_sequence_logits(path: Path, eval_rows: list[Row], out_dir: Path,
     return logits, reports
 
 
+def shipped_inputs(rows: list[Row]) -> tuple[Inputs, Any]:
+    """``Inputs`` of the shipped weights: their stage 1 (loaded with the LM off) and the committed ``FIT_INPUTS``' LM
+    features and sequence-CNN logits, for explorations against the shipped stacker's columns; with that detector."""
+    from detectors.contract import Device
+    from detectors.text.detector import build_text_detector
+
+    detector = build_text_detector(SHIPPED_DIR, lm_mode="off")
+    detector.load(Device(intra_op_threads=1))
+    eval_rows = [r for r in rows if r.split == "validation"] + [r for r in rows if r.split == "test"]
+    seq, _ = committed_sequence_logits(FIT_INPUTS, eval_rows, SHIPPED_DIR, {name: {} for name in VARIANTS})
+    return Inputs(rows, detector, FIT_INPUTS, seq), detector
+
+
 def features_run(features_path: Path) -> dict[str, Any] | None:
     """Where the LM features in ``features_path`` came from (``gpu_features``' ``run.json`` beside it, or the copy a
     ``save_fit_inputs`` file holds: device, texts, tokens, time, parity with the numpy service path), for the card;

@@ -197,14 +197,15 @@ def choose_c(data: dict[str, Any], budget_end: float) -> tuple[LinearFit, float,
     skel_au, skel_tp = quality(z_skel)
     logger.info("skeleton val AUROC %.4f TPR@1%% %.4f (%.0f s)", skel_au, skel_tp, time.monotonic() - t0)
     w_va = sample_weights(data["rows_va"])
+    h_tr, h_va = data["h_tr"][:, :nb], data["h_va"][:, :nb]  # the n-gram block, sliced once for every alpha
     best: tuple[float, float, LinearFit, float, Combination] | None = None
     trials: list[dict[str, Any]] = []
     for c in C_GRID:
         if best is not None and time.monotonic() > budget_end:
             break
         t0 = time.monotonic()
-        ngram = fit_linear(data["h_tr"][:, :nb], data["s_tr"], data["y_tr"], data["w_tr"], c)
-        z_ngram = ngram.decision(data["h_va"][:, :nb], data["s_va"])
+        ngram = fit_linear(h_tr, data["s_tr"], data["y_tr"], data["w_tr"], c)
+        z_ngram = ngram.decision(h_va, data["s_va"])
         combination = Combination.fit(z_ngram, z_skel, data["y_va"], w_va)
         fit = combination.fold(ngram, skeleton)
         au, tp = quality(fit.decision(data["h_va"], data["s_va"]))
