@@ -6,6 +6,8 @@ all functions return ``nan`` when a class is missing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -52,3 +54,32 @@ def tpr_at_fpr(scores: ArrayLike, labels: ArrayLike, max_fpr: float = 0.01) -> f
     if np.isnan(threshold):
         return float("nan")
     return rates_at(scores, labels, threshold)[0]
+
+
+def grouped_bootstrap_ci(
+    scores: ArrayLike, labels: ArrayLike, groups: ArrayLike, metric: Callable[[np.ndarray, np.ndarray], float],
+    draws: int = 1000, seed: int = 0, level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile interval of ``metric(scores, labels)`` over resamples of whole ``groups`` (a text's ``pair_id``, a
+    photo's source file), so that items made from one source move together. NaN draws (a class missing) are
+    dropped; (nan, nan) when every draw is NaN.
+
+    Why: with ~1,600 human test texts (or ~340 real test faces), TPR at 1% FPR is set by the top 16 (or 3) human
+    scores, and a point estimate alone hides how far it could move on another sample of the same sources.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels)
+    _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(draws):
+        pick = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+        values.append(metric(s[pick], y[pick]))
+    kept = np.asarray(values, dtype=np.float64)
+    kept = kept[~np.isnan(kept)]
+    if kept.size == 0:
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2.0 * 100.0
+    lo, hi = np.percentile(kept, [tail, 100.0 - tail])
+    return float(lo), float(hi)

@@ -31,7 +31,7 @@ DATA = REPO.parent / "shared/datasets/text"
 FILES = ("l2r.jsonl", "fastdetect_glimpse.jsonl", "reuters21578_news.jsonl", "llmfake_news.jsonl")
 PER_FILE = 75  # 300 real texts, each kept raw and cleaned (different whitespace and layout)
 N_BUCKETS = 1 << 20
-SKELETON = 1 << 18  # the skeleton block's size in the shipped weights (text 0.4.0)
+SKELETON = 1 << 18  # the skeleton block's size in the shipped weights (text 0.4.0 on)
 M32 = 0xFFFFFFFF
 
 EDGE_CASES = [

@@ -1,8 +1,9 @@
 """Stage 2 of the text training: n-gram + SmolLM2 stacker, cascade band, calibration, thresholds (training side).
 
 Caveats first: the stacker is fitted on the VALIDATION split, never on train: the n-gram model saw
-the train texts, so its train logits are over-confident, and out-of-fold n-gram refits on train
-(several SGD fits of ~20 minutes of 2 shared cores each) do not fit the budget. Validation is used
+the train texts, so its train logits are over-confident. From 0.5.0 the n-gram model also saw validation
+(``detectors.text.crossfit``); the validation texts' stage-1 scores here are then the out-of-fold ones its
+training saved (``stage1_oof``), so they stay honest stacker inputs. Validation is used
 with 5-fold cross-fitting grouped by ``pair_id``: out-of-fold stacker scores choose the cascade
 band, fit the isotonic calibration and the thresholds (exactly as ``training.calibrate``); the
 shipped weights are one refit on all validation texts. Test is only reported. The LM features come
@@ -36,7 +37,7 @@ from detectors.text.lm.stats import FEATURE_NAMES
 logger = logging.getLogger(__name__)
 
 NAME = "bylinecheck-text-ngram-lm"
-VERSION = "0.4.0"
+VERSION = "0.5.0"
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_FEATURES = REPO / ".devdata" / "lm_features_run" / "features.npz"
 DEFAULT_TOKENS = REPO / ".devdata" / "lm_gpu" / "tokens.npz"
@@ -126,13 +127,17 @@ def choose_band(y: np.ndarray, covered: np.ndarray, stack: np.ndarray, lin: np.n
 class Inputs:
     """Validation and test arrays: labels, n-gram logits/probabilities, coverage, LM features, design rows."""
 
-    def __init__(self, rows: list[Row], detector: Any, features_path: Path, seq_logits: np.ndarray) -> None:
+    def __init__(self, rows: list[Row], detector: Any, features_path: Path, seq_logits: np.ndarray,
+                 weights_dir: Path | None = None) -> None:
         from detectors.text.normalise import normalise
 
         self.va = [r for r in rows if r.split == "validation"]
         self.te = [r for r in rows if r.split == "test"]
         both = self.va + self.te
         z, words = detector.raw_scores([r.text for r in both])
+        oof = stage1_oof(weights_dir, self.va) if weights_dir is not None else None
+        if oof is not None:  # from 0.5.0 stage 1 saw validation: its texts keep their out-of-fold scores
+            z[: len(self.va)] = oof
         covered = np.array([detector.abstain_reason(normalise(r.text).text, int(n)) is None
                             for r, n in zip(both, words, strict=True)])
         p = np.array([detector.ngram_calibration(float(v)) if not np.isnan(v) else 0.0 for v in z])
@@ -144,6 +149,14 @@ class Inputs:
         self.y = np.array([r.label for r in both])
         self.z, self.p, self.covered, self.x, self.lm, self.words = np.nan_to_num(z), p, covered, x, lm, words
         self.v, self.t = np.arange(len(both)) < nv, np.arange(len(both)) >= nv
+
+
+def stage1_oof(weights_dir: Path, va: list[Row]) -> np.ndarray | None:
+    """The validation rows' out-of-fold stage-1 scores saved by the n-gram training (``crossfit.OOF_FILE``) for the
+    model in ``weights_dir``; None for a stage 1 trained on train alone (before 0.5.0)."""
+    from detectors.text.crossfit import OOF_FILE, load_oof
+
+    return load_oof(weights_dir / "fit_inputs" / OOF_FILE, [r.id for r in va], sha256_file(weights_dir / "model.onnx"))
 
 
 def calibrate_scores(y: np.ndarray, s: np.ndarray, covered: np.ndarray, modern: np.ndarray,
@@ -214,7 +227,20 @@ def evaluate(rows: list[Row], raw: np.ndarray, covered: np.ndarray, cal: dict[st
                                                thr)["overall"]
     n_sent = np.array([max(len(sentence_spans(r.text)), 1) for r in rows])
     out["fairness"] = plain_human_fpr_arrays(rows, probs, n_sent, thr)
+    out["overall_ci"] = overall_ci(rows, raw, covered)
     return out
+
+
+def overall_ci(rows: list[Row], raw: np.ndarray, covered: np.ndarray) -> dict[str, list[float]]:
+    """95% intervals of the covered texts' AUROC and TPR@1%FPR, resampling whole ``pair_id`` groups (1000 draws)."""
+    from detectors.metrics import auroc as metric_auroc
+    from detectors.metrics import grouped_bootstrap_ci, tpr_at_fpr
+
+    y = np.array([r.label for r in rows])[covered]
+    groups = np.array([r.group for r in rows])[covered]
+    s = raw[covered]
+    return {"auroc": list(grouped_bootstrap_ci(s, y, groups, metric_auroc)),
+            "tpr_at_1pct_fpr": list(grouped_bootstrap_ci(s, y, groups, lambda a, b: tpr_at_fpr(a, b, 0.01)))}
 
 
 def holdout(inp: Inputs, w: np.ndarray, groups: np.ndarray, deadline: float) -> dict[str, dict[str, Any]]:
@@ -288,12 +314,14 @@ def cost_summary(inside: np.ndarray, tokens: np.ndarray, words: np.ndarray, ngra
 def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: Path = DEFAULT_FEATURES,
                   budget_s: float = 600.0, rows: list[Row] | None = None,
                   tokens_path: Path = DEFAULT_TOKENS, keep_sequence: bool = False,
-                  save_inputs: Path | None = None) -> dict[str, Any]:
+                  save_inputs: Path | None = None, replaced: dict[str, Any] | None = None) -> dict[str, Any]:
     """Turn the n-gram weights in ``out_dir`` into the cascade (sequence CNN + stacker); rewrites the manifest,
     report and card. ``keep_sequence`` scores with the sequence CNN already in ``out_dir`` instead of refitting it
     (then only the validation and test texts' LM features and per-token files are needed, which a CPU run of
     ``detectors.text.lm.gpu_features --device cpu`` computes in about an hour), or, when ``features_path`` holds
-    ``sequence_logits`` (``FIT_INPUTS``), nothing else. ``save_inputs`` writes such a file from this run's inputs."""
+    ``sequence_logits`` (``FIT_INPUTS``), nothing else. ``save_inputs`` writes such a file from this run's inputs.
+    ``replaced``: the cascade this fit replaces (``previous_cascade``, read by a full training run before it rewrote
+    ``out_dir``); by default read from ``out_dir`` now."""
     from detectors.contract import Device
     from detectors.text.detector import build_text_detector
     from detectors.text.lm.sequence_training import score_shipped, train_sequence
@@ -302,7 +330,7 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
     start = time.monotonic()
     rows = rows if rows is not None else load_rows(data_dir, seed)
     manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
-    replaced = _replaced(out_dir, manifest)
+    replaced = replaced if replaced is not None else _replaced(out_dir, manifest)
     ngram_only = manifest["extra"].get("ngram_only") or {"calibration": manifest["calibration"],
                                                           "thresholds": manifest["thresholds"]}
     manifest["extra"]["ngram_only"] = ngram_only
@@ -325,7 +353,7 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
     else:
         seq_logits, seq_report = train_sequence(rows, eval_rows, out_dir, features_path.parent, tokens_path,
                                                 MAX_TOKENS, seed)
-    inp = Inputs(rows, detector, features_path, seq_logits)
+    inp = Inputs(rows, detector, features_path, seq_logits, out_dir)
     logger.info("inputs ready (%.0f s)", time.monotonic() - start)
     v, t = inp.v, inp.t
     y, x = inp.y, inp.x
@@ -469,7 +497,7 @@ def shipped_inputs(rows: list[Row]) -> tuple[Inputs, Any]:
     detector.load(Device(intra_op_threads=1))
     eval_rows = [r for r in rows if r.split == "validation"] + [r for r in rows if r.split == "test"]
     seq, _ = committed_sequence_logits(FIT_INPUTS, eval_rows, SHIPPED_DIR, {name: {} for name in VARIANTS})
-    return Inputs(rows, detector, FIT_INPUTS, seq), detector
+    return Inputs(rows, detector, FIT_INPUTS, seq, SHIPPED_DIR), detector
 
 
 def features_run(features_path: Path) -> dict[str, Any] | None:
@@ -490,6 +518,13 @@ def features_run(features_path: Path) -> dict[str, Any] | None:
         "parity_fastdetect": worst.get("fastdetect")}
 
 
+def previous_cascade(out_dir: Path) -> dict[str, Any] | None:
+    """``_replaced`` for the weights now in ``out_dir`` (None when there are none), for a full training run to read
+    before it rewrites them."""
+    path = out_dir / "manifest.json"
+    return _replaced(out_dir, json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+
+
 def _replaced(out_dir: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
     """The cascade this run replaces: its version, validation calibration summary and test numbers (auto mode),
     read before anything in ``out_dir`` is rewritten; None for a first fit."""
@@ -499,7 +534,8 @@ def _replaced(out_dir: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
         return None
     auto = lm["variants"]["auto"]
     return {"version": manifest.get("version"), "calibration": auto["calibration"],
-            "test_overall": auto["test"]["overall"], "test_excluding_reuters": auto["test"]["excluding_reuters"],
+            "test_overall": auto["test"]["overall"], "test_overall_ci": auto["test"].get("overall_ci"),
+            "test_excluding_reuters": auto["test"]["excluding_reuters"],
             "test_fairness": auto["test"]["fairness"], "stacker_coef": lm.get("stacker_coef")}
 
 

@@ -1,10 +1,11 @@
 """Trains the shipped text detector from ``../shared/datasets/text`` (training side).
 
 Caveats first: heavy imports (scikit-learn, onnx) happen inside the functions. The model is a
-logistic regression (averaged SGD) on hashed word 1-2-grams, character 3-5-grams and nine stylometric features;
-it is fitted on the train split only, calibrated (isotonic) and thresholded on the validation split,
-and reported on the test split. Stage 2 (``detectors.text.stacking``) then trains the token-sequence CNN
-(train split, from the GPU run's per-token files) and adds the SmolLM2 stacker and cascade (weights 0.3.0)
+logistic regression (averaged SGD) on hashed word 1-2-grams, character 3-5-grams and nine stylometric features, plus
+the function-word skeleton model (0.4.0); from 0.5.0 both are fitted on train + validation, and the validation texts'
+scores for the combination, length rule, calibration and thresholds come from fold models that never saw them
+(``detectors.text.crossfit``). The test split is only reported. Stage 2 (``detectors.text.stacking``) then trains
+the token-sequence CNN (train split, from the GPU run's per-token files) and adds the SmolLM2 stacker and cascade (weights 0.3.0)
 from the LM features of the GPU run (or, slowly, the numpy path; the CNN needs the per-token files).
 
 Run: ``python -m detectors.text.training --data ../shared/datasets/text --out weights/text``.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from detectors.text.normalise import normalise, sentence_spans, windows, word_co
 logger = logging.getLogger(__name__)
 
 NAME = "bylinecheck-text-linear"
-VERSION = "0.4.0"
+VERSION = "0.5.0"
 SETTINGS: dict[str, Any] = {
     "n_buckets": 1 << 20,
     "skeleton_buckets": 1 << 18,
@@ -259,16 +261,17 @@ def truncate_words(text: str, n: int) -> str:
     return text
 
 
-def length_curve(detector: Any, texts: list[str], labels: np.ndarray) -> list[dict[str, float]]:
-    """AUROC and TPR@1%FPR on (up to ``CURVE_SAMPLE``) validation texts cut to their first L words."""
+def length_curve(scorer: Any, texts: list[str], labels: np.ndarray, folds: np.ndarray) -> list[dict[str, float]]:
+    """AUROC and TPR@1%FPR on (up to ``CURVE_SAMPLE``) validation texts cut to their first L words, each scored by
+    the fold model that never saw it (``crossfit.FoldScorer``; ``folds``: each text's fold)."""
     from detectors.text.evaluation import auroc, tpr_at_fpr
 
     curve = []
     pick = np.random.default_rng(0).permutation(len(texts))[:CURVE_SAMPLE]
-    texts, labels = [texts[i] for i in pick], labels[pick]
+    texts, labels, folds = [texts[i] for i in pick], labels[pick], folds[pick]
     for n in LENGTHS:
         keep = [i for i, t in enumerate(texts) if word_count(t) >= n]
-        z, _ = detector.raw_scores([truncate_words(texts[i], n) for i in keep])
+        z, _ = scorer.raw_scores([truncate_words(texts[i], n) for i in keep], folds[keep])
         y = labels[keep]
         curve.append({"words": n, "n": len(keep), "auroc": auroc(y, z) or 0.0, "tpr_at_1pct_fpr": tpr_at_fpr(y, z, 0.01) or 0.0})
         logger.info("length %d: AUROC %.4f", n, curve[-1]["auroc"])
@@ -338,7 +341,7 @@ def _featurise_splits(rows: list[Row], logfreq: np.ndarray, rare: float, cache: 
     return {
         "tr": tr, "va": va, "te": te, "h_tr": h_tr, "s_tr": s_tr, "h_va": h_va, "s_va": s_va, "h_te": h_te, "s_te": s_te,
         "y_tr": np.array([rows[i].label for i in tr]), "y_va": np.array([rows[i].label for i in va]),
-        "w_tr": sample_weights([rows[i] for i in tr]), "rows_va": [rows[i] for i in va],
+        "w_tr": sample_weights([rows[i] for i in tr]), "rows_tr": [rows[i] for i in tr], "rows_va": [rows[i] for i in va],
     }
 
 
@@ -396,8 +399,10 @@ def fit_centred_isotonic(z: np.ndarray, y: np.ndarray) -> tuple[list[float], lis
     return [float(v) for v in xs], [float(v) for v in ys]
 
 
-def calibrate(detector: Any, rows: list[Row], data: dict[str, Any], min_words: int) -> dict[str, Any]:
-    """Isotonic calibration and thresholds on validation texts the detector would not abstain on.
+def calibrate(detector: Any, rows: list[Row], data: dict[str, Any], min_words: int, scores: np.ndarray,
+              counts: np.ndarray) -> dict[str, Any]:
+    """Isotonic calibration and thresholds on validation texts the detector would not abstain on, from their
+    out-of-fold raw ``scores`` and word ``counts`` (``crossfit.FoldScorer``).
 
     ``likely_ai`` keeps FPR <= 1% both on all validation human texts and on those other than Reuters:
     with Reuters in the pool, the non-Reuters test FPR was 1.6% (measured), since the newswire is easy.
@@ -408,7 +413,7 @@ def calibrate(detector: Any, rows: list[Row], data: dict[str, Any], min_words: i
     from detectors.calibration import IsotonicCalibration
 
     texts = [rows[i].text for i in data["va"]]
-    z, counts = detector.raw_scores(texts)
+    z = scores
     pairs = zip(texts, counts, strict=True)
     covered = np.array([detector.abstain_reason(normalise(t).text, int(n)) is None for t, n in pairs])
     covered &= counts >= min_words
@@ -475,13 +480,19 @@ def train_text_model(
     (optional) keeps feature matrices between runs; results do not depend on it.
     """
     from detectors.contract import Device
+    from detectors.manifest import sha256_file
     from detectors.text.card import write_model_card
+    from detectors.text.crossfit import OOF_FILE, FoldScorer, cross_fit_stage1, save_oof
     from detectors.text.detector import build_text_detector
     from detectors.text.evaluation import evaluate_outputs, run_detector
     from detectors.text.report import holdout_folds, plain_human_fpr, speed
 
     start = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
+    if lm_stage:
+        from detectors.text.stacking import previous_cascade
+
+        previous = previous_cascade(out_dir)  # read before this run rewrites out_dir, for the card's comparison
     rows = load_rows(data_dir, seed)
     train_texts = [first_window(r.text) for r in rows if r.split == "train"]
     logfreq, rare = fit_wordfreq(train_texts)
@@ -492,15 +503,20 @@ def train_text_model(
     logger.info("loaded %d rows; featurising (%.0f s)", len(rows), time.monotonic() - start)
     data = _featurise_splits(rows, logfreq, rare, cache_dir)
     logger.info("features: train %s nnz %d (%.0f s)", data["h_tr"].shape, data["h_tr"].nnz, time.monotonic() - start)
-    fit, c, combination, trials = choose_c(data, start + 0.35 * budget_s)
-    export = export_model(out_dir, fit, data)
-    write_manifest(out_dir, _base_manifest(extra))
-    detector = build_text_detector(out_dir)
-    detector.load(Device(intra_op_threads=1))
-    va_texts = [rows[i].text for i in data["va"]]
-    curve = length_curve(detector, va_texts, data["y_va"])
+    _, c, _, trials = choose_c(data, start + 0.35 * budget_s)
+    with tempfile.TemporaryDirectory(prefix="bylinecheck-crossfit-") as work:
+        cf = cross_fit_stage1(data, c, Path(work), _base_manifest(extra), out_dir / "wordfreq.npy")
+        combination = cf.combination
+        export = export_model(out_dir, cf.final, data)
+        write_manifest(out_dir, _base_manifest(extra))
+        detector = build_text_detector(out_dir)
+        detector.load(Device(intra_op_threads=1))
+        scorer = FoldScorer([build_loaded(d, 1) for d in cf.fold_dirs])
+        va_texts = [rows[i].text for i in data["va"]]
+        curve = length_curve(scorer, va_texts, data["y_va"], cf.folds)
+        z_va, counts_va = scorer.raw_scores(va_texts, cf.folds)
     min_words = choose_min_words(curve)
-    cal = calibrate(detector, rows, data, min_words)
+    cal = calibrate(detector, rows, data, min_words, z_va, counts_va)
     body = _base_manifest(extra)
     body.update(calibration=cal["calibration"], thresholds=cal["thresholds"], min_evidence=min_words)
     body["threshold_provenance"] = {
@@ -527,11 +543,14 @@ def train_text_model(
                           _holdout_features(data))
     report = {
         "seed": seed, "alpha": c, "skeleton_alpha": SKELETON_ALPHA, "combination": combination.as_dict(),
+        "crossfit": cf.report,
         "c_trials": trials, "export": export, "length_curve": curve, "min_words": min_words,
         "calibration": cal, "test": test_eval, "test_excluding_reuters": test_ex["overall"], "fairness": fairness,
         "speed": speed_1, "folds": folds,
         "split_counts": _split_counts(rows), "train_seconds": time.monotonic() - start,
     }
+    save_oof(out_dir / "fit_inputs" / OOF_FILE, [rows[i].id for i in data["va"]], z_va, sha256_file(out_dir / "model.onnx"),
+             cf.report)
     write_model_card(out_dir, report, body)
     (out_dir / "training_report.json").write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
     if lm_stage:
@@ -539,7 +558,7 @@ def train_text_model(
 
         features, keep_sequence = lm_inputs()
         report["lm"] = train_stacker(data_dir, out_dir, seed=seed, rows=rows, features_path=features,
-                                     keep_sequence=keep_sequence)
+                                     keep_sequence=keep_sequence, replaced=previous)
     return report
 
 
