@@ -16,7 +16,9 @@ read a slice of the network summary that ``FaceNet.describe`` returns (``SUMMARY
 
 Inference is numpy: ``logit = ((d - mean) / scale) @ coef + intercept``; the four arrays live in
 ``descriptor_lr.npz`` (or ``stages_lr.npz``) beside the model, listed with its sha256 in the manifest. Training
-(scikit-learn) fits a standardised L2 logistic regression with C chosen by grouped cross-validated AUROC on train.
+(scikit-learn) fits a standardised L2 logistic regression with C chosen by grouped cross-validated AUROC on train;
+from 2.7.0 the shipped models are refitted at that C on train + validation (``cross_fitted``), and the stacker, its
+calibration and thresholds read out-of-fold validation logits.
 """
 
 from __future__ import annotations
@@ -147,8 +149,29 @@ def fit_descriptor_model(
         scores[str(c)] = float(np.mean(cross_val_score(model, descriptors, labels, groups=groups,
                                                        cv=GroupKFold(n_splits=FOLDS), scoring="roc_auc")))
     best = max(C_GRID, key=lambda c: scores[str(c)])
-    scaler = StandardScaler().fit(descriptors)
-    fitted = LogisticRegression(C=best, max_iter=5000).fit(scaler.transform(descriptors), labels)
-    model = DescriptorModel(mean=np.asarray(scaler.mean_, dtype=np.float64), scale=np.asarray(scaler.scale_, dtype=np.float64),
-                            coef=np.asarray(fitted.coef_[0], dtype=np.float64), intercept=float(fitted.intercept_[0]))
-    return model, {"chosen_c": best, **{f"cv_auroc_c{c}": v for c, v in scores.items()}}
+    return fit_with_c(descriptors, labels, best), {"chosen_c": best, **{f"cv_auroc_c{c}": v for c, v in scores.items()}}
+
+
+def fit_with_c(x: np.ndarray, labels: np.ndarray, c: float) -> DescriptorModel:
+    """The standardised L2 logistic regression of ``fit_descriptor_model`` at a given C."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    fitted = LogisticRegression(C=c, max_iter=5000).fit(scaler.transform(x), labels)
+    return DescriptorModel(mean=np.asarray(scaler.mean_, dtype=np.float64), scale=np.asarray(scaler.scale_, dtype=np.float64),
+                           coef=np.asarray(fitted.coef_[0], dtype=np.float64), intercept=float(fitted.intercept_[0]))
+
+
+def cross_fitted(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, val_groups: np.ndarray,
+                 c: float) -> tuple[np.ndarray, DescriptorModel]:
+    """Fit on train + validation with honest validation logits (face 2.7.0 on): each of ``FOLDS`` validation folds
+    (grouped by ``val_groups``: a file, or an SD prompt) is scored by a model fitted on train plus the other folds;
+    returns those out-of-fold logits and the model fitted on train plus all of validation (at the same C)."""
+    from sklearn.model_selection import GroupKFold
+
+    oof = np.zeros(len(val_y))
+    for fit_idx, held_idx in GroupKFold(n_splits=FOLDS).split(val_x, val_y, val_groups):
+        model = fit_with_c(np.vstack([train_x, val_x[fit_idx]]), np.concatenate([train_y, val_y[fit_idx]]), c)
+        oof[held_idx] = model.logits(val_x[held_idx])
+    return oof, fit_with_c(np.vstack([train_x, val_x]), np.concatenate([train_y, val_y]), c)

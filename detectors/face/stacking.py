@@ -32,6 +32,7 @@ from detectors.face.descriptor_model import (
     TRAIN_RNG_OFFSET,
     DescriptorModel,
     cached_face_descriptors,
+    cross_fitted,
     fit_descriptor_model,
 )
 from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceEmbedder, FaceFinder
@@ -43,7 +44,7 @@ from detectors.metrics import auroc, tpr_at_fpr
 
 logger = logging.getLogger(__name__)
 
-VERSION = "2.6.0"
+VERSION = "2.7.0"
 FALLBACK_MODEL_FILE = "finder_fallback.onnx"  # the face finder's BlazeFace model (not trained here)
 # BlazeFace's model as committed (converted by detectors.face.blazeface_export); copied into an empty out_dir.
 SHIPPED_FALLBACK = Path(__file__).resolve().parents[2] / "weights" / "face" / FALLBACK_MODEL_FILE
@@ -323,10 +324,9 @@ def stack_face_v2(
     arrays = build_cache(splits, cache_dir / cache_name(seed, finder), seed, finder)
     trees = fit_cue_model(arrays["train_cues"], arrays["train_labels"], seed)
     val = _cached_validation(splits["validation"], cnn_v1, cnn_v2, trees, seed, cache_dir, finder)
-    (descriptor, descriptor_summary), summary_fits = _descriptor_models(splits["train"], seed, cache_dir, finder)
-    val.columns["descriptor"] = descriptor.logits(val.descriptors)
-    for name, spec in SUMMARY_INPUTS.items():
-        val.columns[name] = summary_fits[name][0].logits(val.stages[:, spec.start : spec.stop])
+    (descriptor, descriptor_summary), summary_fits = _descriptor_models(splits["train"], seed, cache_dir, finder, val,
+                                                                         splits["validation"])
+    val.columns["descriptor"] = descriptor.logits(val.descriptors)  # not cross-fitted: a candidate no longer chosen
     comparison = compare_candidates(val)
     chosen = choose_candidate(comparison)
     logger.info("stacker candidates: %s; chosen %s", json.dumps(comparison), chosen)
@@ -364,20 +364,30 @@ def stack_face_v2(
 FittedModel = tuple[DescriptorModel, dict[str, Any]]
 
 
-def _descriptor_models(train: list[Record], seed: int, cache_dir: Path,
-                       finder: FaceFinder) -> tuple[FittedModel, dict[str, FittedModel]]:
-    """The logistic regressions on the descriptor and on each slice of the network summary (``SUMMARY_INPUTS``),
-    fitted on the train split's faces (as staged + one degraded copy), each with its summary."""
+def _descriptor_models(train: list[Record], seed: int, cache_dir: Path, finder: FaceFinder, val: ValidationLogits,
+                       val_records: list[Record]) -> tuple[FittedModel, dict[str, FittedModel]]:
+    """The logistic regression on the descriptor (train split's faces, as staged + one degraded copy) and those on
+    each slice of the network summary (``SUMMARY_INPUTS``): C chosen on train, then refitted on train + validation
+    (2.7.0 on), with ``val``'s column of that input set to the out-of-fold validation logits
+    (``descriptor_model.cross_fitted``, folds grouped as the train CV's: by file, SD images by prompt). Each with its
+    summary."""
     name = cache_name(seed, finder).removesuffix(".npz")
     arrays = cached_face_descriptors(train, seed, TRAIN_RNG_OFFSET, cache_dir / f"descriptors_train_{name}_n{len(train)}.npz",
                                      finder)
     common = {"train_faces": int(len(arrays["labels"])), "train_files": int(len(np.unique(arrays["record"]))),
               "degraded_copy_rng": seed + TRAIN_RNG_OFFSET}
     model, cv = fit_descriptor_model(arrays["descriptors"], arrays["labels"], arrays["group"])
+    val_groups = np.array([val_records[int(i)].group for i in val.record])
+    added = {"validation_faces_added": int(len(val.labels)), "validation_files_added": int(len(np.unique(val.record))),
+             "cross_fit_folds": FOLDS}
     summary_fits = {}
     for name, spec in SUMMARY_INPUTS.items():
-        fit, fit_cv = fit_descriptor_model(arrays["stages"][:, spec.start : spec.stop], arrays["labels"], arrays["group"])
-        summary_fits[name] = (fit, {**common, **fit_cv})
+        train_x = arrays["stages"][:, spec.start : spec.stop]
+        _, fit_cv = fit_descriptor_model(train_x, arrays["labels"], arrays["group"])
+        oof, fit = cross_fitted(train_x, arrays["labels"], val.stages[:, spec.start : spec.stop], val.labels, val_groups,
+                                float(fit_cv["chosen_c"]))
+        val.columns[name] = oof
+        summary_fits[name] = (fit, {**common, **fit_cv, **added})
     return (model, {**common, **cv}), summary_fits
 
 
