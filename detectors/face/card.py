@@ -68,9 +68,10 @@ least half the area of the largest) or `face_too_small`.
 **Data.** `../shared/datasets/faces`: real FFHQ (1,100) and CIPLAB (581) photos; StyleGAN v1
 (1,100) and Stable Diffusion 2.1 (SDFD, 500) faces. Research/evaluation licences only; no images are
 shipped. Splits are seeded, 60/20/20 per source, by source file (SD images grouped by prompt id).
-The CNN is trained on the train split only (no early stopping, no checkpoint picking); validation is used
-only for the choice of stacker inputs, the stacker, calibration (Platt), thresholds and the face-size study;
-test only for the numbers below.
+The CNN and the cue trees are trained on the train split only (no early stopping, no checkpoint picking); from 2.7.0
+the side models of dlib's network summary are fitted on train + validation, each validation face scored out of fold
+for everything below. Validation is otherwise used only for the choice of stacker inputs, the stacker, calibration
+(Platt), thresholds and the face-size study; test only for the numbers below.
 
 **Generators never seen.** StyleGAN2 / StyleGAN3, Generated Photos, Midjourney, FLUX, DALL-E,
 Stable Diffusion XL / 3, any face-swap or GAN-inversion edit. Expect lower recall on them: the

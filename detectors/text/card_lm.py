@@ -182,7 +182,8 @@ def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[
     return [
         f"## Model: n-gram + SmolLM2 cascade with a token-sequence CNN ({manifest['version']})\n"
         "- Stage 1, every text: the hashed n-gram + skeleton + stylometric linear model below (0.1.0's n-gram model "
-        "until 0.3.1; from 0.4.0 with the function-word skeleton block added; ~20 ms CPU per 800-word article).\n"
+        "until 0.3.1; from 0.4.0 with the function-word skeleton block added; from 0.5.0 fitted on train + validation, "
+        "the validation texts scored out of fold; ~20 ms CPU per 800-word article).\n"
         f"- Stage 2, only when stage 1's own calibrated probability is in [{lo:.2f}, {hi:.4f}] (the upper end is its "
         "own `likely_ai` cut; the floor is the highest on a grid whose validation AUROC stays within 0.002 of running "
         f"the LM on every text): SmolLM2-135M-Instruct (Q4_1 GGUF, numpy forward, float32) scores the first "
