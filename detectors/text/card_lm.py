@@ -88,8 +88,8 @@ def _modes(lm: Mapping[str, Any]) -> str:
         if ci:
             rows[mode]["auroc_95ci"] = f"{ci['auroc'][0]:.3f}-{ci['auroc'][1]:.3f}"
             rows[mode]["tpr_1pct_95ci"] = f"{ci['tpr_at_1pct_fpr'][0]:.3f}-{ci['tpr_at_1pct_fpr'][1]:.3f}"
-    cols = ("auroc", "tpr_at_1pct_fpr", "tpr_at_likely_ai", "fpr_at_likely_ai", "fpr_excl_reuters", "fpr_plainest",
-            "lm_share", "lm_share_human", "mean_cpu_s", "p95_cpu_s")
+    cols: tuple[str, ...] = ("auroc", "tpr_at_1pct_fpr", "tpr_at_likely_ai", "fpr_at_likely_ai", "fpr_excl_reuters",
+                             "fpr_plainest", "lm_share", "lm_share_human", "mean_cpu_s", "p95_cpu_s")
     if all("auroc_95ci" in r for r in rows.values()):
         cols = (*cols[:2], "auroc_95ci", "tpr_1pct_95ci", *cols[2:])
     return _table(rows, cols, "BYLINECHECK_TEXT_LM (test split)") + (
