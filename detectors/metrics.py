@@ -83,3 +83,10 @@ def grouped_bootstrap_ci(
     tail = (1.0 - level) / 2.0 * 100.0
     lo, hi = np.percentile(kept, [tail, 100.0 - tail])
     return float(lo), float(hi)
+
+
+def headline_intervals(scores: ArrayLike, labels: ArrayLike, groups: ArrayLike) -> dict[str, list[float]]:
+    """95% intervals of AUROC and TPR at 1% FPR (``grouped_bootstrap_ci``, 1000 draws), as the cards and the eval
+    commands print them: ``{"auroc": [lo, hi], "tpr_at_1pct_fpr": [lo, hi]}``."""
+    return {"auroc": list(grouped_bootstrap_ci(scores, labels, groups, auroc)),
+            "tpr_at_1pct_fpr": list(grouped_bootstrap_ci(scores, labels, groups, lambda a, b: tpr_at_fpr(a, b, 0.01)))}

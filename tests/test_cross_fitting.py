@@ -150,3 +150,27 @@ def test_grouped_bootstrap_interval() -> None:
     lo, hi = grouped_bootstrap_ci(s[:10], np.zeros(10), groups[:10], auroc, draws=20)
     assert np.isnan(lo)
     assert np.isnan(hi)
+
+
+def test_face_summary_intervals_resample_groups() -> None:
+    from detectors.contract import DetectorOutput, ScoreDirection, Verdict
+    from detectors.face.evaluation import summarise
+
+    rng = np.random.default_rng(2)
+
+    def outs(scores: np.ndarray) -> list[DetectorOutput]:
+        return [DetectorOutput(detector="face", version="test", raw_score=float(v), direction=ScoreDirection.HIGHER_IS_AI,
+                               probability=float(1 / (1 + np.exp(-v))), verdict=Verdict.UNCERTAIN, threshold=0.9,
+                               evidence=4096.0, evidence_unit="face_pixels", work=1.0) for v in scores]
+
+    # Five copies of each of 12 real and 12 synthetic photos (say, crops of one picture): 24 independent items.
+    real, synthetic = outs(np.repeat(rng.normal(0.0, 1.0, 12), 5)), outs(np.repeat(rng.normal(1.5, 1.0, 12), 5))
+    alone = summarise(real, synthetic, 0.9)
+    assert alone["auroc_95ci"][0] <= alone["auroc"] <= alone["auroc_95ci"][1]
+    # Told which outputs share a photo, the interval widens: the same scores, five times fewer independent draws.
+    grouped = summarise(real, synthetic, 0.9, [f"photo-{i // 5}" for i in range(120)])
+    assert grouped["auroc"] == alone["auroc"]
+    width = grouped["auroc_95ci"][1] - grouped["auroc_95ci"][0]
+    assert width > 1.5 * (alone["auroc_95ci"][1] - alone["auroc_95ci"][0])
+    with pytest.raises(ValueError, match="shorter|longer"):
+        summarise(real, synthetic, 0.9, ["g"] * 119)  # one group per output

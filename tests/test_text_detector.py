@@ -195,6 +195,10 @@ def test_shipped_ngram_stage_reaches_the_auroc_bar() -> None:
     assert result["overall"]["n"] == 600
     assert result["overall"]["coverage"] > 0.7
     assert result["overall"]["auroc"] >= SHIPPED_AUROC_BAR, format_evaluation(result)
+    lo, hi = result["overall_ci"]["auroc"]  # the eval command's interval brackets its own point estimate
+    assert lo <= result["overall"]["auroc"] <= hi
+    assert hi - lo > 0.001
+    assert "95% intervals" in format_evaluation(result)
 
 
 @pytest.mark.skipif(not (DATA / DATA_FILES[0]).is_file(), reason="shared text data set not present")

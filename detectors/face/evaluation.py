@@ -42,10 +42,17 @@ def judge_paths(detector: FaceDetector, paths: Sequence[Path]) -> dict[str, list
     return out
 
 
-def summarise(real: Sequence[DetectorOutput], synthetic: Sequence[DetectorOutput], likely_ai: float) -> dict[str, Any]:
-    """AUROC, TPR@1%FPR, FPR and TPR at the ``likely_ai`` threshold, coverage and abstention reasons."""
-    judged = [(o.raw_score, o.probability, 0) for o in real if o.raw_score is not None]
-    judged += [(o.raw_score, o.probability, 1) for o in synthetic if o.raw_score is not None]
+def summarise(real: Sequence[DetectorOutput], synthetic: Sequence[DetectorOutput], likely_ai: float,
+              groups: Sequence[str] | None = None) -> dict[str, Any]:
+    """AUROC, TPR@1%FPR, FPR and TPR at the ``likely_ai`` threshold, coverage and abstention reasons; and 95%
+    intervals of AUROC and TPR@1%FPR (``auroc_95ci``, ``tpr_at_1pct_fpr_95ci``) resampling images, or whole ``groups``
+    (one per output, real then synthetic: a source file, SD images of one prompt) where given."""
+    from detectors.metrics import headline_intervals
+
+    group_of = list(groups) if groups is not None else [f"image-{i}" for i in range(len(real) + len(synthetic))]
+    labelled = [*((o, 0) for o in real), *((o, 1) for o in synthetic)]
+    judged = [(o.raw_score, o.probability, y, g) for (o, y), g in zip(labelled, group_of, strict=True)
+              if o.raw_score is not None]
     total = len(real) + len(synthetic)
     reasons = Counter(o.abstain_reason for o in [*real, *synthetic] if o.abstain_reason)
     if not judged:
@@ -54,6 +61,7 @@ def summarise(real: Sequence[DetectorOutput], synthetic: Sequence[DetectorOutput
     prob = np.array([j[1] for j in judged], dtype=np.float64)
     labels = np.array([j[2] for j in judged])
     tpr, fpr = rates_at(prob, labels, likely_ai)
+    ci = headline_intervals(raw, labels, np.array([j[3] for j in judged]))
     return {
         "n_real": len(real),
         "n_synthetic": len(synthetic),
@@ -62,6 +70,8 @@ def summarise(real: Sequence[DetectorOutput], synthetic: Sequence[DetectorOutput
         "tpr_at_1pct_fpr": tpr_at_fpr(raw, labels, 0.01),
         "fpr_at_likely_ai": fpr,
         "tpr_at_likely_ai": tpr,
+        "auroc_95ci": ci["auroc"],
+        "tpr_at_1pct_fpr_95ci": ci["tpr_at_1pct_fpr"],
         "abstained": dict(reasons),
     }
 
@@ -92,6 +102,10 @@ def format_evaluation(result: dict[str, Any]) -> str:
     lines.append(f"{'metric':<18}" + "".join(f"{name:>16}" for name in CONDITIONS))
     for key in keys:
         lines.append(f"{key:<18}" + "".join(f"{_fmt(result[name].get(key, 'n/a')):>16}" for name in CONDITIONS))
+    for key, title in (("auroc_95ci", "auroc 95% CI"), ("tpr_at_1pct_fpr_95ci", "tpr@1% 95% CI")):
+        cells = [result[name].get(key) for name in CONDITIONS]
+        lines.append(f"{title:<18}" + "".join(f"{(f'{c[0]:.3f}-{c[1]:.3f}' if c else 'n/a'):>16}" for c in cells))
+    lines.append("(95% intervals: 1000 bootstrap draws of the judged images)")
     for name in CONDITIONS:
         lines.append(f"abstained ({name}): {result[name].get('abstained', {})}")
     return "\n".join(lines)

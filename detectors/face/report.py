@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detectors.contract import DetectorOutput, Device, ImageItem
+from detectors.contract import Device, ImageItem
 from detectors.face.card import write_model_card
 from detectors.face.data import SOURCE_NAMES, Record, read_rgb
 from detectors.face.detector import FaceDetector, build_face_detector
@@ -112,24 +112,9 @@ def test_report(out_dir: Path, records: list[Record]) -> dict[str, Any]:
         for condition in CONDITIONS:
             real_out = [o for s in real.split("+") for o in outputs[s][condition]]
             fake_out = [o for s in fake.split("+") for o in outputs[s][condition]]
-            group_of = [g for s in (*real.split("+"), *fake.split("+")) for g in groups[s]]
-            report[key][condition] = summarise(real_out, fake_out, likely_ai) | intervals(real_out + fake_out,
-                                                                                      [0] * len(real_out) + [1] * len(fake_out),
-                                                                                      group_of)
+            group_of = [g for s in (*real.split("+"), *fake.split("+")) for g in groups[s]]  # files; SD prompts whole
+            report[key][condition] = summarise(real_out, fake_out, likely_ai, group_of)
     return report
-
-
-def intervals(outputs: list[DetectorOutput], labels: list[int], groups: list[str]) -> dict[str, list[float]]:
-    """95% intervals of AUROC and TPR@1%FPR over the judged faces, resampling whole groups (a file; SD images that
-    share a prompt together), 1000 draws (face 2.7.0 on)."""
-    from detectors.metrics import grouped_bootstrap_ci
-
-    keep = [i for i, o in enumerate(outputs) if o.raw_score is not None]
-    s = np.array([outputs[i].raw_score for i in keep], dtype=np.float64)
-    y = np.array([labels[i] for i in keep])
-    g = np.array([groups[i] for i in keep])
-    return {"auroc_95ci": list(grouped_bootstrap_ci(s, y, g, auroc)),
-            "tpr_at_1pct_fpr_95ci": list(grouped_bootstrap_ci(s, y, g, lambda a, b: tpr_at_fpr(a, b, 0.01)))}
 
 
 def _qtables(data: bytes) -> np.ndarray:

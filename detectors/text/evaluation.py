@@ -122,10 +122,20 @@ def _count(values: Iterable[str]) -> dict[str, int]:
 
 
 def evaluate_rows(detector: Any, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Run a loaded detector on rows (``text``, ``label`` human|ai, optional ``domain``, ``generator``)."""
+    """Run a loaded detector on rows (``text``, ``label`` human|ai, optional ``domain``, ``generator``, ``pair_id``);
+    the overall AUROC and TPR@1%FPR get 95% intervals (``overall_ci``), resampling rows or, where given, whole
+    ``pair_id`` groups (a human text and the AI texts made from it move together)."""
+    from detectors.metrics import headline_intervals
+
     outputs = run_detector(detector, [str(r["text"]) for r in rows])
     thresholds = getattr(detector, "thresholds", None) or detector.manifest.thresholds  # TextDetector: per lm_mode
-    return evaluate_outputs(rows, outputs, float(thresholds.likely_ai))
+    result = evaluate_outputs(rows, outputs, float(thresholds.likely_ai))
+    raw = np.array([o.raw_score if o.raw_score is not None else np.nan for o in outputs], dtype=np.float64)
+    covered = np.array([o.probability is not None for o in outputs], dtype=bool)
+    labels = np.array([1 if r["label"] == "ai" else 0 for r in rows], dtype=np.int64)
+    groups = np.array([str(r.get("pair_id") or f"row-{i}") for i, r in enumerate(rows)])
+    result["overall_ci"] = headline_intervals(raw[covered], labels[covered], groups[covered])
+    return result
 
 
 def _fmt(value: Any) -> str:
@@ -147,9 +157,13 @@ def format_table(groups: Mapping[str, Mapping[str, Any]], title: str) -> str:
 
 def format_evaluation(result: Mapping[str, Any]) -> str:
     """Human-readable Markdown report of :func:`evaluate_rows` output."""
+    ci = result.get("overall_ci")
     parts = [
         f"likely_ai threshold: {result['threshold_likely_ai']:.4f}; abstentions: {dict(result.get('abstain_reasons', {}))}",
-        format_table({"overall": result["overall"]}, "group"),
+        format_table({"overall": result["overall"]}, "group")
+        + ("" if not ci else f"\n\n95% intervals (bootstrap over rows, or pair_id groups where given): AUROC "
+           f"{_fmt(ci['auroc'][0])}-{_fmt(ci['auroc'][1])}, TPR@1%FPR {_fmt(ci['tpr_at_1pct_fpr'][0])}-"
+           f"{_fmt(ci['tpr_at_1pct_fpr'][1])}"),
         format_table(result["per_domain"], "domain"),
         format_table(result["per_generator"], "generator (vs all human)"),
     ]

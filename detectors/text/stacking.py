@@ -233,14 +233,10 @@ def evaluate(rows: list[Row], raw: np.ndarray, covered: np.ndarray, cal: dict[st
 
 def overall_ci(rows: list[Row], raw: np.ndarray, covered: np.ndarray) -> dict[str, list[float]]:
     """95% intervals of the covered texts' AUROC and TPR@1%FPR, resampling whole ``pair_id`` groups (1000 draws)."""
-    from detectors.metrics import auroc as metric_auroc
-    from detectors.metrics import grouped_bootstrap_ci, tpr_at_fpr
+    from detectors.metrics import headline_intervals
 
-    y = np.array([r.label for r in rows])[covered]
-    groups = np.array([r.group for r in rows])[covered]
-    s = raw[covered]
-    return {"auroc": list(grouped_bootstrap_ci(s, y, groups, metric_auroc)),
-            "tpr_at_1pct_fpr": list(grouped_bootstrap_ci(s, y, groups, lambda a, b: tpr_at_fpr(a, b, 0.01)))}
+    return headline_intervals(raw[covered], np.array([r.label for r in rows])[covered],
+                              np.array([r.group for r in rows])[covered])
 
 
 def holdout(inp: Inputs, w: np.ndarray, groups: np.ndarray, deadline: float) -> dict[str, dict[str, Any]]:
