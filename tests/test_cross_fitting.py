@@ -115,12 +115,12 @@ def test_face_side_model_cross_fit_is_out_of_fold() -> None:
     train_x, val_x = rng.normal(size=(300, 400)), rng.normal(size=(200, 400))
     train_y, val_y = rng.integers(0, 2, 300), rng.integers(0, 2, 200)
     groups = np.arange(200) // 2  # each file as staged and degraded
-    oof, final = cross_fitted(train_x, train_y, val_x, val_y, groups, c=1.0)
+    oof, final = cross_fitted(train_x, train_y, val_x, val_y, groups, lambda x, y: fit_with_c(x, y, 1.0))
     assert auroc(final.logits(val_x), val_y) > 0.9  # saw them: memorised noise
     assert abs(auroc(oof, val_y) - 0.5) < 0.15  # did not
     # A real signal is still learned out of fold, and the refit on everything equals a plain fit on everything.
     signal = np.r_[train_y, val_y][:, None] * 0.8 + rng.normal(size=(500, 400))
-    oof, final = cross_fitted(signal[:300], train_y, signal[300:], val_y, groups, c=0.1)
+    oof, final = cross_fitted(signal[:300], train_y, signal[300:], val_y, groups, lambda x, y: fit_with_c(x, y, 0.1))
     assert auroc(oof, val_y) > 0.8
     plain = fit_with_c(signal, np.r_[train_y, val_y], 0.1)
     assert np.allclose(final.coef, plain.coef)

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detectors.face.explore_kernel import KernelModel, cross_fitted_kernel, fit_kernel_model, fit_with
+from detectors.face.descriptor_model import cross_fitted
+from detectors.face.explore_kernel import KernelModel, fit_kernel_model, fit_with
 from detectors.metrics import auroc
 
 
@@ -86,6 +87,6 @@ def test_cross_fitted_validation_logits_are_out_of_fold() -> None:
     rng = np.random.default_rng(5)
     train_x, val_x = rng.normal(size=(200, 30)), rng.normal(size=(150, 30))
     train_y, val_y = rng.integers(0, 2, 200), rng.integers(0, 2, 150)
-    oof, final = cross_fitted_kernel(train_x, train_y, val_x, val_y, np.arange(150) // 2, (16, 10.0, 2.0))
+    oof, final = cross_fitted(train_x, train_y, val_x, val_y, np.arange(150) // 2, lambda x, y: fit_with(x, y, 16, 10.0, 2.0))
     assert auroc(final.logits(val_x), val_y) > 0.9  # saw them: memorised noise
     assert abs(auroc(oof, val_y) - 0.5) < 0.15  # did not

@@ -24,8 +24,10 @@ calibration and thresholds read out-of-fold validation logits.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -163,15 +165,23 @@ def fit_with_c(x: np.ndarray, labels: np.ndarray, c: float) -> DescriptorModel:
                            coef=np.asarray(fitted.coef_[0], dtype=np.float64), intercept=float(fitted.intercept_[0]))
 
 
+class _Scores(Protocol):
+    def logits(self, x: np.ndarray) -> np.ndarray: ...
+
+
+ModelT = TypeVar("ModelT", bound=_Scores)
+
+
 def cross_fitted(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, val_groups: np.ndarray,
-                 c: float) -> tuple[np.ndarray, DescriptorModel]:
+                 fit: Callable[[np.ndarray, np.ndarray], ModelT]) -> tuple[np.ndarray, ModelT]:
     """Fit on train + validation with honest validation logits (face 2.7.0 on): each of ``FOLDS`` validation folds
-    (grouped by ``val_groups``: a file, or an SD prompt) is scored by a model fitted on train plus the other folds;
-    returns those out-of-fold logits and the model fitted on train plus all of validation (at the same C)."""
+    (grouped by ``val_groups``: a file, or an SD prompt) is scored by ``fit(x, y)`` on train plus the other folds;
+    returns those out-of-fold logits and ``fit`` on train plus all of validation. ``fit`` is the shipped side models'
+    ``fit_with_c`` at the C chosen on train (or an exploration's model, ``explore_kernel``)."""
     from sklearn.model_selection import GroupKFold
 
     oof = np.zeros(len(val_y))
     for fit_idx, held_idx in GroupKFold(n_splits=FOLDS).split(val_x, val_y, val_groups):
-        model = fit_with_c(np.vstack([train_x, val_x[fit_idx]]), np.concatenate([train_y, val_y[fit_idx]]), c)
+        model = fit(np.vstack([train_x, val_x[fit_idx]]), np.concatenate([train_y, val_y[fit_idx]]))
         oof[held_idx] = model.logits(val_x[held_idx])
-    return oof, fit_with_c(np.vstack([train_x, val_x]), np.concatenate([train_y, val_y]), c)
+    return oof, fit(np.vstack([train_x, val_x]), np.concatenate([train_y, val_y]))

@@ -10,7 +10,7 @@ machine; ``logit = sum_i dual_i * exp(-gamma * |z - sv_i|^2) + intercept``. The 
 folded into one matrix and offset (``z = x @ projection + offset``), stored as float32 with the support vectors (about
 4 MB at 128 components); numpy inference, under a millisecond per face. Settings (dim, C, gamma) by grouped 5-fold
 cross-validation on train (``fit_kernel_model``); validation logits cross-fitted on train + the other validation
-folds (``cross_fitted_kernel``), as face 2.7.0's logistic side models are.
+folds (``descriptor_model.cross_fitted``), as face 2.7.0's logistic side models are.
 
 Results (2026-11-29, ``explore_kernel_results.md``):
 - Validation, out of fold, against 2.7.0's stacker (``main``): kernel model alone 0.9726 against the logistic model's
@@ -134,19 +134,6 @@ def fit_kernel_model(x: np.ndarray, labels: np.ndarray, groups: np.ndarray,
     return fit_with(x, labels, *best), summary
 
 
-def cross_fitted_kernel(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
-                        val_groups: np.ndarray, setting: tuple[int, float, float]) -> tuple[np.ndarray, KernelModel]:
-    """As ``descriptor_model.cross_fitted``, for this model at ``setting`` (dim, C, gamma scale): out-of-fold
-    validation logits from fits on train + the other validation folds, and the fit on train + all of validation."""
-    from sklearn.model_selection import GroupKFold
-
-    oof = np.zeros(len(val_y))
-    for fit_idx, held_idx in GroupKFold(n_splits=FOLDS).split(val_x, val_y, val_groups):
-        model = fit_with(np.vstack([train_x, val_x[fit_idx]]), np.concatenate([train_y, val_y[fit_idx]]), *setting)
-        oof[held_idx] = model.logits(val_x[held_idx])
-    return oof, fit_with(np.vstack([train_x, val_x]), np.concatenate([train_y, val_y]), *setting)
-
-
 def main() -> None:
     """The validation comparison: 2.7.0's stacker inputs (v2 CNN, cues, cross-fitted logistic grid model) with and
     without the cross-fitted kernel model, 5-fold grouped out-of-fold stacking."""
@@ -155,7 +142,7 @@ def main() -> None:
     import sys
 
     from detectors.face.data import list_records, split_records
-    from detectors.face.descriptor_model import TRAIN_RNG_OFFSET, cross_fitted
+    from detectors.face.descriptor_model import TRAIN_RNG_OFFSET, cross_fitted, fit_with_c
     from detectors.face.explore_descriptor import bootstrap_diff, pair_cells, say
     from detectors.face.explore_grid_sizes import arrays
     from detectors.face.stacking import VAL_RNG_OFFSET, out_of_fold
@@ -174,10 +161,10 @@ def main() -> None:
     groups = np.array([splits["validation"][int(i)].group for i in files])
     train_x, val_x = train["grid2"].astype(np.float64), val["grid2"].astype(np.float64)
     train_y, train_groups = train["meta"][:, 0], train["meta"][:, 4]
-    linear, _ = cross_fitted(train_x, train_y, val_x, y, groups, 0.003)
+    linear, _ = cross_fitted(train_x, train_y, val_x, y, groups, lambda a, b: fit_with_c(a, b, 0.003))
     _, summary = fit_kernel_model(train_x, train_y, train_groups)
     setting = (int(summary["chosen_dim"]), float(summary["chosen_c"]), float(summary["chosen_gamma_scale"]))
-    kernel, _ = cross_fitted_kernel(train_x, train_y, val_x, y, groups, setting)
+    kernel, _ = cross_fitted(train_x, train_y, val_x, y, groups, lambda a, b: fit_with(a, b, *setting))
     base = out_of_fold(np.column_stack([val["cnn_v2"], val["cue_logit"], linear]), y, files)
     say(f"settings by grouped CV on train: dim {setting[0]}, C {setting[1]}, gamma {setting[2]} / dim "
         f"(CV AUROC {max(v for k, v in summary.items() if k.startswith('cv_auroc')):.4f})\n")

@@ -18,6 +18,7 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from detectors.face.descriptor_model import (
     cached_face_descriptors,
     cross_fitted,
     fit_descriptor_model,
+    fit_with_c,
 )
 from detectors.face.finding import COARSE_LEVELS, WORK_SIDE, FaceEmbedder, FaceFinder
 from detectors.face.pipeline import CROP_SIZE, V2_CROP
@@ -385,7 +387,7 @@ def _descriptor_models(train: list[Record], seed: int, cache_dir: Path, finder: 
         train_x = arrays["stages"][:, spec.start : spec.stop]
         _, fit_cv = fit_descriptor_model(train_x, arrays["labels"], arrays["group"])
         oof, fit = cross_fitted(train_x, arrays["labels"], val.stages[:, spec.start : spec.stop], val.labels, val_groups,
-                                float(fit_cv["chosen_c"]))
+                                partial(fit_with_c, c=float(fit_cv["chosen_c"])))
         val.columns[name] = oof
         summary_fits[name] = (fit, {**common, **fit_cv, **added})
     return (model, {**common, **cv}), summary_fits

@@ -403,10 +403,10 @@ def fit_centred_isotonic(z: np.ndarray, y: np.ndarray) -> tuple[list[float], lis
     return [float(v) for v in xs], [float(v) for v in ys]
 
 
-def calibrate(detector: Any, rows: list[Row], data: dict[str, Any], min_words: int, scores: np.ndarray,
+def calibrate(detector: Any, rows: list[Row], data: dict[str, Any], min_words: int, z: np.ndarray,
               counts: np.ndarray) -> dict[str, Any]:
     """Isotonic calibration and thresholds on validation texts the detector would not abstain on, from their
-    out-of-fold raw ``scores`` and word ``counts`` (``crossfit.FoldScorer``).
+    out-of-fold raw scores ``z`` and word ``counts`` (``crossfit.FoldScorer``).
 
     ``likely_ai`` keeps FPR <= ``LIKELY_AI_TARGET_FPR`` (0.5%, half the 1% requirement) both on all validation human
     texts and on those other than Reuters: with Reuters in the pool, the non-Reuters test FPR was 1.6% (measured), since
@@ -418,7 +418,6 @@ def calibrate(detector: Any, rows: list[Row], data: dict[str, Any], min_words: i
     from detectors.calibration import IsotonicCalibration
 
     texts = [rows[i].text for i in data["va"]]
-    z = scores
     pairs = zip(texts, counts, strict=True)
     covered = np.array([detector.abstain_reason(normalise(t).text, int(n)) is None for t, n in pairs])
     covered &= counts >= min_words
