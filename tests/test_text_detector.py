@@ -23,9 +23,10 @@ from detectors.text.onnx_graph import write_linear_model
 REPO = Path(__file__).parents[1]
 WEIGHTS = REPO / "weights" / "text"
 DATA = Path(__file__).parents[1].parent / "shared/datasets/text"
-SHIPPED_AUROC_BAR = 0.94  # n-gram stage alone (lm off) measured 0.959 on this fixed 600-row subset of the test split
-CASCADE_AUROC_BAR = 0.93  # shipped cascade (lm auto) measured 0.969 on this fixed 80-row subset (~45 CPU-s: 31 texts
-# go through SmolLM2); the full test split's numbers are in weights/text/MODEL_CARD.md
+SHIPPED_AUROC_BAR = 0.96  # first stage alone (lm off: n-gram + encoder, 0.6.0) measured 0.986 on this fixed 600-row
+# subset of the test split (0.5.0's n-gram stage alone: 0.959)
+CASCADE_AUROC_BAR = 0.96  # shipped cascade (lm auto) measured 0.995 on this fixed 80-row subset (16 of its 73 covered
+# texts go through SmolLM2); the full test split's numbers are in weights/text/MODEL_CARD.md
 ENGLISH = (
     "The council met on Tuesday to discuss the new budget for the town. Members said that the plan would pay "
     "for two new schools and a library. Some residents were not happy with the cost of the project, and they "
@@ -187,7 +188,7 @@ def _test_split_rows(per_file: int) -> list[dict[str, str]]:
 
 
 @pytest.mark.skipif(not (DATA / DATA_FILES[0]).is_file(), reason="shared text data set not present")
-def test_shipped_ngram_stage_reaches_the_auroc_bar() -> None:
+def test_shipped_first_stage_reaches_the_auroc_bar() -> None:
     detector = build_text_detector(WEIGHTS, lm_mode="off")
     assert detector.manifest.extra["seed"] == 0
     detector.load(Device(intra_op_threads=1))
@@ -210,7 +211,7 @@ def test_shipped_cascade_reaches_the_auroc_bar_and_uses_the_lm() -> None:
     result = evaluate_outputs(rows, outputs, detector.thresholds.likely_ai)
     lm_path = [o.extras.get("lm_path") for o in outputs if o.probability is not None]
     assert result["overall"]["n"] == 80
-    assert 0.2 < float(np.mean(lm_path)) < 0.8  # the cascade band sends some texts, not all, to SmolLM2
+    assert 0.1 < float(np.mean(lm_path)) < 0.8  # the cascade band sends some texts, not all, to SmolLM2 (0.22 here)
     assert result["overall"]["auroc"] >= CASCADE_AUROC_BAR, format_evaluation(result)
 
 

@@ -28,7 +28,8 @@ def _run(detector: TextDetector, texts: list[str]) -> list:
 
 
 def _copy_with_gguf(tmp_path: Path, **gguf: object) -> Path:
-    for name in ("manifest.json", "model.onnx", "wordfreq.npy", "seq_cnn_stats.onnx"):
+    for name in ("manifest.json", "model.onnx", "wordfreq.npy", "seq_cnn_stats.onnx", "encoder.onnx",
+                 "encoder_tokenizer.json"):
         shutil.copy(WEIGHTS / name, tmp_path / name)
     manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
     manifest["extra"]["lm"]["gguf"].update(gguf)
@@ -48,15 +49,19 @@ def test_wrong_gguf_refuses_to_load(tmp_path: Path) -> None:
         detector.load(Device(intra_op_threads=1))
 
 
-def test_off_mode_is_the_ngram_model_with_its_own_thresholds() -> None:
+def test_off_mode_is_the_front_with_its_own_thresholds() -> None:
+    """Without SmolLM2 the first stage answers: the front (n-gram + encoder), its own calibration and thresholds."""
     detector = build_text_detector(WEIGHTS, lm_mode="off")
     detector.load(Device(intra_op_threads=1))
-    ngram = detector.manifest.extra["ngram_only"]
-    assert detector.thresholds.likely_ai == pytest.approx(ngram["thresholds"]["likely_ai"])
+    front = detector.manifest.extra["front"]
+    assert detector.front is not None
+    assert detector.thresholds.likely_ai == pytest.approx(front["thresholds"]["likely_ai"])
     (out,) = _run(detector, [NEWS * 2])
-    assert out.threshold == pytest.approx(ngram["thresholds"]["likely_ai"])
+    assert out.threshold == pytest.approx(front["thresholds"]["likely_ai"])
     assert "lm_path" not in out.extras
-    assert out.probability == pytest.approx(detector.ngram_calibration(out.raw_score))
+    z, e = out.extras["ngram_logit"], out.extras["encoder_logit"]
+    assert out.raw_score == pytest.approx(front["a"] * z + front["b"] * e + front["c"])
+    assert out.probability == pytest.approx(detector.first_calibration(out.raw_score))
 
 
 def test_lm_loads_once_per_process_and_always_mode_scores_every_text() -> None:
@@ -109,7 +114,8 @@ def test_auto_mode_runs_the_lm_only_inside_the_band() -> None:
     assert stacker is not None
     out = _run(detector, [NEWS, NEWS * 3, "Short text here."])
     for o in out[:2]:
-        inside = stacker.in_band(detector.ngram_calibration(o.extras["ngram_logit"]))
+        front = detector._first_score(o.extras["ngram_logit"], o.extras["encoder_logit"])
+        inside = stacker.in_band(detector.first_calibration(front))
         assert o.extras["lm_path"] == float(inside)
     assert out[2].probability is None
     assert "lm_path" not in out[2].extras or out[2].extras["lm_path"] == 0.0

@@ -22,6 +22,12 @@ detector's batched forward passes share, and its CPU time is billed to its own c
 each item its thread's CPU time) instead of being split by word count over a batch. ``forward`` then
 only runs the n-gram ONNX call for items that did not get it in ``preprocess``.
 
+From weights 0.6.0 the manifest's ``extra.front`` adds a fine-tuned MiniLM-L6 window classifier
+(``detectors.text.encoder``, ONNX, int8): ``preprocess`` computes its logit for every covered text (~15-30 ms of
+CPU for two 256-piece windows) and ``detectors.text.front`` folds it with the n-gram logit into the front score,
+which replaces the n-gram logit in the cascade (band, stacker's first column, ``lm_mode`` off's calibration and
+thresholds); the encoder logit is also a stacker column. Spans stay the n-gram model's.
+
 From weights 0.3.0 the stacker has one more input on the LM path: the logit of a small CNN over the LM's
 per-token statistics (``detectors.text.lm.sequence``; one manifest file per such stacker column),
 computed in ``preprocess`` from the same SmolLM2 pass (well under 1 ms of CPU).
@@ -52,7 +58,9 @@ from detectors.contract import (
 )
 from detectors.manifest import Manifest, load_manifest
 from detectors.runtime import onnx_session
+from detectors.text.encoder.runtime import EncoderScorer
 from detectors.text.features import Features, english_evidence, featurise_spans, pad_batch
+from detectors.text.front import Front
 from detectors.text.lm.scorer import CPU_RUNTIMES
 from detectors.text.lm.sequence import VARIANTS, SequenceModel
 from detectors.text.lm.stacker import Stacker, shared_scorer, verified_gguf
@@ -107,6 +115,7 @@ class PreparedText:
     lm_ids: np.ndarray | None = None
     ngram_logits: np.ndarray | None = None  # set by preprocess when the stacker is active
     lm_features: np.ndarray | None = None  # set by preprocess for items on the LM path
+    encoder_logit: float | None = None  # set by preprocess for covered items when the manifest has a front
 
     @property
     def work(self) -> float:
@@ -153,10 +162,19 @@ class TextDetector:
         missing = [n for n in self._sequence_names if n not in manifest.files]
         if missing:
             raise WeightsCorruptError(f"the text stacker reads {', '.join(missing)} but the manifest lists no such file")
-        self._lm_names = (*FEATURE_NAMES, *self._sequence_names)
+        self.front = Front.from_extra(extra["front"]) if "front" in extra else None
+        missing = [n for n in ("encoder", "encoder_tokenizer") if self.front is not None and n not in manifest.files]
+        if missing:
+            raise WeightsCorruptError(f"the text front reads {', '.join(missing)} but the manifest lists no such file")
+        self._encoder: EncoderScorer | None = None
+        self._encoder_in_stacker = self.stacker is not None and "encoder" in self.stacker.features
+        self._lm_names = (*FEATURE_NAMES, *self._sequence_names, *(("encoder",) if self._encoder_in_stacker else ()))
         self.ngram_calibration, self.ngram_thresholds = _ngram_only(manifest)
-        self.calibration = manifest.calibration if self.stacker else self.ngram_calibration
-        self.thresholds = manifest.thresholds if self.stacker else self.ngram_thresholds
+        # The first stage: the front (n-gram + encoder) from 0.6.0, else the n-gram model alone.
+        self.first_calibration = self.front.calibration if self.front else self.ngram_calibration
+        self.first_thresholds = self.front.thresholds if self.front else self.ngram_thresholds
+        self.calibration = manifest.calibration if self.stacker else self.first_calibration
+        self.thresholds = manifest.thresholds if self.stacker else self.first_thresholds
 
     def load(self, device: Device) -> None:
         """Open the ONNX session on ``device``, read the word-frequency table and (unless ``lm_mode`` is off)
@@ -168,6 +186,9 @@ class TextDetector:
             for name in self._sequence_names:
                 path = self.manifest.files[name]
                 self._sequence[name] = SequenceModel(path, onnx_session(path, device), self.stacker.max_tokens)
+        if self.front is not None:
+            self._encoder = EncoderScorer(self.manifest.files["encoder_tokenizer"],
+                                          onnx_session(self.manifest.files["encoder"], device))
         self._logfreq = np.load(self.manifest.files["wordfreq"], allow_pickle=False).astype(np.float32)
         self._session = onnx_session(self.manifest.files["model"], device)
 
@@ -178,7 +199,11 @@ class TextDetector:
         if len(item.text) > MAX_CHARS:
             raise InvalidItemError("text_too_long", f"text longer than {MAX_CHARS} characters")
         prepared = self.prepare(item.text, with_sentences=True)
-        if self._scorer is None or prepared.abstain_reason is not None:
+        if prepared.abstain_reason is not None:
+            return prepared
+        if self._encoder is not None:
+            prepared = replace(prepared, encoder_logit=float(self._encoder.logits([normalise(item.text).text])[0]))
+        if self._scorer is None:
             return prepared
         # Stacker active: the n-gram call and (on the LM path) the LM run here, on the caller's thread.
         (logits,) = self.ngram_logits([prepared])
@@ -189,6 +214,8 @@ class TextDetector:
         ids = self._scorer.token_ids(norm)
         stats = self._scorer.stats_from_ids(ids)
         seq = [self._sequence[n].logit(stats, ids) for n in self._sequence_names]
+        if self._encoder_in_stacker:
+            seq.append(float(prepared.encoder_logit or 0.0))
         features = np.concatenate([text_features(stats), np.asarray(seq, dtype=np.float32)])
         return replace(prepared, lm_ids=ids, lm_features=features)
 
@@ -257,7 +284,13 @@ class TextDetector:
         if self.lm_mode == "always":
             return True
         z = float(np.average(logits[: len(item.window_words)], weights=item.window_words))
-        return self.stacker.in_band(self.ngram_calibration(z))
+        return self.stacker.in_band(self.first_calibration(self._first_score(z, item.encoder_logit)))
+
+    def _first_score(self, z: float, encoder_logit: float | None) -> float:
+        """The first stage's raw score: the front score when there is a front and an encoder logit, else ``z``."""
+        if self.front is None or encoder_logit is None:
+            return z
+        return self.front.score(z, encoder_logit)
 
     def ngram_logits(self, batch: Sequence[PreparedText]) -> list[np.ndarray]:
         """One ONNX call for every row of every item; returns each item's row logits."""
@@ -281,7 +314,7 @@ class TextDetector:
         logits = np.asarray(raw.logits, dtype=np.float64)
         n_win = len(item.window_words)
         z = float(np.average(logits[:n_win], weights=item.window_words)) if n_win else None
-        raw_score, extras = self._raw_score(z, raw.lm_features)
+        raw_score, extras = self._raw_score(z, item.encoder_logit, raw.lm_features)
         probability = self.calibration(raw_score) if raw_score is not None and item.abstain_reason is None else None
         verdict = Verdict.ABSTAIN if probability is None else self.thresholds.verdict(probability)
         ngram_cal = self.ngram_calibration
@@ -305,17 +338,22 @@ class TextDetector:
             extras={"windows": float(n_win), **extras},
         )
 
-    def _raw_score(self, z: float | None, lm: np.ndarray | None) -> tuple[float | None, dict[str, float]]:
-        """The document raw score and the LM evidence (``lm_path`` 1/0, its token count and two features)."""
-        if z is None or self.stacker is None:
-            return z, {}
-        extras = {"ngram_logit": z, "lm_path": 0.0 if lm is None else 1.0}
+    def _raw_score(self, z: float | None, e: float | None, lm: np.ndarray | None) -> tuple[float | None, dict[str, float]]:
+        """The document raw score and its evidence (n-gram and encoder logits; ``lm_path`` 1/0, the LM's token count
+        and two features)."""
+        if z is None:
+            return None, {}
+        extras = {"ngram_logit": z} if e is None else {"ngram_logit": z, "encoder_logit": e}
+        first = self._first_score(z, e)
+        if self.stacker is None:
+            return first, extras
+        extras["lm_path"] = 0.0 if lm is None else 1.0
         if lm is None:
-            return self.stacker.ngram_logit(z), extras
+            return self.stacker.ngram_logit(first), extras
         values = dict(zip(self._lm_names, (float(v) for v in lm), strict=True))
         extras.update(lm_tokens=values["n_tokens"], lm_ll_mean=values["ll_mean"], lm_fastdetect=values["fastdetect"])
         extras.update({"lm_" + n: values[n] for n in self._sequence_names})
-        return self.stacker.logit(z, lm, self._lm_names), extras
+        return self.stacker.logit(first, lm, self._lm_names), extras
 
 
 def lm_torch_device(device: Device) -> str | None:

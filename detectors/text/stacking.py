@@ -30,6 +30,7 @@ import numpy as np
 
 from detectors.manifest import file_entry, sha256_file
 from detectors.text.data import Row, load_rows
+from detectors.text.encoder import fit_inputs as encoder_fit_inputs
 from detectors.text.lm.sequence import VARIANTS
 from detectors.text.lm.stacker import design
 from detectors.text.lm.stats import FEATURE_NAMES
@@ -37,7 +38,7 @@ from detectors.text.lm.stats import FEATURE_NAMES
 logger = logging.getLogger(__name__)
 
 NAME = "bylinecheck-text-ngram-lm"
-VERSION = "0.5.0"
+VERSION = "0.6.0"
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_FEATURES = REPO / ".devdata" / "lm_features_run" / "features.npz"
 DEFAULT_TOKENS = REPO / ".devdata" / "lm_gpu" / "tokens.npz"
@@ -149,6 +150,30 @@ class Inputs:
         self.y = np.array([r.label for r in both])
         self.z, self.p, self.covered, self.x, self.lm, self.words = np.nan_to_num(z), p, covered, x, lm, words
         self.v, self.t = np.arange(len(both)) < nv, np.arange(len(both)) >= nv
+        self.names: tuple[str, ...] = STACK_FEATURES
+        self.front: dict[str, Any] | None = None
+
+    def add_front(self, e: np.ndarray, w: np.ndarray, groups: np.ndarray, plain_val: np.ndarray) -> dict[str, Any]:
+        """From 0.6.0 (``detectors.text.front``): the n-gram logit becomes the front score (n-gram + encoder logit
+        ``e``; out of fold on validation), with its own calibration and thresholds; ``e`` also joins the stacker."""
+        from detectors.calibration import calibration_from_dict
+        from detectors.text.front import cross_fit_front, fit_front, front_scores
+
+        v, t, y = self.v, self.t, self.y
+        params = fit_front(self.z[v], e[v], y[v], w)
+        f = np.concatenate([cross_fit_front(self.z[v], e[v], y[v], w, groups[v], FOLDS),
+                            front_scores(params, self.z[t], e[t])])
+        modern = np.array([r.domain != "news" for r in self.va])
+        cal = calibrate_scores(y[v], f[v], self.covered[v], modern, plain_val)
+        curve = calibration_from_dict(cal["calibration"])
+        self.z, self.p = f, np.array([curve(float(x)) for x in f])
+        self.lm = np.column_stack([self.lm, e])
+        self.names = (*STACK_FEATURES, "encoder")
+        raw = design(self.z, self.lm, self.names, [np.nan] * (len(self.names) + 3))
+        self.fill = [float(x) for x in np.nan_to_num(np.nanmedian(raw[v], axis=0))]
+        self.x = design(self.z, self.lm, self.names, self.fill)
+        self.front = dict(params, **cal)
+        return self.front
 
 
 def stage1_oof(weights_dir: Path, va: list[Row]) -> np.ndarray | None:
@@ -349,12 +374,21 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
     else:
         seq_logits, seq_report = train_sequence(rows, eval_rows, out_dir, features_path.parent, tokens_path,
                                                 MAX_TOKENS, seed)
+    _copy_encoder_files(out_dir)
     inp = Inputs(rows, detector, features_path, seq_logits, out_dir)
     logger.info("inputs ready (%.0f s)", time.monotonic() - start)
     v, t = inp.v, inp.t
-    y, x = inp.y, inp.x
     groups = np.array([r.group for r in inp.va + inp.te])
     w = sample_weights(inp.va)
+    plain_val = plain_human_mask(inp.va, inp.covered[v])
+    first = ngram_only  # the cascade's first stage: the n-gram model, or from 0.6.0 the front (n-gram + encoder)
+    if (out_dir / encoder_fit_inputs.ONNX).is_file():
+        enc = encoder_fit_inputs.load(out_dir, [r.id for r in inp.va + inp.te])
+        front = inp.add_front(enc, w, groups, plain_val)
+        first = {"calibration": front["calibration"], "thresholds": front["thresholds"]}
+        logger.info("front: a %.3f b %.3f c %.3f; validation FPR %.4f", front["a"], front["b"], front["c"],
+                    front["fpr_reached"])
+    y, x = inp.y, inp.x
     oof = cross_fit(x[v], y[v], w, groups[v])
     stacker = fit_logistic(x[v], y[v], w)
     stack_te = apply_logistic(stacker, x[t])
@@ -362,16 +396,15 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
     a = ngram_map["coef"][0] / ngram_map["std"][0]
     b = ngram_map["bias"] - a * ngram_map["mean"][0]
     lin = a * np.clip(inp.z, -40, 40) + b
-    hi = float(ngram_only["thresholds"]["likely_ai"])
+    hi = float(first["thresholds"]["likely_ai"])
     band, band_trials = choose_band(y[v], inp.covered[v], oof, lin[v], inp.p[v], hi)
     rows_all = inp.va + inp.te
     modern = np.array([r.domain != "news" for r in rows_all])
-    plain_val = plain_human_mask(inp.va, inp.covered[v])
     variants: dict[str, Any] = {}
     for mode, b_ in (("auto", band), ("always", (-1.0, 2.0)), ("off", None)):
         if b_ is None:
-            s_va, s_te, cal = inp.z[v], inp.z[t], {"calibration": ngram_only["calibration"], "thresholds":
-                                                   ngram_only["thresholds"]}
+            s_va, s_te, cal = inp.z[v], inp.z[t], {"calibration": first["calibration"], "thresholds":
+                                                   first["thresholds"]}
         else:
             s_va = cascade_scores(oof, lin[v], inp.p[v], b_)
             s_te = cascade_scores(stack_te, lin[t], inp.p[t], b_)
@@ -387,8 +420,14 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
     report["replaced"] = replaced
     report["sequence"] = {name: dict(seq_report[name], validation=_quality(y[v], seq_logits[v, j]),
                                      test=_quality(y[t], seq_logits[t, j])) for j, name in enumerate(VARIANTS)}
-    body = _manifest(manifest, variants["auto"]["calibration"], stacker, inp.fill, (a, b), band, data_dir, seed)
+    body = _manifest(manifest, variants["auto"]["calibration"], stacker, inp.fill, (a, b), band, data_dir, seed,
+                     inp.names)
     body["files"] = dict(body["files"], **{name: file_entry(out_dir, out_dir / var.file) for name, var in VARIANTS.items()})
+    if inp.front is not None:
+        body["files"].update(encoder=file_entry(out_dir, out_dir / encoder_fit_inputs.ONNX),
+                             encoder_tokenizer=file_entry(out_dir, out_dir / encoder_fit_inputs.TOKENIZER))
+        body["extra"]["front"] = inp.front
+        body["extra"]["lm"]["band_on"] = "front probability (extra.front: n-gram + encoder)"
     (out_dir / "manifest.json").write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
     _write_report(out_dir, report, body)
     return report
@@ -417,7 +456,7 @@ def _report(inp: Inputs, variants: dict[str, Any], band: tuple[float, float], ba
     return {
         "band": list(band), "band_trials": band_trials, "folds": folds, "cost": cost, "lm_cpu_s": lm_cpu,
         "lm_timing_measured": from_gguf, "ngram_ms_per_word": ngram_ms_per_word,
-        "stacker_columns": _columns(), "stacker_coef": stacker["coef"],
+        "stacker_columns": _columns(inp.names), "stacker_coef": stacker["coef"],
         "variants": {m: {"calibration": {k: v for k, v in var["calibration"].items() if k != "calibration"},
                          "test": var["test"]} for m, var in variants.items()},
         "length_buckets": _length_buckets(inp, variants["auto"]), "seconds": time.monotonic() - start,
@@ -441,11 +480,24 @@ def _sequence_report(out_dir: Path) -> dict[str, Any]:
 
 def _copy_sequence_files(out_dir: Path) -> None:
     """Put the shipped sequence CNN files into ``out_dir`` where they are missing (a fresh output folder)."""
+    _copy_shipped(out_dir, [v.file for v in VARIANTS.values()])
+
+
+def _copy_encoder_files(out_dir: Path) -> None:
+    """Likewise the encoder's: it (``detectors/text/encoder/GPU_RUN.md``) and its validation / test logits do not
+    depend on stage 1, so every CPU run reuses them as committed."""
+    names = (encoder_fit_inputs.ONNX, encoder_fit_inputs.TOKENIZER, f"fit_inputs/{encoder_fit_inputs.FILE}")
+    if all((SHIPPED_DIR / n).is_file() for n in names):
+        _copy_shipped(out_dir, list(names))
+
+
+def _copy_shipped(out_dir: Path, names: list[str]) -> None:
     import shutil
 
-    for variant in VARIANTS.values():
-        if not (out_dir / variant.file).is_file():
-            shutil.copyfile(SHIPPED_DIR / variant.file, out_dir / variant.file)
+    for name in names:
+        if not (out_dir / name).is_file():
+            (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(SHIPPED_DIR / name, out_dir / name)
 
 
 def save_fit_inputs(path: Path, eval_rows: list[Row], features_path: Path, seq_logits: np.ndarray, out_dir: Path) -> None:
@@ -555,20 +607,21 @@ def _length_buckets(inp: Inputs, var: dict[str, Any]) -> dict[str, dict[str, Any
     return out
 
 
-def _columns() -> list[str]:
-    cols = ["ngram_logit"]
-    for n in STACK_FEATURES:
+def _columns(names: tuple[str, ...] = STACK_FEATURES) -> list[str]:
+    cols = ["ngram_logit" if names == STACK_FEATURES else "front_logit"]
+    for n in names:
         cols += [n + "_missing", n] if n.endswith("_from32") else ["log1p_n_tokens" if n == "n_tokens" else n]
     return cols
 
 
 def _manifest(base: dict[str, Any], cal: dict[str, Any], stacker: dict[str, Any], fill: list[float],
-              ab: tuple[float, float], band: tuple[float, float], data_dir: Path, seed: int) -> dict[str, Any]:
+              ab: tuple[float, float], band: tuple[float, float], data_dir: Path, seed: int,
+              names: tuple[str, ...] = STACK_FEATURES) -> dict[str, Any]:
     body = dict(base)
     body.update(name=NAME, version=VERSION, calibration=cal["calibration"], thresholds=cal["thresholds"])
     body["extra"] = dict(base["extra"])
     body["extra"]["lm"] = {
-        "stacker": dict(stacker, features=list(STACK_FEATURES), columns=_columns(), fill=fill),
+        "stacker": dict(stacker, features=list(names), columns=_columns(names), fill=fill),
         "sequence": {"features": list(VARIANTS), "max_tokens": MAX_TOKENS, "files": "manifest files keyed by feature"},
         "ngram_map": {"a": ab[0], "b": ab[1]}, "band": list(band), "band_on": "n-gram probability (extra.ngram_only)",
         "max_tokens": MAX_TOKENS, "gguf": {k: GGUF[k] for k in ("package", "wheel", "file", "sha256", "size_bytes")},
