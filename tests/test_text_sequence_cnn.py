@@ -70,15 +70,16 @@ def test_cascade_feeds_the_cnn_logits_to_the_stacker() -> None:
     detector.load(Device(intra_op_threads=1))
     stacker = detector.stacker
     assert stacker is not None
-    assert stacker.features[-len(VARIANTS):] == tuple(VARIANTS)
+    assert stacker.features[-len(VARIANTS) - 1:] == (*VARIANTS, "encoder")  # 0.6.0: the encoder logit comes last
     prepared = detector.preprocess(TextItem(TEXT))
     assert prepared.lm_features is not None
-    assert prepared.lm_features.shape == (len(FEATURE_NAMES) + len(VARIANTS),)
+    assert prepared.lm_features.shape == (len(FEATURE_NAMES) + len(VARIANTS) + 1,)
+    assert prepared.lm_features[-1] == pytest.approx(prepared.encoder_logit)
     (out,) = detector.postprocess([prepared], detector.forward([prepared]))
     for j, name in enumerate(VARIANTS):
         assert out.extras["lm_" + name] == pytest.approx(float(prepared.lm_features[len(FEATURE_NAMES) + j]))
-    z = out.extras["ngram_logit"]
-    names = (*FEATURE_NAMES, *VARIANTS)
+    z = detector._first_score(out.extras["ngram_logit"], out.extras["encoder_logit"])  # the front score
+    names = (*FEATURE_NAMES, *VARIANTS, "encoder")
     assert out.raw_score == pytest.approx(stacker.logit(z, prepared.lm_features, names))
     moved = prepared.lm_features.copy()
     moved[-1] += 5.0
@@ -87,7 +88,7 @@ def test_cascade_feeds_the_cnn_logits_to_the_stacker() -> None:
 
 
 def test_a_stacker_that_reads_the_cnn_needs_its_file(tmp_path: Path) -> None:
-    for name in ("model.onnx", "wordfreq.npy"):
+    for name in ("model.onnx", "wordfreq.npy", "encoder.onnx", "encoder_tokenizer.json"):
         shutil.copy(WEIGHTS / name, tmp_path / name)
     manifest = json.loads((WEIGHTS / "manifest.json").read_text(encoding="utf-8"))
     del manifest["files"]["seq_cnn_stats_logit"]

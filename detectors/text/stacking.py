@@ -322,12 +322,37 @@ def lm_cpu_model(gguf_ok: bool) -> dict[int, float]:
     return out
 
 
+def encoder_cpu(out_dir: Path, rows: list[Row]) -> tuple[float, np.ndarray]:
+    """Median process CPU seconds of one full 256-position encoder window (one thread, batch of one), and each row's
+    window count (1 or 2) under the service's cut."""
+    from detectors.contract import Device
+    from detectors.runtime import onnx_session
+    from detectors.text.encoder.runtime import WINDOW, EncoderScorer
+    from detectors.text.normalise import normalise
+
+    scorer = EncoderScorer(out_dir / encoder_fit_inputs.TOKENIZER,
+                           onnx_session(out_dir / encoder_fit_inputs.ONNX, Device(intra_op_threads=1)))
+    n_windows = np.array([len(w) for w in scorer.windows_of([normalise(r.text).text for r in rows])], dtype=np.float64)
+    ids = np.random.default_rng(0).integers(2000, 20000, size=(1, WINDOW + 2))
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    scorer.session.run(None, feed)
+    cpu = []
+    for _ in range(10):
+        c0 = time.process_time()
+        scorer.session.run(None, feed)
+        cpu.append(time.process_time() - c0)
+    return float(np.median(cpu)), n_windows
+
+
 def cost_summary(inside: np.ndarray, tokens: np.ndarray, words: np.ndarray, ngram_ms_per_word: float,
-                 lm_cpu: dict[int, float]) -> dict[str, float]:
-    """Per-article CPU-time estimate: n-gram time (linear in words) plus the LM time for texts on the LM path."""
+                 lm_cpu: dict[int, float], encoder_s: np.ndarray | None = None) -> dict[str, float]:
+    """Per-article CPU-time estimate: n-gram time (linear in words), the encoder's (``encoder_s`` per text, from
+    0.6.0) and the LM time for texts on the LM path."""
     xs = np.array(sorted(lm_cpu))
     lm_s = np.interp(np.minimum(tokens, MAX_TOKENS), xs, [lm_cpu[int(k)] for k in xs]) if lm_cpu else np.zeros(len(tokens))
     total = words * ngram_ms_per_word / 1000.0 + np.where(inside, lm_s, 0.0)
+    if encoder_s is not None:
+        total = total + encoder_s
     return {"lm_share": float(inside.mean()), "mean_cpu_s": float(total.mean()),
             "p50_cpu_s": float(np.percentile(total, 50)), "p95_cpu_s": float(np.percentile(total, 95))}
 
@@ -415,7 +440,9 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
                           (inp.p[v] >= b_[0]) & (inp.p[v] <= b_[1])}
         logger.info("%s: test %s", mode, variants[mode]["test"]["overall"])
     folds = holdout(inp, w, groups, start + budget_s)
-    report = _report(inp, variants, band, band_trials, folds, stacker, start)
+    report = _report(inp, variants, band, band_trials, folds, stacker, start, out_dir)
+    if inp.front is not None:
+        report["encoder"] = _encoder_report(inp, out_dir)
     report["features_run"] = features_run(features_path)
     report["replaced"] = replaced
     report["sequence"] = {name: dict(seq_report[name], validation=_quality(y[v], seq_logits[v, j]),
@@ -434,7 +461,7 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
 
 
 def _report(inp: Inputs, variants: dict[str, Any], band: tuple[float, float], band_trials: list[dict[str, float]],
-            folds: dict[str, Any], stacker: dict[str, Any], start: float) -> dict[str, Any]:
+            folds: dict[str, Any], stacker: dict[str, Any], start: float, out_dir: Path) -> dict[str, Any]:
     from_gguf = True
     try:
         lm_cpu = lm_cpu_model(True)
@@ -443,6 +470,9 @@ def _report(inp: Inputs, variants: dict[str, Any], band: tuple[float, float], ba
         logger.warning("LM CPU timing skipped: %s", exc)
     ngram_ms_per_word = 20.0 / 800.0
     tokens = inp.lm[:, FEATURE_NAMES.index("n_tokens")]
+    encoder_window_s, encoder_windows = None, None
+    if inp.front is not None:
+        encoder_window_s, encoder_windows = encoder_cpu(out_dir, inp.va + inp.te)
     cost = {}
     for mode, var in variants.items():
         for split, mask, inside in (("validation", inp.v, var["inside_val"]), ("test", inp.t, var["inside_test"])):
@@ -450,17 +480,35 @@ def _report(inp: Inputs, variants: dict[str, Any], band: tuple[float, float], ba
                 inside = np.zeros(int(mask.sum()), bool)
             cov = inp.covered[mask]
             yy = inp.y[mask][cov]
+            enc_s = None if encoder_windows is None else encoder_windows[mask][cov] * encoder_window_s
             cost[f"{mode} {split}"] = cost_summary(inside[cov], tokens[mask][cov], inp.words[mask][cov],
-                                                   ngram_ms_per_word, lm_cpu)
+                                                   ngram_ms_per_word, lm_cpu, enc_s)
             cost[f"{mode} {split}"]["lm_share_human"] = float(inside[cov][yy == 0].mean())
     return {
         "band": list(band), "band_trials": band_trials, "folds": folds, "cost": cost, "lm_cpu_s": lm_cpu,
         "lm_timing_measured": from_gguf, "ngram_ms_per_word": ngram_ms_per_word,
+        "encoder_window_cpu_s": encoder_window_s,
+        "encoder_windows_mean": None if encoder_windows is None else float(encoder_windows.mean()),
         "stacker_columns": _columns(inp.names), "stacker_coef": stacker["coef"],
         "variants": {m: {"calibration": {k: v for k, v in var["calibration"].items() if k != "calibration"},
                          "test": var["test"]} for m, var in variants.items()},
         "length_buckets": _length_buckets(inp, variants["auto"]), "seconds": time.monotonic() - start,
     }
+
+
+def _encoder_report(inp: Inputs, out_dir: Path) -> dict[str, Any]:
+    """The encoder alone (validation out of fold, test from the shipped int8 file) and the front alone, with the GPU
+    run's record, parity and leave-one-out table (``encoder.fit_inputs.run_info``)."""
+    enc = inp.lm[:, inp.names.index("encoder")]
+    cov = inp.covered
+    out: dict[str, Any] = dict(encoder_fit_inputs.run_info(out_dir))
+    for name, mask in (("validation", inp.v), ("test", inp.t)):
+        m = mask & cov
+        out[f"encoder_{name}"] = _quality(inp.y[m], enc[m])
+        out[f"front_{name}"] = _quality(inp.y[m], inp.z[m])
+    out["onnx"] = {"sha256": sha256_file(out_dir / encoder_fit_inputs.ONNX),
+                   "size_bytes": (out_dir / encoder_fit_inputs.ONNX).stat().st_size}
+    return out
 
 
 def lm_inputs(features_path: Path = DEFAULT_FEATURES) -> tuple[Path, bool]:

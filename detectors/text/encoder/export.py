@@ -40,22 +40,32 @@ def load_model(run_dir: Path, parts: str) -> Any:
     return model
 
 
-def export(run_dir: Path, parts: str, out: Path, int8: bool) -> None:
+def export_onnx(model: Any, path: Path) -> None:
+    """Trace ``model`` (a ``WindowClassifier`` with explicit attention) to float32 ONNX, batch and positions dynamic."""
+    import warnings
+
     import torch
 
-    model = load_model(run_dir, parts)
+    model.set_fused(False)
     ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 1012, 102, 0]] * 2)
     mask = (ids != 0).long()
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notices
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (ids, mask), str(path), input_names=["input_ids", "attention_mask"],
+                          output_names=["logits"], opset_version=17, dynamo=False,
+                          dynamic_axes={"input_ids": {0: "batch", 1: "positions"},
+                                        "attention_mask": {0: "batch", 1: "positions"}, "logits": {0: "batch"}})
+
+
+def export(run_dir: Path, parts: str, out: Path, int8: bool) -> None:
+    model = load_model(run_dir, parts)
     target = out.with_suffix(".fp32.onnx") if int8 else out
-    torch.onnx.export(model, (ids, mask), str(target), input_names=["input_ids", "attention_mask"],
-                      output_names=["logits"], opset_version=17, dynamo=False,
-                      dynamic_axes={"input_ids": {0: "batch", 1: "positions"},
-                                    "attention_mask": {0: "batch", 1: "positions"}, "logits": {0: "batch"}})
+    export_onnx(model, target)
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         quantize_dynamic(str(target), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                         per_channel=True)  # per tensor moved the logits by 0.52 on average against float, per channel 0.09
+                         per_channel=True)  # per tensor moved the logits by 0.51 on average against float, per channel 0.10
         target.unlink()
     logger.info("wrote %s (%.1f MB)", out, out.stat().st_size / 1e6)
 

@@ -62,18 +62,17 @@ class EncoderScorer:
         cap = MAX_WINDOWS * WINDOW * MAX_CHARS_PER_PIECE
         return [windows(e.ids) for e in self.tokenizer.encode_batch([t[:cap] for t in texts], add_special_tokens=False)]
 
-    def logits(self, texts: Sequence[str], max_windows_per_call: int = 32) -> np.ndarray:
-        """One float per text. Windows of similar length share an ONNX call (less padding)."""
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """One float per text. Each window is its own ONNX call: the int8 graph quantises activations with one scale
+        per call, so windows batched together (and their padding) would move each other's logits (by up to 0.27
+        measured); alone, a window's logit depends on that window only."""
         per_text = self.windows_of(texts)
-        flat = [(i, w) for i, ws in enumerate(per_text) for w in ws]
-        order = sorted(range(len(flat)), key=lambda j: len(flat[j][1]))
-        window_logits = np.zeros(len(flat))
-        for a in range(0, len(order), max_windows_per_call):
-            chunk = order[a:a + max_windows_per_call]
-            ids, mask, _ = batch_arrays([[flat[j][1]] for j in chunk])
-            (z,) = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})
-            window_logits[chunk] = np.asarray(z, dtype=np.float64).reshape(-1)
-        owner = np.array([i for i, _ in flat], dtype=np.int64)
-        sums = np.bincount(owner, weights=window_logits, minlength=len(texts))
-        counts = np.bincount(owner, minlength=len(texts))
-        return sums / np.maximum(counts, 1)
+        out = np.zeros(len(texts))
+        for i, ws in enumerate(per_text):
+            z = []
+            for w in ws:
+                ids, mask, _ = batch_arrays([[w]])
+                (logit,) = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})
+                z.append(float(np.asarray(logit).reshape(-1)[0]))
+            out[i] = float(np.mean(z))
+        return out
