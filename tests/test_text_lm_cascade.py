@@ -14,7 +14,8 @@ from detectors.text.detector import TextDetector, build_text_detector
 from detectors.text.lm.stacker import design
 from detectors.text.lm.stats import FEATURE_NAMES
 
-WEIGHTS = Path(__file__).parents[1] / "weights" / "text"
+REPO = Path(__file__).parents[1]
+WEIGHTS = REPO / "weights" / "text"
 NEWS = (
     "The council met on Tuesday to discuss the new budget for the town. Members said that the plan would pay "
     "for two new schools and a library. Some residents were not happy with the cost of the project, and they "
@@ -114,6 +115,9 @@ def test_auto_mode_runs_the_lm_only_inside_the_band() -> None:
     assert stacker is not None
     out = _run(detector, [NEWS, NEWS * 3, "Short text here."])
     for o in out[:2]:
+        if o.extras.get("gated"):
+            assert o.extras["lm_path"] == 0.0
+            continue
         front = detector._first_score(o.extras["ngram_logit"], o.extras["encoder_logit"])
         inside = stacker.in_band(detector.first_calibration(front))
         assert o.extras["lm_path"] == float(inside)
@@ -172,3 +176,42 @@ def test_design_fills_short_text_features() -> None:
     assert x[1, col + 1] == lm[1, FEATURE_NAMES.index("ll_mean")]
     assert x[1, 1 + FEATURE_NAMES.index("lrr")] == 7.0
     assert not np.isnan(x).any()
+
+
+@pytest.mark.skipif(not (REPO.parent / "shared/datasets/text/reuters21578_news.jsonl").is_file(),
+                    reason="shared text data set not present")
+def test_auto_mode_lets_the_ngram_model_alone_answer_under_the_gate() -> None:
+    """Plain newswire that the n-gram model alone calls human (probability under the manifest's gate) skips the
+    encoder and SmolLM2; with the gate at 0 the same text gets the encoder."""
+    from dataclasses import replace
+
+    from benchmarks.workload import articles
+
+    detector = build_text_detector(WEIGHTS)
+    detector.load(Device(intra_op_threads=1))
+    stacker = detector.stacker
+    assert stacker is not None
+    assert stacker.gate_below == pytest.approx(detector.manifest.extra["lm"]["gate"]["below"])
+    assert stacker.gate_below > 0
+    text = articles(1)[0]  # #9's standard workload: 800 words of 1987 Reuters copy
+    prepared = detector.preprocess(TextItem(text))
+    (out,) = detector.postprocess([prepared], detector.forward([prepared]))
+    z = out.extras["ngram_logit"]
+    assert detector.ngram_calibration(z) < stacker.gate_below
+    assert prepared.gated
+    assert prepared.encoder_logit is None
+    assert prepared.lm_features is None
+    assert out.extras["gated"] == 1.0
+    assert out.extras["lm_path"] == 0.0
+    assert "encoder_logit" not in out.extras
+    assert out.raw_score == pytest.approx(stacker.gate_logit(z))
+    assert out.probability == pytest.approx(detector.calibration(out.raw_score))
+    detector.stacker = replace(stacker, gate_below=0.0)
+    ungated = detector.preprocess(TextItem(text))
+    assert not ungated.gated
+    assert ungated.encoder_logit is not None
+    always = build_text_detector(WEIGHTS, lm_mode="always")
+    always.load(Device(intra_op_threads=1))
+    (full,) = _run(always, [text])
+    assert "gated" not in full.extras
+    assert full.extras["lm_path"] == 1.0

@@ -266,13 +266,16 @@ def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[
         f"{cost['lm_share']:.0%} of them ({cost['lm_share_human']:.0%} of human texts); an 800-word article that takes "
         f"the LM path costs ~{lm['lm_cpu_s'][max(lm['lm_cpu_s'], key=int)]:.1f} CPU-s (256 tokens), about "
         f"{lm['lm_cpu_s'][max(lm['lm_cpu_s'], key=int)] * 6.75:.0f} J at the service's default 6.75 W per core, against "
-        + ("~80 ms and ~0.5 J for the front (n-gram ~20 ms, encoder two windows): " if front else
+        + ("~70 ms and ~0.45 J for the front (n-gram + encoder's two windows; 66.5 ms measured by "
+           "`benchmarks/text_article_speed.py`, one thread): " if front else
            "~20 ms and ~0.1 J for the n-gram stage: ") +
         "10-20x over the 100 ms per-article target and the 1 J per-check target "
         f"whenever the LM runs. `BYLINECHECK_TEXT_LM=off` gives {'the front' if front else 'stage 1'}'s cost and "
         "numbers. Memory and start (measured "
         "once on the training machine): peak RSS of a process that loads the detector 778 MB with the LM vs 66 MB "
-        "without (float32 weights ~540 MB plus load-time buffers); first load 4.8 s, later detector loads in the same "
+        "without (float32 weights ~540 MB plus load-time buffers)" + ("; from 0.6.0 the encoder adds ~60 MB (measured "
+        "2026-11-29: 126 MB with `BYLINECHECK_TEXT_LM=off` against 0.5.0's 66 MB; 839 MB in auto mode)" if front else "")
+        + "; first load 4.8 s, later detector loads in the same "
         "process 0.01 s (the LM and its sha256 check are shared per process).\n"
         "- Where it runs: in the detector's preprocess (the service's per-core pool, billed to its own check), with "
         "PyTorch on the detector's CUDA device when torch sees one (features within 9e-6 of numpy on an H100; 4.8 J "

@@ -26,7 +26,10 @@ From weights 0.6.0 the manifest's ``extra.front`` adds a fine-tuned MiniLM-L6 wi
 (``detectors.text.encoder``, ONNX, int8): ``preprocess`` computes its logit for every covered text (~15-30 ms of
 CPU for two 256-piece windows) and ``detectors.text.front`` folds it with the n-gram logit into the front score,
 which replaces the n-gram logit in the cascade (band, stacker's first column, ``lm_mode`` off's calibration and
-thresholds); the encoder logit is also a stacker column. Spans stay the n-gram model's.
+thresholds); the encoder logit is also a stacker column. Spans stay the n-gram model's. In ``auto`` mode a text
+whose n-gram probability is under the manifest's gate (``extra.lm.gate``) skips the encoder and the LM: the n-gram
+logit, mapped to the stacker's scale, is its raw score (extras ``gated`` = 1), so confident plain newswire costs what
+0.5.0 cost.
 
 From weights 0.3.0 the stacker has one more input on the LM path: the logit of a small CNN over the LM's
 per-token statistics (``detectors.text.lm.sequence``; one manifest file per such stacker column),
@@ -116,6 +119,7 @@ class PreparedText:
     ngram_logits: np.ndarray | None = None  # set by preprocess when the stacker is active
     lm_features: np.ndarray | None = None  # set by preprocess for items on the LM path
     encoder_logit: float | None = None  # set by preprocess for covered items when the manifest has a front
+    gated: bool = False  # set by preprocess (auto mode): the n-gram model alone answers (stacker.gate_below)
 
     @property
     def work(self) -> float:
@@ -201,13 +205,17 @@ class TextDetector:
         prepared = self.prepare(item.text, with_sentences=True)
         if prepared.abstain_reason is not None:
             return prepared
-        if self._encoder is not None:
-            prepared = replace(prepared, encoder_logit=float(self._encoder.logits([normalise(item.text).text])[0]))
         if self._scorer is None:
-            return prepared
-        # Stacker active: the n-gram call and (on the LM path) the LM run here, on the caller's thread.
+            return self._with_encoder(prepared, item.text)
+        # Stacker active: the n-gram call, the gate, the encoder and (on the LM path) the LM run here, on the
+        # caller's thread.
         (logits,) = self.ngram_logits([prepared])
         prepared = replace(prepared, ngram_logits=logits)
+        if self.lm_mode == "auto" and self.stacker is not None and prepared.window_words:
+            z = float(np.average(logits[: len(prepared.window_words)], weights=prepared.window_words))
+            if self.stacker.gated(self.ngram_calibration(z)):
+                return replace(prepared, gated=True)
+        prepared = self._with_encoder(prepared, item.text)
         if not self._takes_lm(prepared, logits):
             return prepared
         norm = normalise(item.text).text[: self._scorer.max_tokens * LM_CHARS_PER_TOKEN]
@@ -218,6 +226,11 @@ class TextDetector:
             seq.append(float(prepared.encoder_logit or 0.0))
         features = np.concatenate([text_features(stats), np.asarray(seq, dtype=np.float32)])
         return replace(prepared, lm_ids=ids, lm_features=features)
+
+    def _with_encoder(self, prepared: PreparedText, text: str) -> PreparedText:
+        if self._encoder is None:
+            return prepared
+        return replace(prepared, encoder_logit=float(self._encoder.logits([normalise(text).text])[0]))
 
     def prepare(self, text: str, with_sentences: bool) -> PreparedText:
         """Window rows (and, with ``with_sentences``, one row per sentence) for ``text``."""
@@ -314,7 +327,7 @@ class TextDetector:
         logits = np.asarray(raw.logits, dtype=np.float64)
         n_win = len(item.window_words)
         z = float(np.average(logits[:n_win], weights=item.window_words)) if n_win else None
-        raw_score, extras = self._raw_score(z, item.encoder_logit, raw.lm_features)
+        raw_score, extras = self._raw_score(z, item.encoder_logit, raw.lm_features, item.gated)
         probability = self.calibration(raw_score) if raw_score is not None and item.abstain_reason is None else None
         verdict = Verdict.ABSTAIN if probability is None else self.thresholds.verdict(probability)
         ngram_cal = self.ngram_calibration
@@ -338,12 +351,15 @@ class TextDetector:
             extras={"windows": float(n_win), **extras},
         )
 
-    def _raw_score(self, z: float | None, e: float | None, lm: np.ndarray | None) -> tuple[float | None, dict[str, float]]:
-        """The document raw score and its evidence (n-gram and encoder logits; ``lm_path`` 1/0, the LM's token count
-        and two features)."""
+    def _raw_score(self, z: float | None, e: float | None, lm: np.ndarray | None,
+                   gated: bool = False) -> tuple[float | None, dict[str, float]]:
+        """The document raw score and its evidence (n-gram and encoder logits; ``gated`` 1/0; ``lm_path`` 1/0, the
+        LM's token count and two features)."""
         if z is None:
             return None, {}
         extras = {"ngram_logit": z} if e is None else {"ngram_logit": z, "encoder_logit": e}
+        if gated and self.stacker is not None:
+            return self.stacker.gate_logit(z), {**extras, "gated": 1.0, "lm_path": 0.0}
         first = self._first_score(z, e)
         if self.stacker is None:
             return first, extras

@@ -54,6 +54,11 @@ FOLDS = 5
 C = 1.0
 BAND_LOWS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 BAND_AUROC_SLACK = 0.002  # highest band floor whose validation AUROC is within this of running the LM on every text
+# From 0.6.0 (auto mode): texts the n-gram model alone calls human with calibrated probability below the gate skip the
+# encoder and the LM (the n-gram logit mapped to the cascade's scale): the highest gate on this grid whose validation
+# AUROC stays within GATE_AUROC_SLACK of no gate. It keeps plain newswire at the n-gram stage's cost (#9's workload).
+GATES = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
+GATE_AUROC_SLACK = 0.001
 # The cascade's likely_ai cut: validation FPR <= half the 1% requirement on every human slice, a margin for the
 # estimate's noise (~0.25 points on ~1,500 validation human texts), chosen before any test number was seen.
 CASCADE_TARGET_FPR = 0.005
@@ -125,6 +130,33 @@ def choose_band(y: np.ndarray, covered: np.ndarray, stack: np.ndarray, lin: np.n
     return (chosen, hi), trials
 
 
+def linear_map(z: np.ndarray, y: np.ndarray, v: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """(a, b) of a logistic regression of the validation labels on clip(z): z on the stacker's log-odds scale."""
+    m = fit_logistic(np.clip(z, -40, 40)[v, None], y[v], w)
+    a = m["coef"][0] / m["std"][0]
+    return float(a), float(m["bias"] - a * m["mean"][0])
+
+
+def choose_gate(y: np.ndarray, covered: np.ndarray, cascade: np.ndarray, lin0: np.ndarray,
+                p_ngram: np.ndarray) -> tuple[float, list[dict[str, float | None]]]:
+    """Highest gate (``GATES``) whose validation AUROC, with texts under it scored by the n-gram model alone, stays
+    within ``GATE_AUROC_SLACK`` of no gate."""
+    from detectors.text.evaluation import auroc, tpr_at_fpr
+
+    full = auroc(y[covered], cascade[covered]) or 0.0
+    trials, chosen = [], 0.0
+    for g in GATES:
+        s = np.where(p_ngram < g, lin0, cascade)
+        au = auroc(y[covered], s[covered]) or 0.0
+        gated = (p_ngram < g) & covered
+        trials.append({"below": g, "val_auroc": au, "val_tpr_at_1pct_fpr": tpr_at_fpr(y[covered], s[covered], 0.01),
+                       "gated_share": float(gated.sum() / covered.sum()),
+                       "gated_share_human": float(gated[y == 0].sum() / covered[y == 0].sum())})
+        if au >= full - GATE_AUROC_SLACK:
+            chosen = g
+    return chosen, trials
+
+
 class Inputs:
     """Validation and test arrays: labels, n-gram logits/probabilities, coverage, LM features, design rows."""
 
@@ -152,6 +184,7 @@ class Inputs:
         self.v, self.t = np.arange(len(both)) < nv, np.arange(len(both)) >= nv
         self.names: tuple[str, ...] = STACK_FEATURES
         self.front: dict[str, Any] | None = None
+        self.z_ngram, self.p_ngram = self.z, self.p  # the n-gram model's own logit and probability (the gate's input)
 
     def add_front(self, e: np.ndarray, w: np.ndarray, groups: np.ndarray, plain_val: np.ndarray) -> dict[str, Any]:
         """From 0.6.0 (``detectors.text.front``): the n-gram logit becomes the front score (n-gram + encoder logit
@@ -160,6 +193,7 @@ class Inputs:
         from detectors.text.front import cross_fit_front, fit_front, front_scores
 
         v, t, y = self.v, self.t, self.y
+        self.z_ngram, self.p_ngram = self.z.copy(), self.p.copy()
         params = fit_front(self.z[v], e[v], y[v], w)
         f = np.concatenate([cross_fit_front(self.z[v], e[v], y[v], w, groups[v], FOLDS),
                             front_scores(params, self.z[t], e[t])])
@@ -417,12 +451,22 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
     oof = cross_fit(x[v], y[v], w, groups[v])
     stacker = fit_logistic(x[v], y[v], w)
     stack_te = apply_logistic(stacker, x[t])
-    ngram_map = fit_logistic(np.clip(inp.z, -40, 40)[v, None], y[v], w)
-    a = ngram_map["coef"][0] / ngram_map["std"][0]
-    b = ngram_map["bias"] - a * ngram_map["mean"][0]
+    a, b = linear_map(inp.z, y, v, w)
     lin = a * np.clip(inp.z, -40, 40) + b
     hi = float(first["thresholds"]["likely_ai"])
     band, band_trials = choose_band(y[v], inp.covered[v], oof, lin[v], inp.p[v], hi)
+    gate: dict[str, Any] | None = None
+    gated = np.zeros(len(inp.y), dtype=bool)
+    lin0 = lin
+    if inp.front is not None:
+        a0, b0 = linear_map(inp.z_ngram, y, v, w)
+        lin0 = a0 * np.clip(inp.z_ngram, -40, 40) + b0
+        below, gate_trials = choose_gate(y[v], inp.covered[v], cascade_scores(oof, lin[v], inp.p[v], band), lin0[v],
+                                         inp.p_ngram[v])
+        gated = inp.p_ngram < below
+        gate = {"below": below, "a": a0, "b": b0, "on": "n-gram probability (extra.ngram_only)", "trials": gate_trials}
+        logger.info("gate: n-gram probability < %g skips the encoder and the LM (%.1f%% of validation texts)", below,
+                    100 * gated[v].mean())
     rows_all = inp.va + inp.te
     modern = np.array([r.domain != "news" for r in rows_all])
     variants: dict[str, Any] = {}
@@ -433,14 +477,18 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
         else:
             s_va = cascade_scores(oof, lin[v], inp.p[v], b_)
             s_te = cascade_scores(stack_te, lin[t], inp.p[t], b_)
+            if mode == "auto":
+                s_va, s_te = np.where(gated[v], lin0[v], s_va), np.where(gated[t], lin0[t], s_te)
             cal = calibrate_scores(y[v], s_va, inp.covered[v], modern[v], plain_val)
-        inside_te = np.zeros(int(t.sum()), bool) if b_ is None else (inp.p[t] >= b_[0]) & (inp.p[t] <= b_[1])
+        skip = gated if mode == "auto" else np.zeros(len(inp.y), dtype=bool)
+        inside = np.zeros(len(inp.y), bool) if b_ is None else (inp.p >= b_[0]) & (inp.p <= b_[1]) & ~skip
         variants[mode] = {"calibration": cal, "test": evaluate(inp.te, s_te, inp.covered[t], cal), "scores_test": s_te,
-                          "inside_test": inside_te, "inside_val": None if b_ is None else
-                          (inp.p[v] >= b_[0]) & (inp.p[v] <= b_[1])}
+                          "inside_test": inside[t], "inside_val": None if b_ is None else inside[v],
+                          "encoder": ~skip if inp.front is not None else None}
         logger.info("%s: test %s", mode, variants[mode]["test"]["overall"])
     folds = holdout(inp, w, groups, start + budget_s)
     report = _report(inp, variants, band, band_trials, folds, stacker, start, out_dir)
+    report["gate"] = gate
     if inp.front is not None:
         report["encoder"] = _encoder_report(inp, out_dir)
     report["features_run"] = features_run(features_path)
@@ -450,6 +498,8 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
     body = _manifest(manifest, variants["auto"]["calibration"], stacker, inp.fill, (a, b), band, data_dir, seed,
                      inp.names)
     body["files"] = dict(body["files"], **{name: file_entry(out_dir, out_dir / var.file) for name, var in VARIANTS.items()})
+    if gate is not None:
+        body["extra"]["lm"]["gate"] = {k: gate[k] for k in ("below", "a", "b", "on")}
     if inp.front is not None:
         body["files"].update(encoder=file_entry(out_dir, out_dir / encoder_fit_inputs.ONNX),
                              encoder_tokenizer=file_entry(out_dir, out_dir / encoder_fit_inputs.TOKENIZER))
@@ -480,7 +530,7 @@ def _report(inp: Inputs, variants: dict[str, Any], band: tuple[float, float], ba
                 inside = np.zeros(int(mask.sum()), bool)
             cov = inp.covered[mask]
             yy = inp.y[mask][cov]
-            enc_s = None if encoder_windows is None else encoder_windows[mask][cov] * encoder_window_s
+            enc_s = None if encoder_windows is None else (encoder_windows * var["encoder"])[mask][cov] * encoder_window_s
             cost[f"{mode} {split}"] = cost_summary(inside[cov], tokens[mask][cov], inp.words[mask][cov],
                                                    ngram_ms_per_word, lm_cpu, enc_s)
             cost[f"{mode} {split}"]["lm_share_human"] = float(inside[cov][yy == 0].mean())

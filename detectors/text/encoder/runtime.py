@@ -60,7 +60,9 @@ class EncoderScorer:
 
     def windows_of(self, texts: Sequence[str]) -> list[list[list[int]]]:
         cap = MAX_WINDOWS * WINDOW * MAX_CHARS_PER_PIECE
-        return [windows(e.ids) for e in self.tokenizer.encode_batch([t[:cap] for t in texts], add_special_tokens=False)]
+        # One text at a time on the caller's thread: ``encode_batch`` would start the tokenizers library's own thread
+        # pool inside the service's worker (CPU that no check is billed for).
+        return [windows(self.tokenizer.encode(t[:cap], add_special_tokens=False).ids) for t in texts]
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """One float per text. Each window is its own ONNX call: the int8 graph quantises activations with one scale

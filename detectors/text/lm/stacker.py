@@ -72,6 +72,9 @@ class Stacker:
     gguf_package: str
     gguf_sha256: str
     gguf_size: int
+    gate_below: float = 0.0  # from 0.6.0: n-gram probability under which the encoder and the LM are skipped (auto)
+    gate_a: float = 1.0
+    gate_b: float = 0.0
 
     @classmethod
     def from_extra(cls, spec: Mapping[str, Any]) -> Stacker:
@@ -86,12 +89,22 @@ class Stacker:
                 max_tokens=int(spec["max_tokens"]), gguf_file=str(spec["gguf"]["file"]),
                 gguf_package=str(spec["gguf"]["package"]), gguf_sha256=str(spec["gguf"]["sha256"]),
                 gguf_size=int(spec["gguf"]["size_bytes"]),
+                **({"gate_below": float(spec["gate"]["below"]), "gate_a": float(spec["gate"]["a"]),
+                    "gate_b": float(spec["gate"]["b"])} if "gate" in spec else {}),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise WeightsCorruptError(f"bad extra.lm entry: {exc}") from exc
         if not stacker.mean.size == stacker.std.size == stacker.coef.size == len(stacker.fill):
             raise WeightsCorruptError("extra.lm.stacker vectors differ in length")
         return stacker
+
+    def gated(self, ngram_probability: float) -> bool:
+        """Whether the n-gram model alone answers (auto mode): its own probability is under the gate."""
+        return ngram_probability < self.gate_below
+
+    def gate_logit(self, z: float) -> float:
+        """The n-gram logit on the stacker's log-odds scale, for gated texts."""
+        return self.gate_a * float(np.clip(z, -Z_CLIP, Z_CLIP)) + self.gate_b
 
     def in_band(self, ngram_probability: float) -> bool:
         return self.band[0] <= ngram_probability <= self.band[1]
