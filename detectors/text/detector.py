@@ -191,8 +191,12 @@ class TextDetector:
                 path = self.manifest.files[name]
                 self._sequence[name] = SequenceModel(path, onnx_session(path, device), self.stacker.max_tokens)
         if self.front is not None:
+            # The encoder's int8 graph (MatMulInteger) runs on the CPU on every device, like face finding: it runs in
+            # preprocess, one text at a time, and the torch evaluator used on CUDA without onnxruntime-gpu
+            # (detectors.torch_onnx) does not cover its quantised operators.
+            cpu = Device(kind=DeviceKind.CPU, intra_op_threads=device.intra_op_threads)
             self._encoder = EncoderScorer(self.manifest.files["encoder_tokenizer"],
-                                          onnx_session(self.manifest.files["encoder"], device))
+                                          onnx_session(self.manifest.files["encoder"], cpu))
         self._logfreq = np.load(self.manifest.files["wordfreq"], allow_pickle=False).astype(np.float32)
         self._session = onnx_session(self.manifest.files["model"], device)
 
