@@ -24,7 +24,8 @@ def front_section(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> str
     enc, front = lm["encoder"], manifest["extra"]["front"]
     run, parity = enc["run"], enc["parity"]
     variants = {k: v for k, v in run["phases"].items() if k.startswith("main_e")}
-    trials = "; ".join(f"{k.removeprefix('main_e')} epochs {v['val_auroc']:.4f} ({v['seconds']:.0f} s)"
+    trials = "; ".join(f"{v.get('epochs', k.removeprefix('main_e'))} epochs"
+                       + (f", lr {v['lr']:g}" if "lr" in v else "") + f" {v['val_auroc']:.4f} ({v['seconds']:.0f} s)"
                        for k, v in variants.items())
     cf = run["phases"].get("crossfit", {})
     window_ms = 1000 * float(lm["encoder_window_cpu_s"])

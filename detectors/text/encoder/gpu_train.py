@@ -180,6 +180,8 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--epochs", type=int, nargs="+", default=[2, 3])
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lrs", type=float, nargs="+", default=None, help="learning rates to try (default: --lr)")
+    ap.add_argument("--skip-holdouts", action="store_true")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--budget-s", type=float, default=420.0)
@@ -210,29 +212,32 @@ def main() -> None:
     eval_mask = (data.split != 0) & keep
     val_mask = (data.split == 1) & keep
 
-    # Main model: each --epochs variant on train; the best validation AUROC (text logit) is the one returned.
-    best = (-1.0, 0)
+    # Main model: each (--epochs, --lrs) recipe on train; the best validation AUROC (text logit) is the one returned.
+    best: tuple[float, int, float] = (-1.0, 0, args.lr)
     scores: dict[str, np.ndarray] = {}
-    for epochs in args.epochs:
+    lrs = args.lrs or [args.lr]
+    for epochs, lr in [(e, r) for e in args.epochs for r in lrs]:
+        name = f"main_e{epochs}" if len(lrs) == 1 else f"main_e{epochs}_lr{lr:g}"
         t0 = time.monotonic()
         model = build_model(init, used, device, args.seed)
         log: list[dict[str, float]] = []
-        train(model, data, data.windows_of(train_mask), epochs, args.lr, args.batch, args.seed, log, START + 1e9)
+        train(model, data, data.windows_of(train_mask), epochs, lr, args.batch, args.seed, log, START + 1e9)
         weights = round_fp16(model)
         logit, window_logit = score(model, data, eval_mask)
         val = auroc(data.label[val_mask], logit[val_mask])
-        run["phases"][f"main_e{epochs}"] = {"log": log, "seconds": time.monotonic() - t0, "val_auroc": val}
-        say(f"main_e{epochs}", json.dumps(run["phases"][f"main_e{epochs}"]), flush=True)
-        scores[f"logit_e{epochs}"], scores[f"window_logit_e{epochs}"] = logit, window_logit
+        run["phases"][name] = {"log": log, "seconds": time.monotonic() - t0, "val_auroc": val, "epochs": epochs,
+                               "lr": lr}
+        say(name, json.dumps(run["phases"][name]), flush=True)
+        scores[name.replace("main", "logit")], scores[name.replace("main", "window_logit")] = logit, window_logit
         np.savez(args.out / "scores.npz", **scores)  # type: ignore[arg-type]
         if val > best[0]:
-            best = (val, epochs)
+            best = (val, epochs, lr)
             np.savez(args.out / "main_a.npz", **{k: v for k, v in weights.items() if k.startswith(PART_A)})  # type: ignore[arg-type]
             np.savez(args.out / "main_b.npz", **{k: v for k, v in weights.items() if not k.startswith(PART_A)})  # type: ignore[arg-type]
-        run["chosen_epochs"] = best[1]
+        run["chosen_epochs"], run["chosen_lr"] = best[1], best[2]
         save_run()
         del model
-    chosen = best[1]
+    chosen, chosen_lr = best[1], best[2]
 
     # Leave-one-out transfer runs, half of train, while the budget allows.
     sub = np.random.default_rng(0).random(len(data.label)) < args.holdout_share
@@ -240,7 +245,7 @@ def main() -> None:
     folds += [(f"generator: {n}", (data.label == 1) & (data.family == k)) for k, n in enumerate(data.family_names)]
     folds += [(f"domain: {n}", data.domain == k) for k, n in enumerate(data.domain_names)]
     held_out: dict[str, np.ndarray] = {}
-    for name, held in folds:
+    for name, held in folds if not args.skip_holdouts else []:
         t0 = time.monotonic()
         if deadline - t0 < 10 + 1.2 * run["phases"].get("last_holdout_s", 0.0):
             say("budget spent before", name, flush=True)
@@ -270,7 +275,7 @@ def main() -> None:
             break
         m = build_model(init, used, device, args.seed)
         fit_mask = train_mask | (val_mask & (data.fold != k))
-        train(m, data, data.windows_of(fit_mask), chosen, args.lr, args.batch, args.seed, [], START + 1e9)
+        train(m, data, data.windows_of(fit_mask), chosen, chosen_lr, args.batch, args.seed, [], START + 1e9)
         round_fp16(m)
         z, _ = score(m, data, val_mask & (data.fold == k))
         oof[data.fold == k] = z[data.fold == k]
@@ -279,7 +284,7 @@ def main() -> None:
     else:
         if deadline - time.monotonic() > 10 + 1.2 * per_fold:
             m = build_model(init, used, device, args.seed)
-            train(m, data, data.windows_of(train_mask | val_mask), chosen, args.lr, args.batch, args.seed, [],
+            train(m, data, data.windows_of(train_mask | val_mask), chosen, chosen_lr, args.batch, args.seed, [],
                   START + 1e9)
             w = round_fp16(m)
             z, _ = score(m, data, (data.split == 2) & keep)
