@@ -106,7 +106,7 @@ def test_oof_file_belongs_to_one_model(tmp_path: Path) -> None:
     assert load_oof(path, ["c", "a"], "f" * 64).tolist() == [2.0, 0.5]
     with pytest.raises(ValueError, match="another model"):
         load_oof(path, ["a"], "0" * 64)
-    with pytest.raises(ValueError, match="lacks 1 validation ids"):
+    with pytest.raises(ValueError, match="lacks 1 of the ids"):
         load_oof(path, ["a", "z"], "f" * 64)
 
 

@@ -169,8 +169,13 @@ def load_oof(path: Path, ids: list[str], model_sha256: str) -> np.ndarray | None
     f = np.load(path, allow_pickle=False)
     if str(f["model_sha256"]) != model_sha256:
         raise ValueError(f"{path} holds out-of-fold scores for another model (sha256 {str(f['model_sha256'])[:12]}...)")
-    where = {str(i): k for k, i in enumerate(f["ids"])}
+    return values_by_id(f["ids"], f["scores"], ids, str(path))
+
+
+def values_by_id(stored_ids: np.ndarray, values: np.ndarray, ids: list[str], name: str) -> np.ndarray:
+    """``values`` (float64) in the order of ``ids``, looked up in ``stored_ids``; raises when one is missing."""
+    where = {str(i): k for k, i in enumerate(stored_ids)}
     missing = [i for i in ids if i not in where]
     if missing:
-        raise ValueError(f"{path} lacks {len(missing)} validation ids, e.g. {missing[0]}")
-    return np.asarray(f["scores"], dtype=np.float64)[[where[i] for i in ids]]
+        raise ValueError(f"{name} lacks {len(missing)} of the ids asked for, e.g. {missing[0]}")
+    return np.asarray(values, dtype=np.float64)[[where[i] for i in ids]]

@@ -105,11 +105,9 @@ def load(weights_dir: Path, ids: list[str]) -> np.ndarray:
     f = np.load(weights_dir / "fit_inputs" / FILE, allow_pickle=False)
     if str(f["onnx_sha256"]) != sha256_file(weights_dir / ONNX):
         raise ValueError(f"{FILE} belongs to another {ONNX}")
-    at = {str(k): j for j, k in enumerate(f["ids"])}
-    missing = [i for i in ids if i not in at]
-    if missing:
-        raise ValueError(f"{FILE} lacks {len(missing)} of the rows asked for")
-    return np.asarray(f["logit"], dtype=np.float64)[[at[i] for i in ids]]
+    from detectors.text.crossfit import values_by_id
+
+    return values_by_id(f["ids"], f["logit"], ids, FILE)
 
 
 def main() -> None:
