@@ -23,8 +23,8 @@ each item its thread's CPU time) instead of being split by word count over a bat
 only runs the n-gram ONNX call for items that did not get it in ``preprocess``.
 
 From weights 0.6.0 the manifest's ``extra.front`` adds a fine-tuned MiniLM-L6 window classifier
-(``detectors.text.encoder``, ONNX, int8): ``preprocess`` computes its logit for every covered text (~15-30 ms of
-CPU for two 256-piece windows) and ``detectors.text.front`` folds it with the n-gram logit into the front score,
+(``detectors.text.encoder``, ONNX, int8): ``preprocess`` computes its logit for every covered text (~24 ms of
+CPU per 256-piece window, two at most) and ``detectors.text.front`` folds it with the n-gram logit into the front score,
 which replaces the n-gram logit in the cascade (band, stacker's first column, ``lm_mode`` off's calibration and
 thresholds); the encoder logit is also a stacker column. Spans stay the n-gram model's. In ``auto`` mode a text
 whose n-gram probability is under the manifest's gate (``extra.lm.gate``) skips the encoder and the LM: the n-gram

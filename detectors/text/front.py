@@ -2,7 +2,8 @@
 
 ``f = a * clip(z, -40, 40) + b * e + c`` (a logistic regression on validation, ``fit_front``), where ``z`` is the
 n-gram + skeleton stage's document logit and ``e`` the encoder's mean window logit
-(``detectors.text.encoder.runtime``). Every covered text gets both (about 7 ms + 15-30 ms of CPU). ``f`` then
+(``detectors.text.encoder.runtime``). A covered text gets both (about 7 ms + 24 ms per window of CPU; in auto mode texts
+under the n-gram gate skip the encoder, ``detectors.text.stacking.choose_gate``). ``f`` then
 takes the place the n-gram logit had before 0.6.0: its own calibration and thresholds (``BYLINECHECK_TEXT_LM=off``
 serves them), the cascade band (texts whose front probability falls in it also run SmolLM2) and the stacker's
 first column. Sentence span probabilities still come from the n-gram model alone.
