@@ -25,7 +25,7 @@ WEIGHTS = REPO / "weights" / "text"
 DATA = Path(__file__).parents[1].parent / "shared/datasets/text"
 SHIPPED_AUROC_BAR = 0.96  # first stage alone (lm off: n-gram + encoder, 0.6.0) measured 0.986 on this fixed 600-row
 # subset of the test split (0.5.0's n-gram stage alone: 0.959)
-CASCADE_AUROC_BAR = 0.96  # shipped cascade (lm auto) measured 0.995 on this fixed 80-row subset (16 of its 73 covered
+CASCADE_AUROC_BAR = 0.96  # shipped cascade (lm auto) measured 0.996 on this fixed 80-row subset (16 of its 73 covered
 # texts go through SmolLM2); the full test split's numbers are in weights/text/MODEL_CARD.md
 ENGLISH = (
     "The council met on Tuesday to discuss the new budget for the town. Members said that the plan would pay "
