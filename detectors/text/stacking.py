@@ -415,6 +415,7 @@ def train_stacker(data_dir: Path, out_dir: Path, seed: int = 0, features_path: P
                                                           "thresholds": manifest["thresholds"]}
     manifest["extra"]["ngram_only"] = ngram_only
     manifest["extra"].pop("lm", None)
+    manifest["extra"].pop("front", None)  # refitted below from the encoder's logits (a rerun on 0.6.0 weights)
     manifest["files"] = {k: v for k, v in manifest["files"].items() if k in ("model", "wordfreq")}  # stage 1's only
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     detector = build_text_detector(out_dir, lm_mode="off")
