@@ -213,12 +213,18 @@ def _with_cascade(sections: list[str], report: Mapping[str, Any], manifest: Mapp
     """Cascade cards (>= 0.2.0): the cascade's sections first, then stage 1's (headings marked as the n-gram stage)."""
     from detectors.text.card_lm import lm_sections
 
+    front = "front" in manifest["extra"]
     intro = ("Detects whether an English text was written by a language model: a hashed n-gram model on every text, "
-             "and, where the n-gram model is unsure, SmolLM2-135M likelihood features and a small CNN over SmolLM2's "
+             + ("folded with a fine-tuned MiniLM-L6 encoder into a front score (texts the n-gram model alone calls "
+                "human skip the encoder), and, where the front is unsure, " if front else
+                "and, where the n-gram model is unsure, ")
+             + "SmolLM2-135M likelihood features and a small CNN over SmolLM2's "
              "per-token statistics combined with it. Raw score: "
              "log-odds, higher is AI; probability: isotonic-calibrated on the validation split (its AI/human mix, about "
              "70% AI, is the prior baked into the probabilities: re-read them for a newsroom's own base rate).")
-    stage1 = [s.replace("## ", "## n-gram stage (alone: BYLINECHECK_TEXT_LM=off): ", 1) for s in sections[2:]]
+    label = ("## n-gram stage (stage 1; alone it was BYLINECHECK_TEXT_LM=off until 0.5.0): " if front else
+             "## n-gram stage (alone: BYLINECHECK_TEXT_LM=off): ")
+    stage1 = [s.replace("## ", label, 1) for s in sections[2:]]
     stage1 = [s.replace(NOT_USED, "- SmolLM2 likelihood features: see the cascade sections above.\n") for s in stage1]
     return [sections[0], intro, *lm_sections(report, manifest), *stage1]
 
