@@ -23,7 +23,7 @@ ENCODER_TEST_AUROC_BAR = 0.95  # the shipped encoder alone measured 0.984 on all
 
 
 def _scorer() -> EncoderScorer:
-    return EncoderScorer(WEIGHTS / fit_inputs.TOKENIZER, onnx_session(WEIGHTS / fit_inputs.ONNX, Device(intra_op_threads=1)))
+    return fit_inputs.shipped_scorer(WEIGHTS, threads=1)
 
 
 def test_windows_cut_at_most_two_and_drop_a_short_tail() -> None:

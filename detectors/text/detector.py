@@ -215,12 +215,13 @@ class TextDetector:
         # caller's thread.
         (logits,) = self.ngram_logits([prepared])
         prepared = replace(prepared, ngram_logits=logits)
-        if self.lm_mode == "auto" and self.stacker is not None and prepared.window_words:
-            z = float(np.average(logits[: len(prepared.window_words)], weights=prepared.window_words))
-            if self.stacker.gated(self.ngram_calibration(z)):
-                return replace(prepared, gated=True)
+        z = document_logit(logits, prepared.window_words)
+        if z is None:
+            return prepared
+        if self.lm_mode == "auto" and self.stacker is not None and self.stacker.gated(self.ngram_calibration(z)):
+            return replace(prepared, gated=True)
         prepared = self._with_encoder(prepared, item.text)
-        if not self._takes_lm(prepared, logits):
+        if not self._takes_lm(prepared, z):
             return prepared
         norm = normalise(item.text).text[: self._scorer.max_tokens * LM_CHARS_PER_TOKEN]
         ids = self._scorer.token_ids(norm)
@@ -266,8 +267,9 @@ class TextDetector:
             prepared = [self.prepare(t, with_sentences=False) for t in texts[a : a + batch_size]]
             for j, (p, r) in enumerate(zip(prepared, self.ngram_logits(prepared), strict=True)):
                 counts[a + j] = p.words
-                if p.window_words:
-                    scores[a + j] = float(np.average(r, weights=p.window_words))
+                z = document_logit(r, p.window_words)
+                if z is not None:
+                    scores[a + j] = z
         return scores, counts
 
     def abstain_reason(self, text: str, words: int) -> str | None:
@@ -295,12 +297,12 @@ class TextDetector:
             out.append(TextForward(logits, item.lm_features))
         return out
 
-    def _takes_lm(self, item: PreparedText, logits: np.ndarray) -> bool:
-        if self.stacker is None or not item.window_words:
+    def _takes_lm(self, item: PreparedText, z: float) -> bool:
+        """Whether ``item`` (document n-gram logit ``z``) goes through SmolLM2."""
+        if self.stacker is None:
             return False
         if self.lm_mode == "always":
             return True
-        z = float(np.average(logits[: len(item.window_words)], weights=item.window_words))
         return self.stacker.in_band(self.first_calibration(self._first_score(z, item.encoder_logit)))
 
     def _first_score(self, z: float, encoder_logit: float | None) -> float:
@@ -330,7 +332,7 @@ class TextDetector:
             raise DetectorError("TextDetector.postprocess expects forward's TextForward results")
         logits = np.asarray(raw.logits, dtype=np.float64)
         n_win = len(item.window_words)
-        z = float(np.average(logits[:n_win], weights=item.window_words)) if n_win else None
+        z = document_logit(logits, item.window_words)
         raw_score, extras = self._raw_score(z, item.encoder_logit, raw.lm_features, item.gated)
         probability = self.calibration(raw_score) if raw_score is not None and item.abstain_reason is None else None
         verdict = Verdict.ABSTAIN if probability is None else self.thresholds.verdict(probability)
@@ -374,6 +376,14 @@ class TextDetector:
         extras.update(lm_tokens=values["n_tokens"], lm_ll_mean=values["ll_mean"], lm_fastdetect=values["fastdetect"])
         extras.update({"lm_" + n: values[n] for n in self._sequence_names})
         return self.stacker.logit(first, lm, self._lm_names), extras
+
+
+def document_logit(logits: np.ndarray, window_words: Sequence[int]) -> float | None:
+    """The document's n-gram logit: its window rows' logits (the first ``len(window_words)`` rows) averaged, weighted
+    by words; None for a text without windows."""
+    if not window_words:
+        return None
+    return float(np.average(logits[: len(window_words)], weights=window_words))
 
 
 def lm_torch_device(device: Device) -> str | None:

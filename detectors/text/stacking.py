@@ -174,17 +174,22 @@ class Inputs:
         covered = np.array([detector.abstain_reason(normalise(r.text).text, int(n)) is None
                             for r, n in zip(both, words, strict=True)])
         p = np.array([detector.ngram_calibration(float(v)) if not np.isnan(v) else 0.0 for v in z])
-        lm = np.column_stack([lm_features(both, features_path), seq_logits])
-        raw = design(np.nan_to_num(z), lm, STACK_FEATURES, [np.nan] * (len(STACK_FEATURES) + 3))
         nv = len(self.va)
-        self.fill = [float(v) for v in np.nan_to_num(np.nanmedian(raw[:nv], axis=0))]
-        x = design(np.nan_to_num(z), lm, STACK_FEATURES, self.fill)
         self.y = np.array([r.label for r in both])
-        self.z, self.p, self.covered, self.x, self.lm, self.words = np.nan_to_num(z), p, covered, x, lm, words
+        self.z, self.p, self.covered, self.words = np.nan_to_num(z), p, covered, words
+        self.lm = np.column_stack([lm_features(both, features_path), seq_logits])
         self.v, self.t = np.arange(len(both)) < nv, np.arange(len(both)) >= nv
         self.names: tuple[str, ...] = STACK_FEATURES
         self.front: dict[str, Any] | None = None
         self.z_ngram, self.p_ngram = self.z, self.p  # the n-gram model's own logit and probability (the gate's input)
+        self._design()
+
+    def _design(self) -> None:
+        """The stacker's rows (``x``) from the first-stage score, ``lm`` and ``names``; missing values take the
+        validation medians (``fill``)."""
+        raw = design(self.z, self.lm, self.names, [np.nan] * (len(self.names) + 3))
+        self.fill = [float(v) for v in np.nan_to_num(np.nanmedian(raw[self.v], axis=0))]
+        self.x = design(self.z, self.lm, self.names, self.fill)
 
     def add_front(self, e: np.ndarray, w: np.ndarray, groups: np.ndarray, plain_val: np.ndarray) -> dict[str, Any]:
         """From 0.6.0 (``detectors.text.front``): the n-gram logit becomes the front score (n-gram + encoder logit
@@ -193,7 +198,6 @@ class Inputs:
         from detectors.text.front import cross_fit_front, fit_front, front_scores
 
         v, t, y = self.v, self.t, self.y
-        self.z_ngram, self.p_ngram = self.z.copy(), self.p.copy()
         params = fit_front(self.z[v], e[v], y[v], w)
         f = np.concatenate([cross_fit_front(self.z[v], e[v], y[v], w, groups[v], FOLDS),
                             front_scores(params, self.z[t], e[t])])
@@ -203,9 +207,7 @@ class Inputs:
         self.z, self.p = f, np.array([curve(float(x)) for x in f])
         self.lm = np.column_stack([self.lm, e])
         self.names = (*STACK_FEATURES, "encoder")
-        raw = design(self.z, self.lm, self.names, [np.nan] * (len(self.names) + 3))
-        self.fill = [float(x) for x in np.nan_to_num(np.nanmedian(raw[v], axis=0))]
-        self.x = design(self.z, self.lm, self.names, self.fill)
+        self._design()
         self.front = dict(params, **cal)
         return self.front
 
@@ -359,13 +361,10 @@ def lm_cpu_model(gguf_ok: bool) -> dict[int, float]:
 def encoder_cpu(out_dir: Path, rows: list[Row]) -> tuple[float, np.ndarray]:
     """Median process CPU seconds of one full 256-position encoder window (one thread, batch of one), and each row's
     window count (1 or 2) under the service's cut."""
-    from detectors.contract import Device
-    from detectors.runtime import onnx_session
-    from detectors.text.encoder.runtime import WINDOW, EncoderScorer
+    from detectors.text.encoder.runtime import WINDOW
     from detectors.text.normalise import normalise
 
-    scorer = EncoderScorer(out_dir / encoder_fit_inputs.TOKENIZER,
-                           onnx_session(out_dir / encoder_fit_inputs.ONNX, Device(intra_op_threads=1)))
+    scorer = encoder_fit_inputs.shipped_scorer(out_dir, threads=1)
     n_windows = np.array([len(w) for w in scorer.windows_of([normalise(r.text).text for r in rows])], dtype=np.float64)
     ids = np.random.default_rng(0).integers(2000, 20000, size=(1, WINDOW + 2))
     feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}

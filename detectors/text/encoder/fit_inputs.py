@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from detectors.manifest import sha256_file
+from detectors.text.encoder.runtime import EncoderScorer
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +31,10 @@ ONNX = "encoder.onnx"
 TOKENIZER = "encoder_tokenizer.json"
 
 
-def shipped_scorer(weights_dir: Path, threads: int = 2) -> object:
+def shipped_scorer(weights_dir: Path, threads: int = 2) -> EncoderScorer:
+    """The service's scorer over the encoder files in ``weights_dir`` (CPU, ``threads`` intra-op threads)."""
     from detectors.contract import Device
     from detectors.runtime import onnx_session
-    from detectors.text.encoder.runtime import EncoderScorer
 
     return EncoderScorer(weights_dir / TOKENIZER, onnx_session(weights_dir / ONNX, Device(intra_op_threads=threads)))
 
@@ -50,7 +51,7 @@ def build(run_dir: Path, weights_dir: Path, data_dir: Path) -> dict[str, float]:
     te = [i for i, r in enumerate(rows) if r.split == "test"]
     scorer = shipped_scorer(weights_dir)
     t0 = time.monotonic()
-    cpu = scorer.logits([normalise(rows[i].text).text for i in te])  # type: ignore[attr-defined]
+    cpu = scorer.logits([normalise(rows[i].text).text for i in te])
     seconds = time.monotonic() - t0
     gpu = cf["full_test"][te].astype(np.float64)
     diff = np.abs(cpu - gpu)

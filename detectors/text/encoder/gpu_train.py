@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runtime import CLS, SEP  # noqa: E402  (numpy only at import)
 from torch_bert import VOCAB, WindowClassifier  # noqa: E402
 
 START = time.monotonic()
@@ -61,11 +62,11 @@ class Data:
         tokens = d["used_vocab"][d["tokens"].astype(np.int64)]
         width = int(self.lengths.max()) + 2
         padded = np.zeros((len(self.lengths), width), dtype=np.int32)  # [CLS] window [SEP] 0 ...
-        padded[:, 0] = 101
+        padded[:, 0] = CLS
         cols = np.arange(width)[None, :]
         inside = (cols >= 1) & (cols <= self.lengths[:, None])
         padded[inside] = tokens
-        padded[np.arange(len(self.lengths)), self.lengths + 1] = 102
+        padded[np.arange(len(self.lengths)), self.lengths + 1] = SEP
         self.padded = torch.from_numpy(padded).to(device)
         self.window_text = d["window_text"].astype(np.int64)
         self.split, self.fold, self.label = d["split"], d["fold"], d["label"].astype(np.int64)

@@ -26,7 +26,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-CLS, SEP, PAD, UNK = 101, 102, 0, 100
+UNK = 100  # [UNK]; [CLS], [SEP] and padding are the runtime's
 SPLITS = ("train", "validation", "test")
 
 
@@ -43,7 +43,7 @@ def build(data: Path, out: Path, meta_dir: Path) -> None:
 
     from detectors.text.crossfit import validation_folds
     from detectors.text.data import load_rows
-    from detectors.text.encoder.runtime import load_tokenizer, windows
+    from detectors.text.encoder.runtime import CLS, PAD, SEP, load_tokenizer, windows
     from detectors.text.encoder.torch_bert import quantise_rows, rename_hf
     from detectors.text.normalise import normalise
     from detectors.text.training import sample_weights
