@@ -200,6 +200,10 @@ def test_shipped_first_stage_reaches_the_auroc_bar() -> None:
     assert lo <= result["overall"]["auroc"] <= hi
     assert hi - lo > 0.001
     assert "95% intervals" in format_evaluation(result)
+    for group in (*result["per_domain"].values(), *result["per_generator"].values()):  # each group's AUROC interval
+        if group["auroc"] is not None:
+            assert group["auroc_ci"][0] - 1e-9 <= group["auroc"] <= group["auroc_ci"][1] + 1e-9
+    assert "auroc_95ci" in format_evaluation(result)
 
 
 @pytest.mark.skipif(not (DATA / DATA_FILES[0]).is_file(), reason="shared text data set not present")

@@ -369,7 +369,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     cv2.setNumThreads(1)  # OpenCV thread pools do not survive the DataLoader fork (workers hang)
     device = torch.device(args.device)
     store, entries, crops = load_set(args.data, args.limit, args.seed)
-    train_idx = [i for i, e in enumerate(entries) if e["split"] == "train"]
+    train_idx = [i for i, e in enumerate(entries) if e["split"] == "train" and e["source"] != args.exclude_source]
     val_idx = [i for i, e in enumerate(entries) if e["split"] == "validation"]
     val_entries = [entries[i] for i in val_idx]
     val_views = {
@@ -576,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=min(15, (os.cpu_count() or 2) - 1))
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--limit", type=int, default=0, help="crops per split (0 = all; smoke tests)")
+    parser.add_argument("--exclude-source", default=None,
+                        help="leave this source's train crops out (the cross-generator study: train on one generator); "
+                        "validation monitoring keeps every source")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)

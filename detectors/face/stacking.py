@@ -88,6 +88,12 @@ class ValidationLogits:
     descriptors: np.ndarray
     stages: np.ndarray
 
+    def subset(self, mask: np.ndarray) -> ValidationLogits:
+        """The faces where ``mask`` is true (the columns too)."""
+        return ValidationLogits({k: v[mask] for k, v in self.columns.items()}, self.family_logit[mask], self.labels[mask],
+                                self.family[mask], self.source[mask], self.record[mask], self.condition[mask],
+                                self.descriptors[mask], self.stages[mask])
+
 
 def _onnx_logits(model_path: Path, crops: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
@@ -208,11 +214,12 @@ def ensemble_for(trees: CueTrees, chosen: dict[str, Any]) -> Ensemble:
 
 def _cached_validation(
     records: list[Record], v1_model: Path | None, v2_model: Path, trees: CueTrees, seed: int, cache_dir: Path,
-    finder: FaceFinder,
+    finder: FaceFinder, split: str = "validation",
 ) -> ValidationLogits:
-    """``validation_logits``, cached under ``cache_dir`` by the models' and the trees' content and the finder."""
+    """``validation_logits`` (of ``records``, the ``split`` named for the cache key), cached under ``cache_dir`` by the
+    models' and the trees' content and the finder."""
     parts = [sha256_file(v2_model), sha256_file(v1_model) if v1_model else "-", str(seed), str(len(records)), "descriptors",
-             "stages", "grid", finder.settings_tag()]
+             "stages", "grid", finder.settings_tag(), *([split] if split != "validation" else [])]
     key = hashlib.sha256("".join(parts).encode() + trees.value.tobytes()).hexdigest()[:16]
     path = cache_dir / f"face_v2_val_{key}.npz"
     if path.is_file():
@@ -367,15 +374,20 @@ FittedModel = tuple[DescriptorModel, dict[str, Any]]
 
 
 def _descriptor_models(train: list[Record], seed: int, cache_dir: Path, finder: FaceFinder, val: ValidationLogits,
-                       val_records: list[Record]) -> tuple[FittedModel, dict[str, FittedModel]]:
+                       val_records: list[Record], exclude_source: str | None = None,
+                       ) -> tuple[FittedModel, dict[str, FittedModel]]:
     """The logistic regression on the descriptor (train split's faces, as staged + one degraded copy) and those on
     each slice of the network summary (``SUMMARY_INPUTS``): C chosen on train, then refitted on train + validation
     (2.7.0 on), with ``val``'s column of that input set to the out-of-fold validation logits
     (``descriptor_model.cross_fitted``, folds grouped as the train CV's: by file, SD images by prompt). Each with its
-    summary."""
+    summary. ``exclude_source`` leaves that source's train faces out (the cross-generator study; ``val`` is then
+    already without them)."""
     name = cache_name(seed, finder).removesuffix(".npz")
     arrays = cached_face_descriptors(train, seed, TRAIN_RNG_OFFSET, cache_dir / f"descriptors_train_{name}_n{len(train)}.npz",
                                      finder)
+    if exclude_source is not None:
+        keep = np.array([train[int(i)].source != exclude_source for i in arrays["record"]])
+        arrays = {k: v[keep] for k, v in arrays.items()}
     common = {"train_faces": int(len(arrays["labels"])), "train_files": int(len(np.unique(arrays["record"]))),
               "degraded_copy_rng": seed + TRAIN_RNG_OFFSET}
     model, cv = fit_descriptor_model(arrays["descriptors"], arrays["labels"], arrays["group"])

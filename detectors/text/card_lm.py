@@ -163,10 +163,19 @@ def _cnn_holdout() -> str:
 
 
 def _below(groups: Mapping[str, Any], off: Mapping[str, Any]) -> str:
-    """Groups (n >= 100) whose AUROC is under 0.95, with the n-gram stage's own AUROC for comparison."""
+    """Groups (n >= 100) whose AUROC is under 0.95, with the off mode's (the front alone) AUROC for comparison and,
+    where measured, the 95% interval of the AUROC (flagged when all of it is under 0.95)."""
     weak = sorted((v["auroc"], k) for k, v in groups.items() if v.get("auroc") is not None and v["n"] >= 100
                   and v["auroc"] < 0.95)
-    return ", ".join(f"{k} {a:.3f} (n-gram alone {off.get(k, {}).get('auroc') or float('nan'):.3f})" for a, k in weak) or "none"
+
+    def note(k: str) -> str:
+        ci = groups[k].get("auroc_ci")
+        text = f"{off.get(k, {}).get('auroc') or float('nan'):.3f} in off mode"
+        if ci:
+            text += f"; 95% CI {ci[0]:.3f}-{ci[1]:.3f}" + (", all under 0.95" if ci[1] < 0.95 else "")
+        return text
+
+    return ", ".join(f"{k} {a:.3f} ({note(k)})" for a, k in weak) or "none"
 
 
 def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[str]:

@@ -80,7 +80,7 @@ class Row:
 
     def as_eval_row(self) -> dict[str, str]:
         return {"text": self.text, "label": "ai" if self.label else "human", "domain": self.domain,
-                "generator": self.generator}
+                "generator": self.generator, "pair_id": self.group}
 
 
 def split_of(group: str, seed: int) -> str:

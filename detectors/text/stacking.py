@@ -282,7 +282,7 @@ def evaluate(rows: list[Row], raw: np.ndarray, covered: np.ndarray, cal: dict[st
     probs = np.array([f(float(v)) if c else np.nan for v, c in zip(raw, covered, strict=True)])
     thr = float(cal["thresholds"]["likely_ai"])
     evals = [r.as_eval_row() for r in rows]
-    out = evaluate_arrays(evals, raw, probs, thr)
+    out = evaluate_arrays(evals, raw, probs, thr, intervals=True)
     keep = np.array([r.domain != "news" for r in rows])
     out["excluding_reuters"] = evaluate_arrays([e for e, k in zip(evals, keep, strict=True) if k], raw[keep], probs[keep],
                                                thr)["overall"]
