@@ -50,9 +50,12 @@ def test_each_input_is_measured_per_generator_against_every_real_face() -> None:
     gan, diffusion = table["stylegan1"], table["sd21"]
     assert gan["cnn_v2"]["n_real"] == diffusion["cnn_v2"]["n_real"] == 160  # both real sources in each comparison
     assert gan["cnn_v2"]["n_ai"] == 80
-    assert gan["cnn_v2"]["auroc"] > 0.95 and abs(diffusion["cnn_v2"]["auroc"] - 0.5) < 0.15
-    assert diffusion["cues"]["auroc"] > 0.95 and abs(gan["cues"]["auroc"] - 0.5) < 0.15  # the given logits, not refitted
-    assert gan["net_grid"]["auroc"] > 0.8 and diffusion["net_grid"]["auroc"] > 0.8  # the grid model on the grid slice
+    assert gan["cnn_v2"]["auroc"] > 0.95
+    assert abs(diffusion["cnn_v2"]["auroc"] - 0.5) < 0.15
+    assert diffusion["cues"]["auroc"] > 0.95
+    assert abs(gan["cues"]["auroc"] - 0.5) < 0.15
+    assert gan["net_grid"]["auroc"] > 0.8
+    assert diffusion["net_grid"]["auroc"] > 0.8
     assert gan["stack"]["auroc"] > max(gan["cues"]["auroc"], gan["net_grid"]["auroc"])
 
 
@@ -60,7 +63,8 @@ def test_validation_subset_keeps_the_rows_aligned() -> None:
     faces = _faces(n_per_source=5)
     keep = faces.source != SOURCE_NAMES.index("sd21")
     part = faces.subset(keep)
-    assert len(part.labels) == 15 and set(part.source.tolist()) == {0, 1, 2}
+    assert len(part.labels) == 15
+    assert set(part.source.tolist()) == {0, 1, 2}
     np.testing.assert_array_equal(part.columns["cnn_v2"], faces.columns["cnn_v2"][keep])
     np.testing.assert_array_equal(part.stages, faces.stages[keep])
     np.testing.assert_array_equal(part.record, faces.record[keep])

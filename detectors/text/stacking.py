@@ -673,11 +673,14 @@ def previous_cascade(out_dir: Path) -> dict[str, Any] | None:
 
 def _replaced(out_dir: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
     """The cascade this run replaces: its version, validation calibration summary and test numbers (auto mode),
-    read before anything in ``out_dir`` is rewritten; None for a first fit."""
+    read before anything in ``out_dir`` is rewritten; None for a first fit. A rerun over weights of this same
+    ``VERSION`` (a reproduction) keeps the comparison those weights carry with the version they replaced."""
     path = out_dir / "training_report.json"
     lm = json.loads(path.read_text(encoding="utf-8")).get("lm") if path.is_file() else None
     if not lm:
         return None
+    if manifest.get("version") == VERSION and lm.get("replaced"):
+        return dict(lm["replaced"])
     auto = lm["variants"]["auto"]
     return {"version": manifest.get("version"), "calibration": auto["calibration"],
             "test_overall": auto["test"]["overall"], "test_overall_ci": auto["test"].get("overall_ci"),
