@@ -200,13 +200,15 @@ class JudgedFace:
 
 
 def judged_faces(records: list[Record], rng: np.random.Generator, wide: CropSpec | None = V2_CROP,
-                 label: str = "faces", finder: FaceFinder | None = None) -> Iterator[JudgedFace]:
+                 label: str = "faces", finder: FaceFinder | None = None, mirror: bool = False) -> Iterator[JudgedFace]:
     """Each file as staged and once degraded with ``rng`` (``degrade_image``, one draw per file, in order), through
     the inference path (``find_and_prepare`` with the ``wide`` crop and ``finder``, by default dlib's alone): every
-    face that is judged, in order."""
+    face that is judged, in order. ``mirror`` flips each file left to right first (a training augmentation)."""
     finder = finder or FaceFinder()
     for index, record in enumerate(records):
         staged = read_rgb(record.path)
+        if mirror:
+            staged = np.ascontiguousarray(staged[:, ::-1])
         for condition, pixels in enumerate((staged, degrade_image(staged, rng))):
             choice, inputs = find_and_prepare(finder, pixels, 0.0, wide=wide)
             if inputs is not None and choice.face is not None:

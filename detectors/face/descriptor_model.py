@@ -103,16 +103,18 @@ class DescriptorModel:
 
 
 def face_descriptors(records: list[Record], seed: int, rng_offset: int,
-                     finder: FaceFinder | None = None) -> dict[str, np.ndarray]:
+                     finder: FaceFinder | None = None, mirror: bool = False,
+                     mirrored_chip: bool = False) -> dict[str, np.ndarray]:
     """Per judged face of each file as staged and once degraded (rng ``seed + rng_offset``), as
     ``stacking.validation_logits`` finds them: the descriptor and the network summary (stage statistics, then the
     grid's) on the pixels and landmarks the detector uses, the label, the record's index and its group (for grouped
-    folds)."""
+    folds). ``mirror`` flips each file before the face is found (the mirror image, found again); ``mirrored_chip``
+    describes the aligned chip flipped instead (the same faces, in the same order, as without it)."""
     embedder = FaceEmbedder()
     groups = {g: i for i, g in enumerate(sorted({r.group for r in records}))}
     desc, stages, meta = [], [], []
-    for judged in judged_faces(records, np.random.default_rng(seed + rng_offset), V2_CROP, "descriptors", finder):
-        descriptor, statistics = embedder.describe(judged.pixels, judged.face.landmarks)
+    for judged in judged_faces(records, np.random.default_rng(seed + rng_offset), V2_CROP, "descriptors", finder, mirror):
+        descriptor, statistics = embedder.describe(judged.pixels, judged.face.landmarks, mirrored_chip)
         desc.append(np.asarray(descriptor, dtype=np.float64))
         stages.append(statistics)
         meta.append((judged.record.label, judged.index, groups[judged.record.group], judged.condition))
@@ -122,14 +124,15 @@ def face_descriptors(records: list[Record], seed: int, rng_offset: int,
 
 
 def cached_face_descriptors(records: list[Record], seed: int, rng_offset: int, cache_path: Path,
-                            finder: FaceFinder | None = None) -> dict[str, np.ndarray]:
+                            finder: FaceFinder | None = None, mirror: bool = False,
+                            mirrored_chip: bool = False) -> dict[str, np.ndarray]:
     """:func:`face_descriptors`, cached at ``cache_path`` (the caller puts the finder's settings in the name; a cache
     written before the whole network summary existed is recomputed)."""
     if cache_path.is_file():
         with np.load(cache_path) as data:
             if "stages" in data.files and data["stages"].shape[1] == SUMMARY_DIM:
                 return {k: data[k] for k in data.files}
-    arrays = face_descriptors(records, seed, rng_offset, finder)
+    arrays = face_descriptors(records, seed, rng_offset, finder, mirror, mirrored_chip)
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache_path, **arrays)  # type: ignore[arg-type]
     return arrays

@@ -337,11 +337,15 @@ class FaceEmbedder:
         """
         return tuple(float(v) for v in self._loaded_net().descriptor(self.chip(pixels, face)))
 
-    def describe(self, pixels: np.ndarray, face: Box | np.ndarray) -> tuple[tuple[float, ...], np.ndarray]:
+    def describe(self, pixels: np.ndarray, face: Box | np.ndarray, mirrored: bool = False,
+                 ) -> tuple[tuple[float, ...], np.ndarray]:
         """:meth:`embed`'s descriptor and, from the same pass, the network summary of the face (float32,
         ``embedding.SUMMARY_DIM``: :func:`~detectors.face.embedding.stage_features` then
-        :func:`~detectors.face.embedding.grid_features`)."""
+        :func:`~detectors.face.embedding.grid_features`). ``mirrored``: of the chip flipped left to right (the mirror
+        image of the aligned face)."""
         chip = self.chip(pixels, face)
+        if mirrored:
+            chip = np.ascontiguousarray(chip[:, ::-1])
         descriptor, stages = self._loaded_net().describe(chip)
         return tuple(float(v) for v in descriptor), stages
 
