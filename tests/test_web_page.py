@@ -165,6 +165,8 @@ def test_editor_checks_human_and_ai_text_with_a_headshot(browser_page: Any, live
     assert page.locator("#results .article-text script").count() == 0
     assert "<script>alert(1)</script>" in page.inner_text("#results .article-text")
     assert page.locator("#results .reuse").count() == 0
+    # a face that is not flagged carries the note that unseen generators mostly pass as real
+    assert "not proof the photo is real" in page.inner_text("#results .headshot .face-caveat")
 
     submit(page, AI, "Drew Ortiz", headshot, "likely_ai")
     marks = mark_texts(page)

@@ -137,6 +137,18 @@ function reuseWarnings(matches) {
       bylineLink(m.byline), ` (similarity ${percent(m.similarity)}, ${words(m.method)})`))));
 }
 
+/**
+ * Under a judged face that was not flagged: the face model only knows the generators it was trained on. Measured
+ * for the shipped model (its card's cross-generator section): trained on one of its two generators, it scored the
+ * other's faces as real about as often as the real photos.
+ */
+function unseenGeneratorNote(h) {
+  if (h.synthetic_probability === null || !["likely_human", "uncertain"].includes(h.verdict)) return null;
+  return el("p", { class: "muted face-caveat" },
+    "Not flagged is not proof the photo is real: the face model recognises the image generators it was trained on ",
+    "(its model card lists them), and faces from other generators mostly pass as real.");
+}
+
 function headshotCard(h, url) {
   return el("figure", { class: "headshot" },
     el("div", { class: "headshot-image" }, faceFrame(h, url)),
@@ -144,6 +156,7 @@ function headshotCard(h, url) {
       el("p", {}, el("strong", {}, `Headshot ${h.index + 1}: `), verdictBadge(h.verdict), " ",
         h.synthetic_probability === null ? `Not judged: ${words(h.abstain_reason || "no reason given")}.`
           : `Synthetic probability ${percent(h.synthetic_probability)}.`),
+      unseenGeneratorNote(h),
       h.face_box ? null : el("p", { class: "muted" }, "No face box."),
       provenanceList(h.provenance || []),
       reuseWarnings(h.reuse || [])));
