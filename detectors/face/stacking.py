@@ -49,7 +49,8 @@ logger = logging.getLogger(__name__)
 VERSION = "2.7.0"
 FALLBACK_MODEL_FILE = "finder_fallback.onnx"  # the face finder's BlazeFace model (not trained here)
 # BlazeFace's model as committed (converted by detectors.face.blazeface_export); copied into an empty out_dir.
-SHIPPED_FALLBACK = Path(__file__).resolve().parents[2] / "weights" / "face" / FALLBACK_MODEL_FILE
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "weights" / "face"
+SHIPPED_FALLBACK = SHIPPED_DIR / FALLBACK_MODEL_FILE
 # BlazeFace first, trusted alone when its largest face is >= this share of the longest side (FaceFinder); 0 = dlib's
 # passes first, BlazeFace only where they find nothing (2.4.0: asking it first cost test AUROC, benchmarks/NOTES.md
 # round 13).
@@ -418,6 +419,22 @@ def _studies(
         "shortcut": shortcut_check_v2(splits["train"], store_dir, seed),
         "speed": speed_check(out_dir, splits["test"]),
     }
+
+
+def reproduce_shipped(data_dir: Path, out_dir: Path, seed: int, cache_dir: Path,
+                      shipped_dir: Path = SHIPPED_DIR) -> dict[str, Any]:
+    """``bylinecheck train faces`` without a GPU run: everything after the CNN refitted on this machine from the
+    committed CNN (``model_v2.onnx``, the GPU run's output, as ``bylinecheck train text`` reuses the committed
+    encoder): cue trees, side models, stacker choice, calibration, thresholds and the card's studies. Into a folder
+    other than the shipped one, the shipped files are copied first, so that what a CPU cannot recompute (the GPU run's
+    summary, the previous version's test table, the studies run apart: finder fallback, cross-generator) carries over
+    as it does for a refit in place. Seeded: the manifest comes out as shipped."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.resolve() != shipped_dir.resolve():
+        for path in shipped_dir.iterdir():
+            if path.is_file():
+                shutil.copyfile(path, out_dir / path.name)
+    return stack_face_v2(data_dir, out_dir, out_dir / V2_FILE, seed, cache_dir)
 
 
 def _gpu_summary(gpu_log: Path | None) -> dict[str, Any]:

@@ -9,7 +9,9 @@ about 5 minutes of studies. Reproduce 1.0.0 with
 ``python -m detectors.face.training --data ../shared/datasets/faces --out weights/face`` then
 ``... --cross-generator`` (adds the cross-generator table to the card). 2.x (GPU-trained v2 CNN) is
 ``... --stack-v2 OUT/face_cnn_v2.onnx --gpu-log OUT/train_log.json [--cnn-v1 V1.onnx]`` after the GPU run
-(``detectors/face/GPU_RUN.md``; the step itself is ``detectors.face.stacking``).
+(``detectors/face/GPU_RUN.md``; the step itself is ``detectors.face.stacking``). ``bylinecheck train faces`` without
+``--stack-v2`` reproduces the shipped 2.x from the committed CNN (``stacking.reproduce_shipped``); ``--v1`` runs this
+module's 1.0.0 recipe.
 """
 
 from __future__ import annotations
