@@ -76,3 +76,24 @@ def test_a_stack_reading_the_stage_statistics_writes_and_lists_their_model(tmp_p
     np.testing.assert_allclose(loaded.logits(x), stages.logits(x))
     detector = build_face_detector(tmp_path)
     detector.load(Device(intra_op_threads=1))  # every file it lists loads, the stage model at its width
+
+
+def test_reproducing_the_shipped_model_elsewhere_starts_from_a_copy_of_the_shipped_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bylinecheck train faces`` without a GPU run refits from the committed CNN; into another folder it first copies
+    the shipped files, so that what a CPU cannot recompute carries over, and never writes to the shipped folder."""
+    import detectors.face.stacking as stacking
+
+    calls: list[tuple[Path, Path]] = []
+
+    def refit(data_dir: Path, out_dir: Path, cnn_v2: Path, seed: int, cache_dir: Path) -> dict[str, str]:
+        calls.append((out_dir, cnn_v2))
+        return {"refitted": str(out_dir)}
+
+    monkeypatch.setattr(stacking, "stack_face_v2", refit)
+    shipped = {p.name: p.read_bytes() for p in WEIGHTS.iterdir() if p.is_file()}
+    out = tmp_path / "face"
+    assert stacking.reproduce_shipped(tmp_path / "data", out, 0, tmp_path / "cache") == {"refitted": str(out)}
+    assert calls == [(out, out / "model_v2.onnx")]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == shipped
+    assert {p.name: p.read_bytes() for p in WEIGHTS.iterdir() if p.is_file()} == shipped
