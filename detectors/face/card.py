@@ -251,7 +251,8 @@ def _v2_head(manifest: dict[str, Any], summary: dict[str, Any]) -> list[str]:
         f"(of {gpu.get('planned_epochs', 'n/a')} planned) in {_s(gpu.get('train_s'))} s, {_s(gpu.get('total_s'))} s with "
         "export. The final EMA weights are exported; the training loss ends at the label-smoothing floor (data-limited).",
         "3. CPU: `bylinecheck train faces --stack-v2 OUT/face_cnn_v2.onnx --gpu-log OUT/train_log.json --cnn-v1 V1.onnx` "
-        "(seeded; cue trees refitted on train, validation logits, stacker, calibration, studies): "
+        "(seeded; cue trees refitted on train, validation logits, stacker, calibration, studies; without a new CNN, "
+        "`bylinecheck train faces` alone does this from the committed `model_v2.onnx` and reproduces this manifest): "
         f"{_s(summary.get('stack_seconds'))} s. V1.onnx is 1.0.0's `weights/face/model.onnx` from git history; "
         + (f"this run's had sha256 `{summary['cnn_v1_sha256']}`." if summary.get("cnn_v1_sha256") else
            "this run had no `--cnn-v1`, so the candidates using it were skipped.")
