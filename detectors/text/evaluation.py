@@ -98,7 +98,8 @@ def evaluate_arrays(rows: Sequence[Mapping[str, Any]], raw: np.ndarray, probs: n
                     intervals: bool = False) -> dict[str, Any]:
     """:func:`evaluate_outputs` on arrays of raw scores and probabilities (NaN probability = abstained). With
     ``intervals`` each domain and generator also gets ``auroc_ci``: the 95% interval of its AUROC on the covered rows
-    (:func:`group_auroc_interval`)."""
+    (:func:`group_auroc_interval`), and the result ``overall_ci``: those of the overall AUROC and TPR@1%FPR
+    (``metrics.headline_intervals``); both resample rows or, where given, whole ``pair_id`` groups."""
     labels = np.array([1 if r["label"] == "ai" else 0 for r in rows], dtype=np.int64)
     covered = ~np.isnan(probs)
     domains = np.array([str(r.get("domain") or "unknown") for r in rows])
@@ -116,7 +117,10 @@ def evaluate_arrays(rows: Sequence[Mapping[str, Any]], raw: np.ndarray, probs: n
         if (m := (gens == g) | human).sum() - human.sum() >= MIN_GROUP
     }
     if intervals:
+        from detectors.metrics import headline_intervals
+
         groups = np.array([str(r.get("pair_id") or f"row-{i}") for i, r in enumerate(rows)])
+        result["overall_ci"] = headline_intervals(raw[covered], labels[covered], groups[covered])
         for d, metrics in result["per_domain"].items():
             metrics["auroc_ci"] = group_auroc_interval(labels, raw, covered, groups, domains == d)
         for g, metrics in result["per_generator"].items():
@@ -148,18 +152,11 @@ def _count(values: Iterable[str]) -> dict[str, int]:
 def evaluate_rows(detector: Any, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Run a loaded detector on rows (``text``, ``label`` human|ai, optional ``domain``, ``generator``, ``pair_id``);
     the overall AUROC and TPR@1%FPR get 95% intervals (``overall_ci``), resampling rows or, where given, whole
-    ``pair_id`` groups (a human text and the AI texts made from it move together)."""
-    from detectors.metrics import headline_intervals
-
+    ``pair_id`` groups (a human text and the AI texts made from it move together); so do each domain's and
+    generator's AUROC (``auroc_ci``)."""
     outputs = run_detector(detector, [str(r["text"]) for r in rows])
     thresholds = getattr(detector, "thresholds", None) or detector.manifest.thresholds  # TextDetector: per lm_mode
-    result = evaluate_outputs(rows, outputs, float(thresholds.likely_ai), intervals=True)
-    raw = np.array([o.raw_score if o.raw_score is not None else np.nan for o in outputs], dtype=np.float64)
-    covered = np.array([o.probability is not None for o in outputs], dtype=bool)
-    labels = np.array([1 if r["label"] == "ai" else 0 for r in rows], dtype=np.int64)
-    groups = np.array([str(r.get("pair_id") or f"row-{i}") for i, r in enumerate(rows)])
-    result["overall_ci"] = headline_intervals(raw[covered], labels[covered], groups[covered])
-    return result
+    return evaluate_outputs(rows, outputs, float(thresholds.likely_ai), intervals=True)
 
 
 def _fmt(value: Any) -> str:

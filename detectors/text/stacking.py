@@ -288,16 +288,7 @@ def evaluate(rows: list[Row], raw: np.ndarray, covered: np.ndarray, cal: dict[st
                                                thr)["overall"]
     n_sent = np.array([max(len(sentence_spans(r.text)), 1) for r in rows])
     out["fairness"] = plain_human_fpr_arrays(rows, probs, n_sent, thr)
-    out["overall_ci"] = overall_ci(rows, raw, covered)
     return out
-
-
-def overall_ci(rows: list[Row], raw: np.ndarray, covered: np.ndarray) -> dict[str, list[float]]:
-    """95% intervals of the covered texts' AUROC and TPR@1%FPR, resampling whole ``pair_id`` groups (1000 draws)."""
-    from detectors.metrics import headline_intervals
-
-    return headline_intervals(raw[covered], np.array([r.label for r in rows])[covered],
-                              np.array([r.group for r in rows])[covered])
 
 
 def holdout(inp: Inputs, w: np.ndarray, groups: np.ndarray, deadline: float) -> dict[str, dict[str, Any]]:
