@@ -436,18 +436,16 @@ def _cross_v2_section(out_dir: Path) -> list[str]:
     ]
     from detectors.face.cross_generator import pair_rows
 
-    rows = [(which, entry["as_submitted"]) for study in studies.values() for _, which, entry in pair_rows(study)]
-    for study in studies.values():
-        for pair, which, entry in pair_rows(study):
-            a, q = entry["as_submitted"], entry["jpeg_q60_half"]
-            ci = a.get("auroc_95ci") or [None, None]
-            lines.append(f"| {study['seen']} | {pair} | {which} | {_f(a['coverage'])} | {_f(a['auroc'])} | "
-                         f"{_f(ci[0])}-{_f(ci[1])} | {_f(a['tpr_at_1pct_fpr'])} | {_f(a['fpr_at_likely_ai'])} | "
-                         f"{_f(a['tpr_at_likely_ai'])} | {_f(q['auroc'])} |")
-    unseen = [a["auroc"] for which, a in rows if which == "unseen"]
-    seen = [a["auroc"] for which, a in rows if which == "seen"]
-    worst = max((a["fpr_at_likely_ai"], pair, study["seen"]) for study in studies.values()
-                for pair, _, entry in pair_rows(study) for a in [entry["as_submitted"]])
+    rows = [(study["seen"], pair, which, entry) for study in studies.values() for pair, which, entry in pair_rows(study)]
+    for seen_generator, pair, which, entry in rows:
+        a, q = entry["as_submitted"], entry["jpeg_q60_half"]
+        ci = a.get("auroc_95ci") or [None, None]
+        lines.append(f"| {seen_generator} | {pair} | {which} | {_f(a['coverage'])} | {_f(a['auroc'])} | "
+                     f"{_f(ci[0])}-{_f(ci[1])} | {_f(a['tpr_at_1pct_fpr'])} | {_f(a['fpr_at_likely_ai'])} | "
+                     f"{_f(a['tpr_at_likely_ai'])} | {_f(q['auroc'])} |")
+    unseen = [e["as_submitted"]["auroc"] for _, _, which, e in rows if which == "unseen"]
+    seen = [e["as_submitted"]["auroc"] for _, _, which, e in rows if which == "seen"]
+    worst = max((e["as_submitted"]["fpr_at_likely_ai"], pair, g) for g, pair, _, e in rows)
     lines += [
         "",
         f"Neither direction transfers: on the unseen generator the pairs' AUROC is {min(unseen):.3f}-{max(unseen):.3f} "

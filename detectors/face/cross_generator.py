@@ -48,6 +48,7 @@ from detectors.face.stacking import (
     _descriptor_models,
     _manifest_fields,
     _place_files,
+    ensemble_for,
     fit_stacker,
     training_finder,
     write_manifest_v2,
@@ -130,10 +131,8 @@ def shipped_inputs(data_dir: Path, weights: Path, seed: int, cache_dir: Path) ->
     from detectors.face.descriptor_model import DescriptorModel
 
     manifest = json.loads((weights / MANIFEST_NAME).read_text(encoding="utf-8"))
-    stack = manifest["extra"]["ensemble"]
     trees = CueTrees.load(weights / manifest["files"]["cue_trees"]["path"])
-    ensemble = Ensemble(trees=trees, stack_coef=tuple(stack["stack_coef"]), stack_intercept=float(stack["stack_intercept"]),
-                        inputs=tuple(stack["inputs"]))
+    ensemble = ensemble_for(trees, manifest["extra"]["ensemble"])
     spec = SUMMARY_INPUTS["net_grid"]
     grid = DescriptorModel.load(weights / manifest["files"][spec.role]["path"], dim=spec.dim)
     splits = split_records(list_records(data_dir), seed)
