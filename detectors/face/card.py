@@ -169,7 +169,18 @@ fine-tuning its last two stages on the train faces: at most +0.0029 over 2.5.0's
 including zero (`detectors/face/explore_stages_results.md`, `detectors/face/explore_finetune_results.md`); an RBF
 kernel model of the grid statistics beside the logistic one (2026-11-29): +0.005 validation out-of-fold AUROC, but on
 test overall 0.9832 -> 0.9830 and FFHQ vs StyleGAN v1 0.9710 -> 0.9714, both paired 95% CIs around zero, for 4 MB more
-(`detectors/face/explore_kernel_results.md`).
+(`detectors/face/explore_kernel_results.md`); the grid statistics of a wider chip (hair, ears, background) as a fourth
+input, 0.9763 -> 0.9774 (CI -0.0008 to +0.0028) for a second network pass (`detectors/face/explore_grid_sizes_results.md`);
+more training faces for the grid model (two more degraded copies, mirrored files) and the mirror image averaged at
+inference (2026-11-30): +0.0039 out of fold, but a trial 2.8.0 refitted with it scored 0.9820 / 0.828 on test against
+2.7.0's 0.9832 / 0.846 (`detectors/face/explore_grid_augment_results.md`); MediaPipe's pretrained iris network on each
+eye (64 px crops; its trunk and head maps, both eyes and their difference): 0.865 alone, -0.0001 as a fourth input
+(CI -0.0013 to +0.0011; `detectors/face/explore_iris_results.md`).
+
+**How far more of the same data would go** (`detectors/face/explore_learning_curve_results.md`, validation): the grid
+model refitted on 1/8 to all of the train files (three draws each) gains 0.023 on FFHQ vs StyleGAN v1 from a quarter to
+half of them (0.929 -> 0.952) and 0.007 from half to all (-> 0.959); stacked with the CNN and cues, 0.942 -> 0.957 ->
+0.964. The curve flattens near 0.97 on this pair: more files of these sources would not reach 0.99 through this input.
 """
 
 

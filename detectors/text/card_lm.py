@@ -301,6 +301,13 @@ def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[
         + _cnn_holdout() + "- Below 0.95 AUROC on the test split (domains with >= 100 texts, shipped cascade): "
         + _below(test["per_domain"], lm["variants"]["off"]["test"]["per_domain"]) + "; generators below 0.95: "
         + _below(test["per_generator"], lm["variants"]["off"]["test"]["per_generator"]) + ".\n"
+        "- squad, furthest under: its AI texts are pure samples (temperature 1) from GPT-2-XL, OPT, GPT-Neo, GPT-J and "
+        "GPT-NeoX continuing a Wikipedia paragraph, and its human texts are Wikipedia, which SmolLM2 finds predictable. "
+        "No SmolLM2 feature reaches 0.86 there alone: a screen of Fast-DetectGPT with a tempered sampling distribution "
+        "and of probability-integral statistics (`detectors/text/lm/explore_temperature_results.md`) found at best "
+        "0.851 on validation (T = 0.7, after the first 32 tokens) against the shipped `fastdetect_from32`'s 0.807, too "
+        "little to carry the domain to 0.95, so the stacker's features were not recomputed for it. Fast-DetectGPT's "
+        "authors scored this data with GPT-Neo/J-class models, close to its generators; none is available offline.\n"
         "- LM likelihood features are known to flag plain, predictable human prose; on this data's plainest human "
         "slices the cascade's FPR at `likely_ai` is no higher than the n-gram model's (table above), but non-native "
         "learner writing is not in the data.",
