@@ -36,16 +36,24 @@ from pathlib import Path
 import numpy as np
 
 from detectors.face.alignment import align_matrix
-from detectors.face.data import SOURCE_NAMES, Record, judged_faces, list_records, split_records
-from detectors.face.finding import FaceEmbedder
+from detectors.face.data import SOURCE_NAMES, Record, cache_name, judged_faces, list_records, split_records
+from detectors.face.descriptor_model import TRAIN_RNG_OFFSET, cached_face_descriptors
+from detectors.face.finding import FaceEmbedder, FaceFinder
 from detectors.face.pipeline import V2_CROP
 from detectors.face.scoring import CueTrees
-from detectors.face.stacking import FOLDS, VAL_RNG_OFFSET, _onnx_logits, out_of_fold
+from detectors.face.stacking import (
+    FOLDS,
+    VAL_RNG_OFFSET,
+    ValidationLogits,
+    _cached_validation,
+    _onnx_logits,
+    out_of_fold,
+    training_finder,
+)
 from detectors.metrics import auroc, threshold_at_fpr, tpr_at_fpr
 
 logger = logging.getLogger(__name__)
 
-TRAIN_RNG_OFFSET = 7  # unused elsewhere (build_cache: +1, validation: +2)
 CACHE_DIR = Path("/tmp/face_cache")
 PAIRS = {
     "ffhq vs stylegan1": ("ffhq", "stylegan1"),
@@ -209,6 +217,22 @@ def bootstrap_diff(a: np.ndarray, b: np.ndarray, y: np.ndarray, files: np.ndarra
         diffs.append(auroc(b[idx], y[idx]) - auroc(a[idx], y[idx]))
     d = np.array(diffs)
     return float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5)), float((d <= 0).mean())
+
+
+def shipped_setup(args: argparse.Namespace) -> tuple[dict[str, list[Record]], FaceFinder, ValidationLogits, str]:
+    """The later experiments' common start: the seeded splits, the shipped finder, the 2.7.0 validation logits
+    (``stacking._cached_validation`` under :data:`CACHE_DIR`) and the finder's cache-name stem."""
+    splits = split_records(list_records(args.data), args.seed)
+    finder = training_finder(args.weights)
+    trees = CueTrees.load(args.weights / "cue_trees.npz")
+    val = _cached_validation(splits["validation"], None, args.weights / "model_v2.onnx", trees, args.seed, CACHE_DIR, finder)
+    return splits, finder, val, cache_name(args.seed, finder).removesuffix(".npz")
+
+
+def shipped_train_descriptors(records: list[Record], seed: int, finder: FaceFinder, name: str) -> dict[str, np.ndarray]:
+    """The train faces the shipped grid model was fitted on (each file as staged and once degraded), cached."""
+    path = CACHE_DIR / f"descriptors_train_{name}_n{len(records)}.npz"
+    return cached_face_descriptors(records, seed, TRAIN_RNG_OFFSET, path, finder)
 
 
 def experiment_args(doc: str) -> argparse.Namespace:

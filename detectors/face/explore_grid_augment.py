@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.face.data import cache_name, list_records, split_records
+from detectors.face.data import cache_name
 from detectors.face.descriptor_model import (
     SUMMARY_INPUTS,
     TRAIN_RNG_OFFSET,
@@ -42,9 +42,16 @@ from detectors.face.descriptor_model import (
     fit_descriptor_model,
     fit_with_c,
 )
-from detectors.face.explore_descriptor import bootstrap_diff, experiment_args, pair_cells, say
-from detectors.face.scoring import CueTrees
-from detectors.face.stacking import VAL_RNG_OFFSET, _cached_validation, out_of_fold, training_finder
+from detectors.face.explore_descriptor import (
+    CACHE_DIR,
+    bootstrap_diff,
+    experiment_args,
+    pair_cells,
+    say,
+    shipped_setup,
+    shipped_train_descriptors,
+)
+from detectors.face.stacking import VAL_RNG_OFFSET, out_of_fold
 from detectors.metrics import auroc, tpr_at_fpr
 
 EXTRA_OFFSETS = (11, 13)  # further degraded copies of each train file (rng seed + offset)
@@ -55,7 +62,7 @@ def _copies(train: list[Any], seed: int, cache_dir: Path, finder: Any) -> dict[s
     """The shipped train faces and each extra copy (degraded-only rows for the extra offsets)."""
     name = cache_name(seed, finder).removesuffix(".npz")
     path = cache_dir / f"descriptors_train_{name}_n{len(train)}.npz"
-    out = {"shipped": cached_face_descriptors(train, seed, TRAIN_RNG_OFFSET, path, finder)}
+    out = {"shipped": shipped_train_descriptors(train, seed, finder, name)}
     for offset in EXTRA_OFFSETS:
         arrays = cached_face_descriptors(train, seed, offset, path.with_name(f"{path.stem}_off{offset}.npz"), finder)
         keep = arrays["condition"] == 1
@@ -73,11 +80,8 @@ def _joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 def main() -> None:
     args = experiment_args(__doc__ or "")
-    cache_dir = Path("/tmp/face_cache")
-    splits = split_records(list_records(args.data), args.seed)
-    finder = training_finder(args.weights)
-    trees = CueTrees.load(args.weights / "cue_trees.npz")
-    val = _cached_validation(splits["validation"], None, args.weights / "model_v2.onnx", trees, args.seed, cache_dir, finder)
+    cache_dir = CACHE_DIR
+    splits, finder, val, name = shipped_setup(args)
     copies = _copies(splits["train"], args.seed, cache_dir, finder)
     spec = SUMMARY_INPUTS["net_grid"]
     y, source, files = val.labels, val.source, val.record
@@ -95,7 +99,6 @@ def main() -> None:
     say("| train set | train faces | C | CV AUROC (train) | grid OOF AUROC | stacked OOF AUROC | stacked OOF TPR@1% | "
         "ffhq vs stylegan1 | ciplab vs sd21 | ffhq vs sd21 | ciplab vs stylegan1 | AUROC diff 95% CI |")
     say("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    name = cache_name(args.seed, finder).removesuffix(".npz")
     mirrored_val = cached_face_descriptors(splits["validation"], args.seed, VAL_RNG_OFFSET,
                                            cache_dir / f"descriptors_validation_{name}_mirror.npz", finder, mirror=True)
     flipped_val = cached_face_descriptors(splits["validation"], args.seed, VAL_RNG_OFFSET,

@@ -38,20 +38,26 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.face.data import Record, cache_name, judged_faces, list_records, split_records
+from detectors.face.data import Record, judged_faces
 from detectors.face.descriptor_model import (
     SUMMARY_INPUTS,
     TRAIN_RNG_OFFSET,
-    cached_face_descriptors,
     cross_fitted,
     fit_descriptor_model,
     fit_with_c,
 )
-from detectors.face.explore_descriptor import bootstrap_diff, cached_arrays, experiment_args, pair_cells, say
+from detectors.face.explore_descriptor import (
+    bootstrap_diff,
+    cached_arrays,
+    experiment_args,
+    pair_cells,
+    say,
+    shipped_setup,
+    shipped_train_descriptors,
+)
 from detectors.face.finding import FaceFinder
 from detectors.face.pipeline import V2_CROP
-from detectors.face.scoring import CueTrees
-from detectors.face.stacking import VAL_RNG_OFFSET, _cached_validation, out_of_fold, training_finder
+from detectors.face.stacking import VAL_RNG_OFFSET, out_of_fold
 from detectors.metrics import auroc, tpr_at_fpr
 
 EYE_SIZE = 64
@@ -138,15 +144,9 @@ def main() -> None:
     own, rest = extra.parse_known_args()
     sys.argv = [sys.argv[0], *rest]
     args = experiment_args(__doc__ or "")
-    cache_dir = Path("/tmp/face_cache")
-    splits = split_records(list_records(args.data), args.seed)
-    finder = training_finder(args.weights)
+    splits, finder, val, name = shipped_setup(args)
     net = IrisNet(own.iris)
-    trees = CueTrees.load(args.weights / "cue_trees.npz")
-    val = _cached_validation(splits["validation"], None, args.weights / "model_v2.onnx", trees, args.seed, cache_dir, finder)
-    name = cache_name(args.seed, finder).removesuffix(".npz")
-    train_desc = cached_face_descriptors(splits["train"], args.seed, TRAIN_RNG_OFFSET,
-                                         cache_dir / f"descriptors_train_{name}_n{len(splits['train'])}.npz", finder)
+    train_desc = shipped_train_descriptors(splits["train"], args.seed, finder, name)
     train_eyes = cached_arrays(f"eyes_train_{name}_n{len(splits['train'])}.npz",
                                lambda: faces_eyes(splits["train"], args.seed, TRAIN_RNG_OFFSET, finder, net))
     val_eyes = cached_arrays(f"eyes_validation_{name}.npz",

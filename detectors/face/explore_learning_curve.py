@@ -19,15 +19,17 @@ help; the slope per doubling says by how much.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from detectors.face.data import cache_name, list_records, split_records
-from detectors.face.descriptor_model import SUMMARY_INPUTS, TRAIN_RNG_OFFSET, cached_face_descriptors, fit_with_c
-from detectors.face.explore_descriptor import experiment_args, pair_mask, say
-from detectors.face.scoring import CueTrees
-from detectors.face.stacking import _cached_validation, out_of_fold, training_finder
+from detectors.face.descriptor_model import SUMMARY_INPUTS, fit_with_c
+from detectors.face.explore_descriptor import (
+    experiment_args,
+    pair_mask,
+    say,
+    shipped_setup,
+    shipped_train_descriptors,
+)
+from detectors.face.stacking import out_of_fold
 from detectors.metrics import auroc, tpr_at_fpr
 
 FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0)
@@ -38,14 +40,8 @@ FOCUS = ("ffhq", "stylegan1")
 
 def main() -> None:
     args = experiment_args(__doc__ or "")
-    cache_dir = Path("/tmp/face_cache")
-    splits = split_records(list_records(args.data), args.seed)
-    finder = training_finder(args.weights)
-    trees = CueTrees.load(args.weights / "cue_trees.npz")
-    val = _cached_validation(splits["validation"], None, args.weights / "model_v2.onnx", trees, args.seed, cache_dir, finder)
-    name = cache_name(args.seed, finder).removesuffix(".npz")
-    train = cached_face_descriptors(splits["train"], args.seed, TRAIN_RNG_OFFSET,
-                                    cache_dir / f"descriptors_train_{name}_n{len(splits['train'])}.npz", finder)
+    splits, finder, val, name = shipped_setup(args)
+    train = shipped_train_descriptors(splits["train"], args.seed, finder, name)
     spec = SUMMARY_INPUTS["net_grid"]
     tx, ty = train["stages"][:, spec.start : spec.stop], train["labels"]
     vx, y, source, files = val.stages[:, spec.start : spec.stop], val.labels, val.source, val.record

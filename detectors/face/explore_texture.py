@@ -34,11 +34,10 @@ import numpy as np
 
 from detectors.contract import Box
 from detectors.face.data import SOURCE_NAMES, Record, judged_faces, list_records, split_records
-from detectors.face.descriptor_model import DescriptorModel
+from detectors.face.descriptor_model import TRAIN_RNG_OFFSET, DescriptorModel
 from detectors.face.explore_descriptor import (
     CACHE_DIR,
     PAIRS,
-    TRAIN_RNG_OFFSET,
     bootstrap_diff,
     experiment_args,
     fit_side_model,
