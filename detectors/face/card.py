@@ -181,6 +181,10 @@ eye (64 px crops; its trunk and head maps, both eyes and their difference): 0.86
 model refitted on 1/8 to all of the train files (three draws each) gains 0.023 on FFHQ vs StyleGAN v1 from a quarter to
 half of them (0.929 -> 0.952) and 0.007 from half to all (-> 0.959); stacked with the CNN and cues, 0.942 -> 0.957 ->
 0.964. The curve flattens near 0.97 on this pair: more files of these sources would not reach 0.99 through this input.
+A CNN that learns its own features is still climbing (`detectors/face/explore_cnn_curve_results.md`; 1.0.0's 96 px CPU
+recipe, three seeds, equal steps): 0.669 -> 0.726 -> 0.761 on the pair from a quarter to all the files, and 0.806 with
+four times the steps. Lifting the pair needs more StyleGAN-era training faces together with GPU training (or
+pretrained weights closer to the task), not more files for the frozen input alone.
 """
 
 
