@@ -301,7 +301,7 @@ def lm_sections(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[
         + _cnn_holdout() + "- Below 0.95 AUROC on the test split (domains with >= 100 texts, shipped cascade): "
         + _below(test["per_domain"], lm["variants"]["off"]["test"]["per_domain"]) + "; generators below 0.95: "
         + _below(test["per_generator"], lm["variants"]["off"]["test"]["per_generator"]) + ".\n"
-        "- squad, furthest under: its AI texts are pure samples (temperature 1) from GPT-2-XL, OPT, GPT-Neo, GPT-J and "
+        "- squad, furthest under: its AI texts are sampled directly from GPT-2-XL, OPT, GPT-Neo, GPT-J and "
         "GPT-NeoX continuing a Wikipedia paragraph, and its human texts are Wikipedia, which SmolLM2 finds predictable. "
         "No SmolLM2 feature reaches 0.86 there alone: a screen of Fast-DetectGPT with a tempered sampling distribution "
         "and of probability-integral statistics (`detectors/text/lm/explore_temperature_results.md`) found at best "

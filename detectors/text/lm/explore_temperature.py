@@ -5,8 +5,8 @@ Run (about 9 minutes on the shared 2-core machine for squad's 525 validation and
     .venv/bin/python -m detectors.text.lm.explore_temperature --domains squad --out /tmp/squad_temperature.npz \
         > detectors/text/lm/explore_temperature_results.md
 
-Why: squad is the domain furthest under the issue's 0.95 (test AUROC 0.823 in auto mode). Its AI texts are pure
-samples (temperature 1) from GPT-2-XL, OPT-2.7B, GPT-Neo-2.7B, GPT-J-6B and GPT-NeoX-20B continuing a Wikipedia
+Why: squad is the domain furthest under the issue's 0.95 (test AUROC 0.823 in auto mode). Its AI texts are sampled
+directly (the dataset README's words) from GPT-2-XL, OPT-2.7B, GPT-Neo-2.7B, GPT-J-6B and GPT-NeoX-20B continuing a Wikipedia
 paragraph's first 30 tokens. Fast-DetectGPT's analytic score compares log q(x) with its expectation under a
 sampling distribution; with the scorer q = SmolLM2-135M, which is less sure of itself than those larger models, the
 expectation under a sharpened q (q_T, T < 1) may sit closer to where their samples fall. Whatever T, the ratio
