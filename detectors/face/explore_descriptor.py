@@ -219,6 +219,19 @@ def bootstrap_diff(a: np.ndarray, b: np.ndarray, y: np.ndarray, files: np.ndarra
     return float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5)), float((d <= 0).mean())
 
 
+def stacked_row(label: str, cols: list[np.ndarray], base: np.ndarray | None, y: np.ndarray, files: np.ndarray,
+                source: np.ndarray, seed: int) -> tuple[np.ndarray, str, float]:
+    """``cols`` stacked out of fold (``out_of_fold``) and its markdown row against ``base`` (the stacked reference;
+    ``None``: this row is the reference): label, AUROC, TPR@1%FPR, the pairs' cells and the paired bootstrap's 95%
+    interval of the AUROC difference, without the closing ``|``. Returns the stacked logits, the row and the
+    bootstrap's share of draws <= 0."""
+    stacked = out_of_fold(np.column_stack(cols), y, files)
+    lo, hi, share = bootstrap_diff(stacked if base is None else base, stacked, y, files, seed)
+    row = (f"| {label} | {auroc(stacked, y):.4f} | {tpr_at_fpr(stacked, y, 0.01):.4f} | {pair_cells(stacked, y, source)} | "
+           f"[{lo:+.4f}, {hi:+.4f}]")
+    return stacked, row, share
+
+
 def shipped_setup(args: argparse.Namespace) -> tuple[dict[str, list[Record]], FaceFinder, ValidationLogits, str]:
     """The later experiments' common start: the seeded splits, the shipped finder, the 2.7.0 validation logits
     (``stacking._cached_validation`` under :data:`CACHE_DIR`) and the finder's cache-name stem."""
@@ -235,12 +248,15 @@ def shipped_train_descriptors(records: list[Record], seed: int, finder: FaceFind
     return cached_face_descriptors(records, seed, TRAIN_RNG_OFFSET, path, finder)
 
 
-def experiment_args(doc: str) -> argparse.Namespace:
-    """``--data``, ``--weights`` and ``--seed`` of a face experiment (``doc``: its module docstring); logging set up."""
+def experiment_args(doc: str, extra: Callable[[argparse.ArgumentParser], object] | None = None) -> argparse.Namespace:
+    """``--data``, ``--weights`` and ``--seed`` of a face experiment (``doc``: its module docstring), plus whatever
+    ``extra`` adds to the parser; logging set up."""
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets/faces"))
     parser.add_argument("--weights", type=Path, default=Path("weights/face"))
     parser.add_argument("--seed", type=int, default=0)
+    if extra is not None:
+        extra(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     return args

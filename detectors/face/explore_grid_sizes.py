@@ -27,7 +27,7 @@ import numpy as np
 from detectors.face.data import Record, list_records, split_records
 from detectors.face.descriptor_model import GRID_FILE, TRAIN_RNG_OFFSET, DescriptorModel
 from detectors.face.embedding import GRID_DIM, STAGES_DIM, OnnxFaceNet
-from detectors.face.explore_descriptor import cached_arrays, say
+from detectors.face.explore_descriptor import cached_arrays, experiment_args, say
 from detectors.face.explore_stages_followups import compare_summary, network_arrays, start_comparison, wide_chip
 from detectors.face.stacking import VAL_RNG_OFFSET
 
@@ -72,17 +72,8 @@ def wide_arrays(records: list[Record], seed: int, offset: int, weights: Path, na
 
 
 def main() -> None:
-    import argparse
-    import logging
-    import sys
-
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/datasets/faces"))
-    parser.add_argument("--weights", type=Path, default=Path("weights/face"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--wide", action="store_true", help="the wider chip's 2 x 2 grid instead of finer grids")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    args = experiment_args(__doc__ or "", lambda parser: parser.add_argument(
+        "--wide", action="store_true", help="the wider chip's 2 x 2 grid instead of finer grids"))
     splits = split_records(list_records(args.data), args.seed)
     train = arrays(splits["train"], args.seed, TRAIN_RNG_OFFSET, args.weights, "train")
     val = arrays(splits["validation"], args.seed, VAL_RNG_OFFSET, args.weights, "validation")

@@ -47,17 +47,17 @@ from detectors.face.descriptor_model import (
     fit_with_c,
 )
 from detectors.face.explore_descriptor import (
-    bootstrap_diff,
     cached_arrays,
     experiment_args,
     pair_cells,
     say,
     shipped_setup,
     shipped_train_descriptors,
+    stacked_row,
 )
 from detectors.face.finding import FaceFinder
 from detectors.face.pipeline import V2_CROP
-from detectors.face.stacking import VAL_RNG_OFFSET, out_of_fold
+from detectors.face.stacking import VAL_RNG_OFFSET
 from detectors.metrics import auroc, tpr_at_fpr
 
 EYE_SIZE = 64
@@ -136,16 +136,10 @@ def faces_eyes(records: list[Record], seed: int, rng_offset: int, finder: FaceFi
 
 
 def main() -> None:
-    import argparse
-    import sys
-
-    extra = argparse.ArgumentParser()
-    extra.add_argument("--iris", type=Path, required=True)
-    own, rest = extra.parse_known_args()
-    sys.argv = [sys.argv[0], *rest]
-    args = experiment_args(__doc__ or "")
+    args = experiment_args(__doc__ or "", lambda parser: parser.add_argument("--iris", type=Path, required=True,
+                                                                             help="the iris model converted to ONNX"))
     splits, finder, val, name = shipped_setup(args)
-    net = IrisNet(own.iris)
+    net = IrisNet(args.iris)
     train_desc = shipped_train_descriptors(splits["train"], args.seed, finder, name)
     train_eyes = cached_arrays(f"eyes_train_{name}_n{len(splits['train'])}.npz",
                                lambda: faces_eyes(splits["train"], args.seed, TRAIN_RNG_OFFSET, finder, net))
@@ -176,15 +170,13 @@ def main() -> None:
     say("| stacker inputs | OOF AUROC | OOF TPR@1% | ffhq vs stylegan1 | ciplab vs sd21 | ffhq vs sd21 | ciplab vs stylegan1 | "
         "AUROC diff 95% CI (share <= 0) |")
     say("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    base = out_of_fold(np.column_stack([val.columns["cnn_v2"], val.columns["cues"], grid]), y, files)
+    base: np.ndarray | None = None
     for label, cols in (("cnn_v2, cues, net_grid (2.7.0)", [val.columns["cnn_v2"], val.columns["cues"], grid]),
                         ("+ eyes", [val.columns["cnn_v2"], val.columns["cues"], grid, eyes]),
                         ("cnn_v2, cues, eyes", [val.columns["cnn_v2"], val.columns["cues"], eyes])):
-        stacked = out_of_fold(np.column_stack(cols), y, files)
-        lo, hi, share = bootstrap_diff(base, stacked, y, files, args.seed)
-        say(f"| {label} | {auroc(stacked, y):.4f} | {tpr_at_fpr(stacked, y, 0.01):.4f} | {pair_cells(stacked, y, source)} | "
-            f"[{lo:+.4f}, {hi:+.4f}] ({share:.2f}) |")
-
+        stacked, row, share = stacked_row(label, cols, base, y, files, source, args.seed)
+        base = stacked if base is None else base
+        say(f"{row} ({share:.2f}) |")
 
 if __name__ == "__main__":
     main()

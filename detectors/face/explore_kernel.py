@@ -137,23 +137,14 @@ def fit_kernel_model(x: np.ndarray, labels: np.ndarray, groups: np.ndarray,
 def main() -> None:
     """The validation comparison: 2.7.0's stacker inputs (v2 CNN, cues, cross-fitted logistic grid model) with and
     without the cross-fitted kernel model, 5-fold grouped out-of-fold stacking."""
-    import argparse
-    import logging
-    import sys
-
     from detectors.face.data import list_records, split_records
     from detectors.face.descriptor_model import TRAIN_RNG_OFFSET, cross_fitted, fit_with_c
-    from detectors.face.explore_descriptor import bootstrap_diff, pair_cells, say
+    from detectors.face.explore_descriptor import experiment_args, pair_cells, say, stacked_row
     from detectors.face.explore_grid_sizes import arrays
     from detectors.face.stacking import VAL_RNG_OFFSET, out_of_fold
     from detectors.metrics import auroc, tpr_at_fpr
 
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/datasets/faces"))
-    parser.add_argument("--weights", type=Path, default=Path("weights/face"))
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    args = experiment_args(__doc__ or "")
     splits = split_records(list_records(args.data), args.seed)
     train = arrays(splits["train"], args.seed, TRAIN_RNG_OFFSET, args.weights, "train")
     val = arrays(splits["validation"], args.seed, VAL_RNG_OFFSET, args.weights, "validation")
@@ -175,10 +166,7 @@ def main() -> None:
         f"{pair_cells(base, y, source)} | - |")
     for label, cols in (("+ kernel", [val["cnn_v2"], val["cue_logit"], linear, kernel]),
                         ("kernel in place of net_grid", [val["cnn_v2"], val["cue_logit"], kernel])):
-        stacked = out_of_fold(np.column_stack(cols), y, files)
-        lo, hi, _ = bootstrap_diff(base, stacked, y, files, args.seed)
-        say(f"| {label} | {auroc(stacked, y):.4f} | {tpr_at_fpr(stacked, y, 0.01):.4f} | {pair_cells(stacked, y, source)} | "
-            f"[{lo:+.4f}, {hi:+.4f}] |")
+        say(stacked_row(label, cols, base, y, files, source, args.seed)[1] + " |")
 
 
 if __name__ == "__main__":
