@@ -25,8 +25,9 @@ import time
 import numpy as np
 
 from detectors.face.cnn import predict_torch, train_cnn
-from detectors.face.data import SOURCE_NAMES, cache_name
+from detectors.face.data import cache_name
 from detectors.face.explore_descriptor import CACHE_DIR, experiment_args, pair_mask, say
+from detectors.face.explore_learning_curve import file_subset
 from detectors.face.training import CNN_EPOCHS
 from detectors.metrics import auroc, tpr_at_fpr
 
@@ -59,16 +60,7 @@ def main() -> None:
         counts = ""
         epochs = int(round(CNN_EPOCHS * steps / fraction))
         for seed in SEEDS:
-            rng = np.random.default_rng(1000 * seed + int(fraction * 1000))
-            keep: list[int] = []
-            per_source = []
-            for name in ("ffhq", "stylegan1", "ciplab", "sd21"):
-                own = np.unique(records[source == SOURCE_NAMES.index(name)])
-                n = int(round(fraction * len(own)))
-                keep += list(rng.choice(own, n, replace=False)) if fraction < 1 else list(own)
-                per_source.append(str(n))
-            counts = " / ".join(per_source)
-            rows = np.isin(records, keep)
+            rows, counts = file_subset(records, source, fraction, seed)
             start = time.perf_counter()
             model = train_cnn(arrays["train_crops"][rows], arrays["train_labels"][rows], arrays["train_family"][rows],
                               seed, epochs, budget_s=1e9)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from detectors.face.data import SOURCE_NAMES
 from detectors.face.descriptor_model import SUMMARY_INPUTS, fit_with_c
 from detectors.face.explore_descriptor import (
     experiment_args,
@@ -38,6 +39,21 @@ SHIPPED_C = 0.003
 FOCUS = ("ffhq", "stylegan1")
 
 
+def file_subset(record: np.ndarray, source: np.ndarray, fraction: float, draw: int) -> tuple[np.ndarray, str]:
+    """Draw ``draw`` of ``fraction`` of the train files: ``round(fraction x n)`` files (at least 2) of each source, seeded
+    by the draw and the fraction, so every curve sees the same files. ``record`` and ``source`` (an index into
+    ``SOURCE_NAMES``) are per row; returns the rows of the files drawn and the per-source counts, ``"a / b / c / d"``."""
+    rng = np.random.default_rng(1000 * draw + int(fraction * 1000))
+    keep: list[int] = []
+    counts = []
+    for k in range(len(SOURCE_NAMES)):
+        own = np.unique(record[source == k])
+        n = max(2, int(round(fraction * len(own))))
+        keep += list(rng.choice(own, n, replace=False))
+        counts.append(str(n))
+    return np.isin(record, keep), " / ".join(counts)
+
+
 def main() -> None:
     args = experiment_args(__doc__ or "")
     splits, finder, val, name = shipped_setup(args)
@@ -45,7 +61,7 @@ def main() -> None:
     spec = SUMMARY_INPUTS["net_grid"]
     tx, ty = train["stages"][:, spec.start : spec.stop], train["labels"]
     vx, y, source, files = val.stages[:, spec.start : spec.stop], val.labels, val.source, val.record
-    train_source = np.array([splits["train"][int(i)].source for i in train["record"]])
+    train_source = np.array([SOURCE_NAMES.index(splits["train"][int(i)].source) for i in train["record"]])
     focus = pair_mask(source, FOCUS)
     say("# Learning curve of the grid model (validation; train-only models, C = 0.003)\n")
     say(f"validation: {len(y)} judged faces of {len(np.unique(files))} files; train: {len(ty)} faces of "
@@ -57,16 +73,7 @@ def main() -> None:
         cells: list[list[float]] = [[], [], [], [], []]
         counts = ""
         for draw in range(DRAWS if fraction < 1 else 1):
-            rng = np.random.default_rng(1000 * draw + int(fraction * 1000))
-            keep_files: list[int] = []
-            per_source = []
-            for src in ("ffhq", "stylegan1", "ciplab", "sd21"):
-                own = np.unique(train["record"][train_source == src])
-                n = max(2, int(round(fraction * len(own))))
-                keep_files += list(rng.choice(own, n, replace=False))
-                per_source.append(str(n))
-            counts = " / ".join(per_source)
-            rows = np.isin(train["record"], keep_files)
+            rows, counts = file_subset(train["record"], train_source, fraction, draw)
             grid = fit_with_c(tx[rows], ty[rows], SHIPPED_C).logits(vx)
             stacked = out_of_fold(np.column_stack([val.columns["cnn_v2"], val.columns["cues"], grid]), y, files)
             for k, v in enumerate((auroc(grid, y), auroc(grid[focus], y[focus]), auroc(stacked, y),
